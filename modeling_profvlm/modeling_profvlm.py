@@ -1,0 +1,340 @@
+# ProfVLM: frozen TimeSformer per camera view -> AttentiveGatedProjector -> SmolLM2 (LLaVA layout and names).
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MultimodalBaseModelOutputWithPast,
+    MultimodalCausalLMOutputWithPast,
+)
+from transformers.modeling_utils import slice_logits_to_keep
+
+from .configuration_profvlm import ProfVLMConfig
+
+
+@dataclass
+class ProfVLMVideoOutput(BaseModelOutputWithPooling):
+    """Video encoder output: `last_hidden_state` (B, V, D_vision) per-view features, `pooler_output`
+    (B, N, D_text) projected video tokens, `view_weights` (B, V) how much each camera contributed."""
+
+    view_weights: torch.FloatTensor | None = None
+
+
+@dataclass
+class ProfVLMModelOutputWithPast(MultimodalBaseModelOutputWithPast):
+    """ProfVLMModel output: the language model's outputs plus `view_weights` (B, V)."""
+
+    view_weights: torch.FloatTensor | None = None
+
+
+@dataclass
+class ProfVLMCausalLMOutputWithPast(MultimodalCausalLMOutputWithPast):
+    """ProfVLMForConditionalGeneration output: loss, logits, cache, plus `view_weights` (B, V)."""
+
+    view_weights: torch.FloatTensor | None = None
+
+
+# Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer model.py; PAPER.md §1a).
+class AttentiveGatedProjector(nn.Module):
+    """Fuses V per-view features into `num_video_tokens` LM embeddings: per-view LayerNorm, self-attention
+    across views (missing views masked out), masked mean, Linear-GELU-LayerNorm-Dropout, sigmoid gate,
+    Linear-LayerNorm, and a learned re-scaling of the output statistics."""
+
+    def __init__(self, config: ProfVLMConfig):
+        super().__init__()
+        d_in, d_hidden = config.vision_config.hidden_size, config.projector_hidden_size
+        self.d_out, self.num_tokens = config.text_config.hidden_size, config.num_video_tokens
+        self.view_norm = nn.LayerNorm(d_in)
+        self.view_attention = nn.MultiheadAttention(
+            d_in, config.projector_num_heads, dropout=config.projector_dropout, batch_first=True
+        )
+        self.fc_in = nn.Linear(d_in, d_hidden)
+        self.act = nn.GELU()
+        self.hidden_norm = nn.LayerNorm(d_hidden)
+        self.dropout = nn.Dropout(config.projector_dropout)
+        self.gate = nn.Linear(d_hidden, d_hidden)
+        self.fc_out = nn.Linear(d_hidden, self.d_out * self.num_tokens)
+        self.out_norm = nn.LayerNorm(self.d_out)
+        # "Adaptive self-calibration": match the scale of the LM's token embeddings.
+        self.output_scale = nn.Parameter(torch.tensor(config.projector_init_std))
+        self.output_shift = nn.Parameter(torch.tensor(config.projector_init_mean))
+
+    def forward(self, view_features: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """view_features (B, V, D_in), view_mask (B, V) with 1 = present -> tokens (B, N, D_out), weights (B, V)."""
+        valid = view_mask.bool()
+        x = self.view_norm(view_features)
+        # Missing views are excluded as keys, so they cannot influence any present view.
+        attended, attn = self.view_attention(
+            x, x, x, key_padding_mask=~valid, need_weights=True, average_attn_weights=True
+        )  # attn: [B, V_query, V_key]
+        weights = valid.unsqueeze(-1).to(attended.dtype)
+        fused = (attended * weights).sum(1) / weights.sum(1)  # masked mean over views: [B, D_in]
+        # How much each camera was attended to, averaged over the present query views: [B, V]
+        view_weights = (attn * weights).sum(1) / weights.sum(1)
+
+        h = self.dropout(self.hidden_norm(self.act(self.fc_in(fused))))
+        h = h * torch.sigmoid(self.gate(h))
+        out = self.out_norm(self.fc_out(h).view(-1, self.num_tokens, self.d_out))  # [B, N, D_out]
+        mean, std = out.mean(-1, keepdim=True), out.std(-1, keepdim=True)
+        out = (out - mean) / (std + 1e-6) * self.output_scale + self.output_shift
+        return out, view_weights
+
+
+class ProfVLMPreTrainedModel(PreTrainedModel):
+    """Flags and weight init shared by the ProfVLM classes."""
+
+    config: ProfVLMConfig
+    base_model_prefix = "model"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _skip_keys_device_placement = ["past_key_values", "cache"]
+    _no_split_modules = ["TimesformerLayer", "LlamaDecoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        # Raw nn.Parameters are not initialised by the generic init (HF_STACK_NOTES.md §1.2).
+        if isinstance(module, AttentiveGatedProjector):
+            init.constant_(module.output_scale, self.config.projector_init_std)
+            init.constant_(module.output_shift, self.config.projector_init_mean)
+
+    def enable_input_require_grads(self):
+        """Hook only the text embeddings: TimeSformer's patch embedding returns a tuple and would crash the
+        generic hook (HF_STACK_NOTES.md §5.2), and the frozen tower needs no input gradients anyway."""
+        hook = self.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True))
+        self._require_grads_hooks = [hook]
+        self._require_grads_hook = hook
+
+
+class ProfVLMModel(ProfVLMPreTrainedModel):
+    """Vision tower (frozen), multi-view projector and language model, without the LM head."""
+
+    def __init__(self, config: ProfVLMConfig):
+        super().__init__(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.vision_tower.requires_grad_(False)  # frozen: ProfVLM never trains the tower
+        self.multi_modal_projector = AttentiveGatedProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def _check_view_mask(self, view_mask: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+        views = self.config.num_views
+        if view_mask is None:
+            return torch.ones(batch, views, dtype=torch.long, device=device)
+        if tuple(view_mask.shape) != (batch, views):
+            raise ValueError(
+                f"view_mask must have shape (batch, num_views) = ({batch}, {views}), got {tuple(view_mask.shape)}."
+            )
+        empty = (view_mask == 0).all(-1).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"Sample(s) {empty} have every view masked in view_mask; at least one view is needed.")
+        return view_mask
+
+    @torch.no_grad()
+    def encode_views(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the frozen tower on the present views only and mean-pool its tokens.
+        (B, V, T, 3, H, W) -> (B, V, D_vision), zeros for missing views. This is what the feature cache stores."""
+        if pixel_values_videos.ndim != 6:
+            raise ValueError(
+                "pixel_values_videos must be 6-D (batch, views, frames, 3, height, width), "
+                f"got {pixel_values_videos.ndim}-D with shape {tuple(pixel_values_videos.shape)}."
+            )
+        batch, views = pixel_values_videos.shape[:2]
+        if views != self.config.num_views:
+            raise ValueError(f"pixel_values_videos has {views} views, but the config expects num_views={self.config.num_views}.")
+        present = self._check_view_mask(view_mask, batch, pixel_values_videos.device).bool()
+        clips = pixel_values_videos[present]  # [B, V, T, C, H, W] -> [n_present, T, C, H, W]
+        tower_dtype = self.vision_tower.dtype
+        tokens = self.vision_tower(pixel_values=clips.to(tower_dtype)).last_hidden_state  # [n, 1 + T*P, D]
+        pooled = tokens.mean(1)
+        features = pooled.new_zeros(batch, views, pooled.shape[-1])
+        features[present] = pooled
+        return features
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        view_mask: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> ProfVLMVideoOutput:
+        """Encode the views (or take cached per-view `video_features` (B, V, D_vision)) and project them to
+        `num_video_tokens` LM embeddings per sample."""
+        if (pixel_values_videos is None) == (video_features is None):
+            raise ValueError("Pass exactly one of pixel_values_videos or video_features.")
+        if video_features is None:
+            video_features = self.encode_views(pixel_values_videos, view_mask)
+        expected = (self.config.num_views, self.config.vision_config.hidden_size)
+        if video_features.ndim != 3 or tuple(video_features.shape[1:]) != expected:
+            raise ValueError(
+                f"video_features must have shape (batch, {expected[0]}, {expected[1]}), got {tuple(video_features.shape)}."
+            )
+        view_mask = self._check_view_mask(view_mask, video_features.shape[0], video_features.device)
+        projector_dtype = self.multi_modal_projector.fc_in.weight.dtype
+        # Zero the missing views so nothing of them (not even a NaN) can reach the fused output.
+        video_features = video_features.to(projector_dtype) * view_mask.unsqueeze(-1).to(projector_dtype)
+        tokens, view_weights = self.multi_modal_projector(video_features, view_mask)
+        return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights)
+
+    def get_placeholder_mask(self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, video_features: torch.Tensor):
+        """Where the `<video>` placeholders are; checks there are exactly samples x num_video_tokens of them."""
+        if input_ids is None:
+            video_embed = self.get_input_embeddings()(
+                torch.tensor(self.config.video_token_id, dtype=torch.long, device=inputs_embeds.device)
+            )
+            mask = (inputs_embeds == video_embed).all(-1)
+        else:
+            mask = input_ids == self.config.video_token_id
+        n_tokens, n_features = int(mask.sum()), video_features.shape[0] * video_features.shape[1]
+        if n_tokens != n_features:
+            raise ValueError(
+                f"The text has {n_tokens} `{self.config.video_token}` placeholder tokens, but {video_features.shape[0]} "
+                f"video sample(s) x num_video_tokens={self.config.num_video_tokens} = {n_features} were expected."
+            )
+        return mask.unsqueeze(-1).expand_as(inputs_embeds)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        view_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        inputs_embeds: torch.Tensor | None = None,
+        mm_encoder_outputs: dict | None = None,
+        **kwargs,
+    ) -> ProfVLMModelOutputWithPast:
+        """Embed the text, write the projected video tokens into the `<video>` placeholders, run the LM."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        video_outputs = (mm_encoder_outputs or {}).get("video")
+        if video_outputs is not None and (pixel_values_videos is not None or video_features is not None):
+            raise ValueError("Pass either mm_encoder_outputs['video'] or pixel_values_videos/video_features, not both.")
+        if video_outputs is None and (pixel_values_videos is not None or video_features is not None):
+            video_outputs = self.get_video_features(pixel_values_videos, view_mask, video_features)
+        if video_outputs is not None:
+            tokens = video_outputs.pooler_output.to(inputs_embeds.device, inputs_embeds.dtype)
+            mask = self.get_placeholder_mask(input_ids, inputs_embeds, tokens)
+            inputs_embeds = inputs_embeds.masked_scatter(mask, tokens)
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        return ProfVLMModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_outputs=video_outputs,
+            view_weights=None if video_outputs is None else video_outputs.view_weights,
+        )
+
+
+class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
+    """ProfVLM with the LM head: answers "Proficiency: <label>\\nFeedback: <text>" for a multi-view take."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
+
+    def __init__(self, config: ProfVLMConfig):
+        super().__init__(config)
+        self.model = ProfVLMModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def get_video_features(self, pixel_values_videos=None, view_mask=None, video_features=None, **kwargs):
+        """See `ProfVLMModel.get_video_features`."""
+        return self.model.get_video_features(pixel_values_videos, view_mask, video_features, **kwargs)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        view_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        mm_encoder_outputs: dict | None = None,
+        **kwargs,
+    ) -> ProfVLMCausalLMOutputWithPast:
+        """Inputs: token ids with `<video>` placeholders and either `pixel_values_videos` (B, V, T, 3, H, W) or
+        cached `video_features` (B, V, D_vision), a `view_mask` (B, V), and unshifted `labels` (-100 = ignored)."""
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values_videos=pixel_values_videos,
+            video_features=video_features,
+            view_mask=view_mask,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            mm_encoder_outputs=mm_encoder_outputs,
+            **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
+        return ProfVLMCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_outputs=outputs.video_outputs,
+            view_weights=outputs.view_weights,
+        )
+
+    @torch.no_grad()
+    def generate(self, inputs=None, **kwargs):
+        """GenerationMixin.generate; cached `video_features` are projected once before prefill, exactly as
+        generate() itself encodes `pixel_values_videos`, so neither the tower nor the projector runs per token."""
+        if kwargs.get("video_features") is not None:
+            video = self.model.get_video_features(
+                video_features=kwargs.pop("video_features"), view_mask=kwargs.pop("view_mask", None)
+            )
+            kwargs["mm_encoder_outputs"] = {**(kwargs.get("mm_encoder_outputs") or {}), "video": video}
+        return super().generate(inputs, **kwargs)
+
+
+__all__ = [
+    "AttentiveGatedProjector",
+    "ProfVLMPreTrainedModel",
+    "ProfVLMModel",
+    "ProfVLMForConditionalGeneration",
+]

