@@ -11,6 +11,7 @@ _PROJECT_PACKAGES = ("modeling_profvlm", "processing")
 EXPORTED_MODULES: tuple[str, ...] = (
     "modeling_profvlm/configuration_profvlm.py",
     "modeling_profvlm/modeling_profvlm.py",
+    "modeling_profvlm/label_scoring.py",
     "modeling_profvlm/pipeline_profvlm.py",
     "processing/processing_profvlm.py",
     "processing/text_format.py",
