@@ -1,0 +1,144 @@
+# Frame samplers: which T frame indices of a clip go to the vision tower. Each returns sorted, in-range indices.
+import bisect
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SampledIndices:
+    """T sorted frame indices of a clip of `num_frames` frames. `repeated` is True when some index appears
+    more than once, which happens only when the clip has fewer frames than asked for."""
+
+    indices: tuple[int, ...]
+    num_frames: int
+    sampler: str
+
+    @property
+    def repeated(self) -> bool:
+        """Whether frames were repeated because the clip is shorter than T."""
+        return len(set(self.indices)) < len(self.indices)
+
+    def to_dict(self) -> dict:
+        """Plain-Python metadata (JSON-friendly)."""
+        return {"indices": list(self.indices), "num_frames": self.num_frames, "sampler": self.sampler,
+                "repeated": self.repeated}
+
+
+def _check(num_frames: int, num_samples: int) -> None:
+    if num_frames < 1 or num_samples < 1:
+        raise ValueError(
+            f"frame sampling needs num_frames >= 1 and num_samples >= 1, got {num_frames} and {num_samples}."
+        )
+
+
+def _centres(start: int, length: int, count: int) -> list[int]:
+    """`count` indices at the centres of `count` equal parts of [start, start + length); repeats if length < count."""
+    return [start + int((i + 0.5) * length / count) for i in range(count)]
+
+
+def sample_uniform_indices(num_frames: int, num_samples: int = 8) -> SampledIndices:
+    """T frames spread over the whole clip, one at the centre of each of T equal parts (TSN/TimeSformer test-time
+    sampling). Deterministic."""
+    _check(num_frames, num_samples)
+    return SampledIndices(tuple(_centres(0, num_frames, num_samples)), num_frames, "uniform")
+
+
+def sample_random_window_indices(
+    num_frames: int, num_samples: int = 8, stride: int = 4, seed: int | None = None
+) -> SampledIndices:
+    """A random contiguous window of `num_samples * stride` frames with T frames evenly inside (the training
+    augmentation of SkillFormer / the VideoMAE recipe). A clip shorter than the window is sampled whole."""
+    _check(num_frames, num_samples)
+    if stride < 1:
+        raise ValueError(f"random_window needs stride >= 1, got {stride}.")
+    window = min(num_samples * stride, num_frames)
+    start = int(np.random.default_rng(seed).integers(0, num_frames - window + 1))
+    return SampledIndices(tuple(_centres(start, window, num_samples)), num_frames, "random_window")
+
+
+def sample_segment_indices(
+    num_frames: int,
+    num_samples: int = 8,
+    fps: float = 30.0,
+    num_segments: int = 2,
+    segment_seconds: float = 2.0,
+    seed: int | None = None,
+) -> SampledIndices:
+    """PATS-style: `num_segments` non-overlapping segments of `segment_seconds` each, with T/num_segments frames
+    per segment (the first T % num_segments take one more). The clip is cut into parts proportional to those
+    counts and one segment lies in each part: centred without a seed, at a random offset with one. A segment
+    shrinks to fit its part; it never holds fewer frames than it samples unless the clip is shorter than T."""
+    _check(num_frames, num_samples)
+    if num_segments < 1 or segment_seconds <= 0 or fps <= 0:
+        raise ValueError(
+            f"segments needs num_segments >= 1, segment_seconds > 0 and fps > 0, "
+            f"got {num_segments}, {segment_seconds} and {fps}."
+        )
+    rng = np.random.default_rng(seed)
+    counts = [num_samples // num_segments + (1 if k < num_samples % num_segments else 0) for k in range(num_segments)]
+    bounds = np.cumsum([0] + counts)
+    indices: list[int] = []
+    for k, count in enumerate(counts):
+        if count == 0:  # fewer samples than segments
+            continue
+        part_start = num_frames * int(bounds[k]) // num_samples
+        part_end = max(num_frames * int(bounds[k + 1]) // num_samples, part_start + 1)  # non-empty if the clip is short
+        length = min(max(count, round(segment_seconds * fps)), part_end - part_start)
+        slack = part_end - part_start - length
+        offset = slack // 2 if seed is None else int(rng.integers(0, slack + 1))
+        indices.extend(_centres(part_start + offset, length, count))
+    return SampledIndices(tuple(indices), num_frames, "segments")
+
+
+FRAME_SAMPLERS: dict[str, Callable[..., SampledIndices]] = {
+    "uniform": sample_uniform_indices,
+    "random_window": sample_random_window_indices,
+    "segments": sample_segment_indices,
+}
+
+
+def sample_frame_indices(
+    sampler: str, num_frames: int, num_samples: int = 8, *, fps: float = 30.0, seed: int | None = None, **options
+) -> SampledIndices:
+    """Run the sampler named `sampler` (a key of FRAME_SAMPLERS), passing `fps`/`seed` only where it takes them."""
+    if sampler not in FRAME_SAMPLERS:
+        raise ValueError(f"unknown frame sampler '{sampler}'; expected one of {sorted(FRAME_SAMPLERS)}.")
+    fn = FRAME_SAMPLERS[sampler]
+    accepted = inspect.signature(fn).parameters
+    extra = {k: v for k, v in {"fps": fps, "seed": seed}.items() if k in accepted}
+    unknown = set(options) - set(accepted)
+    if unknown:
+        raise ValueError(f"frame sampler '{sampler}' got unknown options {sorted(unknown)}; it takes {list(accepted)}.")
+    return fn(num_frames, num_samples, **extra, **options)
+
+
+def snap_to_keyframes(indices: Sequence[int], keyframes: Sequence[int]) -> tuple[int, ...]:
+    """Move each of the sorted `indices` to its nearest keyframe (a keyframe decodes without earlier frames, so
+    reading gets much cheaper) when that keeps them strictly increasing; otherwise the index stays. Indices with
+    repeats (a clip shorter than T) and an empty keyframe list are returned unchanged."""
+    indices = tuple(int(i) for i in indices)
+    keyframes = sorted(set(keyframes))
+    if not keyframes or len(set(indices)) < len(indices):
+        return indices
+    snapped: list[int] = []
+    for i, idx in enumerate(indices):
+        pos = bisect.bisect_left(keyframes, idx)
+        near = min(keyframes[max(pos - 1, 0) : pos + 1], key=lambda k: (abs(k - idx), k))
+        lower = snapped[-1] if snapped else -1
+        upper = indices[i + 1] if i + 1 < len(indices) else float("inf")
+        snapped.append(near if lower < near < upper else idx)
+    return tuple(snapped)
+
+
+__all__ = [
+    "SampledIndices",
+    "FRAME_SAMPLERS",
+    "sample_uniform_indices",
+    "sample_random_window_indices",
+    "sample_segment_indices",
+    "sample_frame_indices",
+    "snap_to_keyframes",
+]

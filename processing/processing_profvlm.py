@@ -1,0 +1,211 @@
+# ProfVLMProcessor: a take's camera views -> pixel_values_videos + view_mask; text -> input_ids with <video> expanded.
+import importlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from modeling_profvlm.configuration_profvlm import VIDEO_TOKEN, VIEW_NAMES
+from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
+from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages
+from processing.video_io import (
+    describe_source,
+    frames_to_rgb,
+    is_frame_list,
+    keyframes_near,
+    probe_video,
+    read_frames,
+)
+
+# TimeSformer checkpoints (facebook/timesformer-*) normalise with these, not with the ImageNet 0.485/0.229 set.
+TIMESFORMER_MEAN = (0.45, 0.45, 0.45)
+TIMESFORMER_STD = (0.225, 0.225, 0.225)
+
+
+class ProfVLMProcessor(ProcessorMixin):
+    """Tokenizer plus a torch video pipeline (decode with PyAV, sample T frames per view, resize the shorter side
+    to `image_size`, centre-crop, normalise). torchvision cannot be installed here, so there is no
+    `image_processor`. One `video_token` in a text stands for one take (all of its views)."""
+
+    def __init__(
+        self,
+        tokenizer=None,
+        chat_template: str | None = None,
+        video_token: str = VIDEO_TOKEN,
+        num_video_tokens: int = 1,
+        num_frames: int = 8,
+        image_size: int = 224,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        view_names: list[str] | None = None,
+        frame_sampler: str = "uniform",
+        snap_to_keyframes: bool = False,
+        **kwargs,
+    ):
+        self.video_token, self.num_video_tokens, self.num_frames = video_token, num_video_tokens, num_frames
+        self.image_size, self.frame_sampler, self.snap_to_keyframes = image_size, frame_sampler, snap_to_keyframes
+        self.image_mean = list(image_mean if image_mean is not None else TIMESFORMER_MEAN)
+        self.image_std = list(image_std if image_std is not None else TIMESFORMER_STD)
+        self.view_names = list(view_names if view_names is not None else VIEW_NAMES)
+        super().__init__(tokenizer, chat_template=chat_template or CHAT_TEMPLATE, **kwargs)
+        if frame_sampler not in FRAME_SAMPLERS:
+            raise ValueError(f"unknown frame_sampler {frame_sampler!r}; expected one of {sorted(FRAME_SAMPLERS)}.")
+        if video_token not in tokenizer.get_vocab():
+            raise ValueError(f"the tokenizer has no {video_token!r} token; add it as a special token first.")
+        self.video_token_id = tokenizer.convert_tokens_to_ids(video_token)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """The keys `__call__` returns for the model."""
+        return ["input_ids", "attention_mask", "pixel_values_videos", "view_mask"]
+
+    def build_prompt(self, instruction: str = DEFAULT_INSTRUCTION) -> str:
+        """The inference prompt: the chat template applied to `build_messages()`, ending with the assistant header."""
+        return self.apply_chat_template(build_messages(instruction=instruction), add_generation_prompt=True)
+
+    def __call__(
+        self,
+        text=None,
+        videos=None,
+        return_tensors="pt",
+        frame_sampler: str | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """`text`: a string or list; each `video_token` is one take. `videos`: a list of takes, each a dict
+        {view name: path or frames}, a list in view order (None = missing) or a single clip (the ego view).
+        Returns input_ids, attention_mask, pixel_values_videos (B, V, T, 3, H, W) and view_mask (B, V);
+        `frame_sampler`/`seed` override the sampler for this call (see `process_videos`)."""
+        if text is None and videos is None:
+            raise ValueError("ProfVLMProcessor needs `text`, `videos` or both; got neither.")
+        return_metadata = kwargs.pop("return_metadata", False)
+        return_offsets = kwargs.pop("return_text_replacement_offsets", False)
+        data = self.process_videos(videos, frame_sampler, seed) if videos is not None else {}
+        if not return_metadata:
+            data.pop("video_metadata", None)
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            num_placeholders = sum(t.count(self.video_token) for t in texts)
+            if videos is not None and num_placeholders != len(data["view_mask"]):
+                raise ValueError(
+                    f"expected one {self.video_token!r} per take: got {len(data['view_mask'])} takes in `videos` "
+                    f"and {num_placeholders} {self.video_token!r} in `text`."
+                )
+            expanded = [self.video_token * self.num_video_tokens] * num_placeholders
+            texts, offsets = self.get_text_with_replacements(texts, videos_replacements=expanded)
+            data.update(self.tokenizer(texts, **{"padding": True, **kwargs}))
+            if return_offsets:
+                data["text_replacement_offsets"] = offsets
+        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
+
+    def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None) -> dict:
+        """Video side only: {"pixel_values_videos": float32 (B, V, T, 3, S, S), "view_mask": long (B, V),
+        "video_metadata": per take, per view a dict (indices, num_frames, fps, source) or None}. With `seed`,
+        take b uses seed + b, and all views of a take the same seed (frame-aligned views get the same window)."""
+        takes = self._as_batch(videos)
+        num_views, size = len(self.view_names), self.image_size
+        pixels = torch.zeros(len(takes), num_views, self.num_frames, 3, size, size)
+        view_mask = torch.zeros(len(takes), num_views, dtype=torch.long)
+        metadata = [[None] * num_views for _ in takes]
+        views = [self._views_of(take, b) for b, take in enumerate(takes)]
+        jobs = [(b, v, src) for b, srcs in enumerate(views) for v, src in enumerate(srcs) if src is not None]
+
+        # PyAV decodes without the GIL, so views decode in parallel, one thread each once they fill the cores.
+        workers = max(1, min(len(jobs), os.cpu_count() or 1))
+        threads = max(1, (os.cpu_count() or 1) // len(jobs)) if jobs else 1
+
+        def run(job):
+            b, v, src = job
+            seed_b = None if seed is None else seed + b
+            frames, meta = self._load_view(src, self.view_names[v], frame_sampler, seed_b, threads)
+            return b, v, self._to_pixels(frames), meta
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for b, v, view_pixels, meta in pool.map(run, jobs):
+                pixels[b, v], view_mask[b, v], metadata[b][v] = view_pixels, 1, meta
+        return {"pixel_values_videos": pixels, "view_mask": view_mask, "video_metadata": metadata}
+
+    def _as_batch(self, videos) -> list:
+        if isinstance(videos, dict):  # one take given as a dict
+            videos = [videos]
+        if not isinstance(videos, (list, tuple)) or len(videos) == 0:
+            raise ValueError(f"`videos` must be a non-empty list of takes; got {type(videos).__name__} {videos!r:.80}.")
+        # apply_chat_template hands one list of video blocks per conversation; a dict is never a single view.
+        per_conversation = lambda x: isinstance(x, list) and x and all(isinstance(d, dict) for d in x)  # noqa: E731
+        return [take for x in videos for take in (x if per_conversation(x) else [x])]
+
+    def _views_of(self, take, b: int) -> list:
+        """The take's sources in `view_names` order, None where a view is missing."""
+        names = self.view_names
+        if isinstance(take, dict):
+            unknown = [describe_source(_source_name(take[k]), k) for k in take if k not in names]
+            if unknown:
+                raise ValueError(f"take {b}: unknown view name in {unknown}; expected one of {names}.")
+            views = [take.get(name) for name in names]
+        elif isinstance(take, (list, tuple)) and not is_frame_list(take, arrays=False):
+            if len(take) > len(names):
+                extra = [describe_source(_source_name(src), f"#{i}") for i, src in enumerate(take) if i >= len(names)]
+                raise ValueError(
+                    f"take {b}: got {len(take)} views but at most {len(names)} ({names}) are allowed; extra: {extra}."
+                )
+            views = list(take) + [None] * (len(names) - len(take))
+        else:  # a single clip (path or frames) is the ego view
+            views = [take] + [None] * (len(names) - 1)
+        if all(v is None for v in views):
+            raise ValueError(f"take {b}: expected at least one of the views {names}, got none.")
+        return views
+
+    def _load_view(self, src, view: str, frame_sampler: str | None, seed: int | None, threads: int = 0):
+        """Sample and read T frames of one view: (T, H, W, 3) uint8 and its metadata."""
+        sampler = frame_sampler or self.frame_sampler
+        if isinstance(src, (str, os.PathLike)):
+            info = probe_video(src, view)
+            sampled = sample_frame_indices(sampler, info.num_frames, self.num_frames, fps=info.fps, seed=seed)
+            indices = sampled.indices
+            if self.snap_to_keyframes:
+                indices = snap_to_keyframes(indices, keyframes_near(src, indices, view))
+            meta = {**sampled.to_dict(), "indices": list(indices), "fps": info.fps, "source": str(src)}
+            return read_frames(src, indices, view, threads), meta
+        frames = frames_to_rgb(src, view)
+        sampled = sample_frame_indices(sampler, len(frames), self.num_frames, seed=seed)
+        return frames[list(sampled.indices)], {**sampled.to_dict(), "fps": None, "source": "frames"}
+
+    def _to_pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """Resize the shorter side to `image_size` (bilinear, antialiased, rounded to uint8 like PIL), centre-crop,
+        normalise. uint8 channels-last resizing is torch's fast path (~10x float); the elementwise rest runs in
+        numpy, which stays single-threaded and so does not fight the decoder threads for the cores."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [T, H, W, 3] -> [T, 3, H, W]
+        x = x.contiguous(memory_format=torch.channels_last)  # a no-op for decoded THWC frames
+        h, w, s = x.shape[-2], x.shape[-1], self.image_size
+        long = int(s * max(h, w) / min(h, w))  # same rounding as transformers' get_resize_output_image_size
+        out_h, out_w = (s, long) if h <= w else (long, s)
+        x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=True)
+        top, left = (out_h - s) // 2, (out_w - s) // 2
+        crop = x[..., top : top + s, left : left + s].numpy().astype(np.float32, order="C")
+        std = np.asarray(self.image_std, dtype=np.float32).reshape(3, 1, 1)
+        crop *= 1.0 / (255.0 * std)
+        crop -= np.asarray(self.image_mean, dtype=np.float32).reshape(3, 1, 1) / std
+        return torch.from_numpy(crop)
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save as usual, then copy the code files next to it and add `auto_map`, for `trust_remote_code` loading."""
+        files = super().save_pretrained(save_directory, **kwargs)
+        try:  # imported by name: code_export is not shipped next to checkpoints, so no static import
+            code_export = importlib.import_module("modeling_profvlm.code_export")
+        except ImportError:  # a flat Hub copy of this file: the code is already next to the checkpoint
+            return files
+        code_export.export_code_files(save_directory)
+        code_export.add_auto_map_to_json(Path(save_directory) / "processor_config.json")
+        return files
+
+
+def _source_name(src) -> str:
+    return str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__} frames>"
+
+
+__all__ = ["ProfVLMProcessor"]

@@ -1,0 +1,127 @@
+"""Frame samplers: property tests over clip lengths 1..10,000 and T 1..64, plus the shape of each strategy."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processing.frame_sampling import (
+    FRAME_SAMPLERS,
+    sample_frame_indices,
+    sample_random_window_indices,
+    sample_segment_indices,
+    sample_uniform_indices,
+    snap_to_keyframes,
+)
+
+frame_counts = st.integers(1, 10_000)
+sample_counts = st.integers(1, 64)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def check_valid(result, num_frames: int, num_samples: int) -> None:
+    idx = list(result.indices)
+    assert len(idx) == num_samples
+    assert idx == sorted(idx)
+    assert all(0 <= i < num_frames for i in idx)
+    assert all(type(i) is int for i in idx)
+    assert result.num_frames == num_frames
+    # Repeats happen exactly when the clip is shorter than T, and the metadata says so.
+    assert result.repeated == (num_frames < num_samples)
+    if num_frames >= num_samples:
+        assert all(a < b for a, b in zip(idx, idx[1:]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_counts, sample_counts)
+def test_uniform_is_valid_and_deterministic(num_frames, num_samples):
+    result = sample_uniform_indices(num_frames, num_samples)
+    check_valid(result, num_frames, num_samples)
+    assert result == sample_uniform_indices(num_frames, num_samples)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_counts, sample_counts, st.integers(1, 16), seeds)
+def test_random_window_is_valid_deterministic_and_inside_one_window(num_frames, num_samples, stride, seed):
+    result = sample_random_window_indices(num_frames, num_samples, stride=stride, seed=seed)
+    check_valid(result, num_frames, num_samples)
+    assert result == sample_random_window_indices(num_frames, num_samples, stride=stride, seed=seed)
+    assert result.indices[-1] - result.indices[0] < num_samples * stride
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_counts, sample_counts, st.floats(1.0, 60.0), st.integers(1, 4), st.floats(0.1, 5.0), seeds)
+def test_segments_are_valid_and_deterministic(num_frames, num_samples, fps, num_segments, seconds, seed):
+    kwargs = dict(fps=fps, num_segments=num_segments, segment_seconds=seconds)
+    for s in (seed, None):
+        result = sample_segment_indices(num_frames, num_samples, seed=s, **kwargs)
+        check_valid(result, num_frames, num_samples)
+        assert result == sample_segment_indices(num_frames, num_samples, seed=s, **kwargs)
+
+
+def test_uniform_takes_the_centre_of_equal_parts():
+    assert sample_uniform_indices(80, 8).indices == (5, 15, 25, 35, 45, 55, 65, 75)
+    assert sample_uniform_indices(3, 6).indices == (0, 0, 1, 1, 2, 2)
+    assert sample_uniform_indices(3, 6).repeated
+
+
+def test_random_window_moves_with_the_seed_and_keeps_its_stride():
+    starts = {sample_random_window_indices(3000, 8, stride=4, seed=s).indices[0] for s in range(20)}
+    assert len(starts) > 10
+    idx = sample_random_window_indices(3000, 8, stride=4, seed=1).indices
+    assert [b - a for a, b in zip(idx, idx[1:])] == [4] * 7
+
+
+def test_segments_are_short_non_overlapping_and_split_the_samples():
+    idx = sample_segment_indices(1800, 8, fps=30.0, num_segments=2, segment_seconds=2.0).indices
+    first, second = idx[:4], idx[4:]
+    assert first[-1] - first[0] < 60 and second[-1] - second[0] < 60  # each inside a 2 s segment
+    assert first[-1] < 900 <= second[0]  # one segment per half of the clip
+    odd = sample_segment_indices(900, 7, fps=30.0, num_segments=3, segment_seconds=1.0, seed=3).indices
+    groups = [odd[:3], odd[3:5], odd[5:]]  # 7 = 3 + 2 + 2
+    assert all(g[-1] - g[0] < 30 for g in groups)
+    assert groups[0][-1] < groups[1][0] and groups[1][-1] < groups[2][0]
+
+
+def test_segments_seed_changes_the_offsets():
+    placements = {sample_segment_indices(3000, 8, seed=s).indices for s in range(10)}
+    assert len(placements) > 5
+
+
+def test_registry_and_dispatch():
+    assert set(FRAME_SAMPLERS) == {"uniform", "random_window", "segments"}
+    assert sample_frame_indices("uniform", 80, 8, seed=3).indices == sample_uniform_indices(80, 8).indices
+    segments = sample_segment_indices(1800, 8, fps=10.0)
+    assert sample_frame_indices("segments", 1800, 8, fps=10.0).indices == segments.indices
+    assert sample_frame_indices("random_window", 900, 4, seed=5, stride=2) == sample_random_window_indices(900, 4, 2, 5)
+    with pytest.raises(ValueError, match="unknown frame sampler 'middle'"):
+        sample_frame_indices("middle", 10)
+    with pytest.raises(ValueError, match="unknown options"):
+        sample_frame_indices("uniform", 10, stride=2)
+
+
+@pytest.mark.parametrize("bad", [(0, 8), (10, 0), (-1, 8)])
+def test_invalid_sizes_raise(bad):
+    for fn in FRAME_SAMPLERS.values():
+        with pytest.raises(ValueError, match="num_frames >= 1"):
+            fn(*bad)
+
+
+def test_snap_to_keyframes_moves_to_the_nearest_keyframe_and_keeps_frames_distinct():
+    keyframes = list(range(0, 1800, 60))
+    assert snap_to_keyframes((112, 337, 562, 787), keyframes) == (120, 360, 540, 780)
+    # 100 and 110 are both nearest to keyframe 120: moving 100 there would jump past 110, so 100 stays.
+    assert snap_to_keyframes((100, 110, 200), keyframes) == (100, 120, 180)
+    assert snap_to_keyframes((0, 0, 1), keyframes) == (0, 0, 1)  # repeats (short clip): unchanged
+    assert snap_to_keyframes((5, 9), []) == (5, 9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 5000), min_size=1, max_size=64, unique=True),
+    st.lists(st.integers(0, 5000), max_size=100),
+)
+def test_snap_keeps_indices_strictly_increasing(indices, keyframes):
+    indices = sorted(indices)
+    snapped = snap_to_keyframes(indices, keyframes)
+    assert len(snapped) == len(indices)
+    assert all(a < b for a, b in zip(snapped, snapped[1:]))
+    assert all(s == i or s in keyframes for s, i in zip(snapped, indices))
