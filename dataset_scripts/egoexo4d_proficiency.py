@@ -1,0 +1,553 @@
+"""Ego-Exo4D demonstrator proficiency (optionally joined with expert commentary) as a `datasets` builder.
+
+This is the one place that knows the Ego-Exo4D layout (shared/design/EGOEXO4D_FORMAT.md). It reads `takes.json`,
+`annotations/proficiency_demonstrator_{train,val}.json` and, for the `demonstrator_commentary` config,
+`annotations/expert_commentary_{train,val}.json` plus the optional per-expert `data.json` files, and yields one row
+per take (`demonstrator`) or per (take, expert) (`demonstrator_commentary`). datasets 5 has no loading scripts, so
+the builder is used by instantiating it, or through `load_egoexo4d_proficiency`:
+
+    ds = load_egoexo4d_proficiency("/data/egoexo", config="demonstrator", split="train")
+
+Run as a script it writes parquet shards and a dataset card, so `load_dataset(DIR)` works without this file:
+
+    python dataset_scripts/egoexo4d_proficiency.py --data_dir /data/egoexo --config demonstrator --output out/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import datasets
+from datasets.utils.tqdm import tqdm
+
+try:
+    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
+except ImportError:  # run as a script from a checkout that is not installed: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
+
+logger = logging.getLogger(__name__)
+
+# datasets split name -> the suffix of the Ego-Exo4D annotation files
+FILE_SPLITS = {"train": "train", "validation": "val"}
+# How to fetch each input (EGOEXO4D_FORMAT.md §6); {root} is the Ego-Exo4D root the user passed.
+DOWNLOAD_COMMANDS = {
+    "takes": "egoexo -o {root} --parts metadata -y",
+    "proficiency": "egoexo -o {root} --parts annotations --benchmarks proficiency_demonstrator -y",
+    "commentary": "egoexo -o {root} --parts annotations -y",
+    "videos": "egoexo -o {root} --parts downscaled_takes/448 --uids <take_uid> ... -y",
+}
+# Keys of take["frame_aligned_videos"] that are not cameras (§2), and walk-around phones (§1.3, typo is real).
+PSEUDO_CAMERAS = frozenset({"collage", "best_exo"})
+WALKAROUND_CAMERAS = frozenset({"mobile", "moblie"})
+EGO_RGB_STREAM = "rgb"
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+FEATURES = datasets.Features(
+    {
+        "take_uid": datasets.Value("string"),
+        "take_name": datasets.Value("string"),
+        "scenario": datasets.Value("string"),
+        "task_name": datasets.Value("string"),
+        "university_id": datasets.Value("string"),
+        "participant_id": datasets.Value("string"),
+        "proficiency": datasets.ClassLabel(names=list(PROFICIENCY_LABELS)),
+        "view_names": datasets.List(datasets.Value("string")),
+        "video_paths": datasets.List(datasets.Value("string")),
+        "best_exo": datasets.Value("string"),
+        "feedback": datasets.Value("string"),
+        "expert_uid": datasets.Value("string"),
+        "expert_rating": datasets.Value("int32"),
+    }
+)
+
+
+# ----------------------------------------------------------------------------------------------- layout helpers
+def require_file(path: Path, what: str, command_key: str, root: Path) -> Path:
+    """Return `path` if it is a file, else raise FileNotFoundError naming it and the `egoexo` command to fetch it."""
+    if not path.is_file():
+        command = DOWNLOAD_COMMANDS[command_key].format(root=root)
+        raise FileNotFoundError(f"{what} not found: expected {path}. Download it with: {command}")
+    return path
+
+
+def read_json(path: Path):
+    """json.load with the file name in the error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}).") from err
+
+
+def read_record_list(path: Path) -> list[dict]:
+    """Proficiency records: the released files wrap them as {"annotations": [...]}, the Docs sample is a bare list."""
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        return data["annotations"]
+    if isinstance(data, list):
+        return data
+    found = f"an object with keys {sorted(data)[:5]}" if isinstance(data, dict) else type(data).__name__
+    raise ValueError(f"{path}: expected a list of take records or {{'annotations': [...]}}, found {found}.")
+
+
+def normalize_take_path(relative: str) -> str:
+    """Collapse the old downloader's `takes/takes/<take>/...` prefix (and any repeats) to `takes/<take>/...`."""
+    parts = [p for p in PurePosixPath(relative.replace("\\", "/")).parts if p not in ("/", ".")]
+    while len(parts) > 1 and parts[0] == parts[1] == "takes":
+        parts.pop(0)
+    return "/".join(parts)
+
+
+def downscaled_path(relative: str) -> str:
+    """`.../frame_aligned_videos/x.mp4` -> `.../frame_aligned_videos/downscaled/448/x.mp4` (§1.3)."""
+    path = PurePosixPath(relative)
+    if path.parent.name != "frame_aligned_videos":
+        return relative
+    return str(path.parent / "downscaled" / "448" / path.name)
+
+
+class VideoResolver:
+    """Turns an annotation's relative video path into an absolute file: the downscaled/448 copy when present,
+    else the full-resolution one, under `root/takes/` or, for trees from the pre-Dec-2023 downloader,
+    `root/takes/takes/`. With `verify=False` nothing is checked and the downscaled path is returned."""
+
+    def __init__(self, root: Path, verify: bool):
+        self.root, self.verify = root, verify
+        self.nested = (root / "takes" / "takes").is_dir()  # one stat, not one per file
+
+    def candidates(self, relative: str) -> list[Path]:
+        """Where the file may be, best first."""
+        rel = normalize_take_path(relative)
+        bases = [self.root]
+        if self.nested:
+            bases = [self.root / "takes"] + bases  # root/takes/ + takes/<take>/... = root/takes/takes/<take>/...
+        return [base / r for r in (downscaled_path(rel), rel) for base in bases]
+
+    def resolve(self, relative: str) -> Path | None:
+        """The absolute path to use, or None when no candidate exists (only with `verify=True`)."""
+        candidates = self.candidates(relative)
+        if not self.verify:
+            return candidates[0].absolute()
+        return next((c.absolute() for c in candidates if c.is_file()), None)
+
+
+def parse_label(value, take_uid: str, source: Path) -> int:
+    """Label string -> id in PROFICIENCY_LABELS order. Anything else is an error, never class 0."""
+    if isinstance(value, str) and value.strip() in PROFICIENCY_LABELS:
+        return PROFICIENCY_LABELS.index(value.strip())
+    raise ValueError(
+        f"{source}: take {take_uid} has proficiency_score {value!r}; expected one of {list(PROFICIENCY_LABELS)}."
+    )
+
+
+def views_from_take(take: dict) -> list[tuple[str, str]]:
+    """(view name, relative path) from a `takes.json` entry: the ego Aria RGB stream, then up to four exo cameras
+    in cam-id order. Pseudo-cameras (`collage`, `best_exo`) and walk-around phones are not views; the ego camera
+    is not always `aria01`, and exo cameras may be `gpNN` or skip `cam02`."""
+    videos, root_dir = take.get("frame_aligned_videos") or {}, take.get("root_dir") or f"takes/{take['take_name']}"
+    ego_ids = {c["cam_id"] for c in (take.get("capture") or {}).get("cameras", []) if c.get("is_ego")}
+    views: list[tuple[str, str]] = []
+    ego = sorted(ego_ids & set(videos)) or sorted(cam for cam in videos if cam.startswith("aria"))
+    if ego and (videos[ego[0]].get(EGO_RGB_STREAM) or {}).get("relative_path"):
+        views.append((VIEW_NAMES[0], f"{root_dir}/{videos[ego[0]][EGO_RGB_STREAM]['relative_path']}"))
+    exo = []
+    for cam in sorted(videos):
+        stream = (videos[cam] or {}).get("0") or {}
+        if cam in PSEUDO_CAMERAS or cam in WALKAROUND_CAMERAS or cam in ego:
+            continue
+        if stream.get("relative_path"):
+            exo.append(f"{root_dir}/{stream['relative_path']}")
+    views += list(zip(VIEW_NAMES[1:], exo))
+    return views
+
+
+def views_from_record(record: dict, take: dict, source: Path) -> list[tuple[str, str]]:
+    """(view name, relative path) in VIEW_NAMES order from the record's `video_paths`, or from takes.json when the
+    record has none."""
+    paths = record.get("video_paths")
+    if not paths:
+        return views_from_take(take)
+    if not isinstance(paths, dict):
+        raise ValueError(f"{source}: take {record['take_uid']} has video_paths of type {type(paths).__name__}; "
+                         f"expected a dict keyed by {list(VIEW_NAMES)}.")
+    unknown = sorted(set(paths) - set(VIEW_NAMES))
+    if unknown:
+        raise ValueError(f"{source}: take {record['take_uid']} has video_paths keys {unknown}; "
+                         f"expected only {list(VIEW_NAMES)}.")
+    return [(view, paths[view]) for view in VIEW_NAMES if paths.get(view)]
+
+
+def best_exo_view(take: dict, views: list[tuple[str, str]]) -> str | None:
+    """The view name showing the take's `best_exo` camera; None when it is null (~10 % of takes) or not a view."""
+    cam = take.get("best_exo")
+    if not cam:
+        return None
+    return next((view for view, rel in views if view != VIEW_NAMES[0] and PurePosixPath(rel).stem == cam), None)
+
+
+def truncate_words(text: str, max_words: int) -> str:
+    """At most `max_words` words, cut after the last full sentence when one ends inside the limit."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text
+    head = " ".join(words[:max_words])
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    return head[: ends[-1]] if ends else head
+
+
+def feedback_text(entries: list[dict], max_words: int) -> str:
+    """An expert's commentary as one text: entries without an error, stripped (Whisper adds a leading space),
+    in video-time order, joined and truncated. Error entries may have no `text` at all (§4.2)."""
+    kept = [e for e in entries if not e.get("error") and isinstance(e.get("text"), str) and e["text"].strip()]
+    kept.sort(key=lambda e: float(e.get("video_time") or 0.0))
+    # split() + join drops Whisper's leading space and any doubled spaces
+    return truncate_words(" ".join(" ".join(e["text"].split()) for e in kept), max_words)
+
+
+def parse_rating(value) -> int | None:
+    """`data.json` proficiency.rating ("7", 7, "N/A", "_none") -> int, or None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def expert_rating(root: Path, commentary: str) -> int | None:
+    """The expert's 1-10 rating from `annotations/expert_commentary/<take>/<expert>/data.json`, when downloaded."""
+    path = root / "annotations" / "expert_commentary" / commentary / "data.json"
+    if not path.is_file():
+        return None
+    return parse_rating((read_json(path).get("proficiency") or {}).get("rating"))
+
+
+# -------------------------------------------------------------------------------------------------- row building
+@dataclass
+class SplitReport:
+    """What was left out of one split and why; logged at the end and kept on the builder as `reports`."""
+
+    rows: int = 0
+    missing_videos: int = 0
+    first_missing: str = ""
+    takes_without_commentary: int = 0
+    experts_without_text: int = 0
+
+    def message(self, config: str, split: str) -> str:
+        """One line for the log."""
+        text = f"EgoExo4DProficiency[{config}] {split}: {self.rows} rows"
+        if self.missing_videos:
+            text += f"; skipped {self.missing_videos} rows with missing video files (first: {self.first_missing})"
+        if self.takes_without_commentary:
+            text += f"; {self.takes_without_commentary} labelled takes have no commentary"
+        if self.experts_without_text:
+            text += f"; {self.experts_without_text} commentaries had no usable text"
+        return text
+
+
+def load_takes(root: Path) -> dict[str, dict]:
+    """takes.json as {take_uid: take}."""
+    path = require_file(root / "takes.json", "Ego-Exo4D takes metadata (takes.json)", "takes", root)
+    takes = read_json(path)
+    if not isinstance(takes, list):
+        raise ValueError(f"{path}: expected a list of takes, found {type(takes).__name__}.")
+    return {t["take_uid"]: t for t in takes}
+
+
+def load_commentary(root: Path, file_split: str) -> dict[str, list[dict]]:
+    """expert_commentary_<split>.json as {take_uid: [one entry per expert]}."""
+    path = require_file(root / "annotations" / f"expert_commentary_{file_split}.json",
+                        "Ego-Exo4D expert commentary annotations", "commentary", root)
+    data = read_json(path)
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(annotations, dict):
+        raise ValueError(f"{path}: expected {{'annotations': {{take_uid: [...]}}}}, found {type(data).__name__}.")
+    return annotations
+
+
+def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedback_words: int, verify_files: bool,
+                 strict: bool, takes: dict[str, dict] | None = None) -> tuple[list[dict], SplitReport]:
+    """All rows of one split plus the report of what was skipped. Raises on inconsistent annotations."""
+    source = require_file(root / "annotations" / f"proficiency_demonstrator_{file_split}.json",
+                          "Ego-Exo4D demonstrator proficiency annotations", "proficiency", root)
+    records = read_record_list(source)
+    takes = load_takes(root) if takes is None else takes
+    commentary = load_commentary(root, file_split) if with_commentary else {}
+    resolver = VideoResolver(root, verify_files)
+    report, rows, seen = SplitReport(), [], set()
+    for record in tqdm(records, desc=f"Ego-Exo4D {file_split}", unit="take", disable=len(records) < 500):
+        take_uid = record.get("take_uid")
+        if take_uid not in takes:
+            raise ValueError(f"{source}: take_uid {take_uid!r} is not in {root / 'takes.json'}; the annotation and "
+                             f"metadata downloads are from different releases "
+                             f"({DOWNLOAD_COMMANDS['takes'].format(root=root)}).")
+        if take_uid in seen:
+            raise ValueError(f"{source}: take {take_uid} appears twice; expected one record per take.")
+        seen.add(take_uid)
+        take = takes[take_uid]
+        label = parse_label(record.get("proficiency_score"), take_uid, source)
+        views = views_from_record(record, take, source)
+        if not views:
+            raise ValueError(f"{source}: take {take_uid} has no video_paths and takes.json lists no camera for it; "
+                             f"expected at least the ego view.")
+        paths = [resolver.resolve(rel) for _, rel in views]
+        if None in paths:
+            missing = resolver.candidates(views[paths.index(None)][1])[0]
+            if strict:
+                raise FileNotFoundError(f"{source}: take {take_uid} ({take['take_name']}): video not found: {missing} "
+                                        f"(strict=True). Download it with: "
+                                        f"{DOWNLOAD_COMMANDS['videos'].format(root=root)}")
+            report.missing_videos += 1
+            report.first_missing = report.first_missing or str(missing)
+            continue
+        participant = record.get("origin_participant_id")  # int in some files, str in others
+        base = {
+            "take_uid": take_uid,
+            "take_name": take["take_name"],
+            "scenario": record.get("scenario_name") or take.get("parent_task_name"),
+            "task_name": record.get("task_name") or take.get("task_name"),
+            "university_id": record.get("university_id") or take.get("university_id"),
+            "participant_id": None if participant is None else str(participant),
+            "proficiency": label,
+            "view_names": [view for view, _ in views],
+            "video_paths": [str(p) for p in paths],
+            "best_exo": best_exo_view(take, views),
+            "feedback": "",
+            "expert_uid": None,
+            "expert_rating": None,
+        }
+        if not with_commentary:
+            rows.append(base)
+            continue
+        experts = commentary.get(take_uid) or []
+        if not experts:
+            report.takes_without_commentary += 1
+        for entry in experts:
+            if not entry.get("commentary"):
+                raise ValueError(f"{root / 'annotations'}/expert_commentary_{file_split}.json: take {take_uid} has an "
+                                 f"entry without 'commentary'; expected '<take_name>/<expert_uid>'.")
+            text = feedback_text(entry.get("commentary_data") or [], max_feedback_words)
+            if not text:
+                report.experts_without_text += 1
+                continue
+            rows.append({**base, "feedback": text, "expert_uid": entry["commentary"].split("/")[-1],
+                         "expert_rating": expert_rating(root, entry["commentary"])})
+    report.rows = len(rows)
+    return rows, report
+
+
+# ------------------------------------------------------------------------------------------------------- builder
+@dataclass
+class EgoExo4DProficiencyConfig(datasets.BuilderConfig):
+    """Config of the builder. `with_commentary`: one row per (take, expert) with the expert's feedback text;
+    `verify_files`: check every video exists (missing -> row skipped and reported, or an error with `strict`)."""
+
+    with_commentary: bool = False
+    max_feedback_words: int = 200
+    verify_files: bool = True
+    strict: bool = False
+
+
+class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
+    """Ego-Exo4D demonstrator proficiency: configs `demonstrator` (one row per labelled take) and
+    `demonstrator_commentary` (one row per labelled take and expert, with that expert's commentary as `feedback`).
+    Splits `train` and `validation`; pass the Ego-Exo4D root as `data_dir`."""
+
+    VERSION = datasets.Version("1.0.0")
+    BUILDER_CONFIG_CLASS = EgoExo4DProficiencyConfig
+    BUILDER_CONFIGS = [
+        EgoExo4DProficiencyConfig(name="demonstrator", version=VERSION, with_commentary=False,
+                                  description="One row per take with its demonstrator proficiency label."),
+        EgoExo4DProficiencyConfig(name="demonstrator_commentary", version=VERSION, with_commentary=True,
+                                  description="One row per (take, expert): the label plus the expert's commentary."),
+    ]
+    DEFAULT_CONFIG_NAME = "demonstrator_commentary"
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="Ego-Exo4D demonstrator proficiency (4 ordinal levels) with ego + exo video paths"
+            + (" and expert commentary feedback." if self.config.with_commentary else "."),
+            features=FEATURES,
+            homepage="https://docs.ego-exo4d-data.org/",
+            license="Ego-Exo4D license (https://ego4d.dev/request/ego-exo4d)",
+        )
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        # Rows are built here, not in _generate_examples: datasets wraps errors raised while generating into a
+        # DatasetGenerationError, and a wrong label or a missing file must reach the caller as itself.
+        if not self.config.data_dir:
+            raise ValueError("EgoExo4DProficiency needs data_dir=<Ego-Exo4D root> (the folder with takes.json).")
+        root = Path(self.config.data_dir).expanduser().absolute()
+        if not root.is_dir():
+            raise FileNotFoundError(f"Ego-Exo4D root not found: expected a folder at {root}. "
+                                    f"Download it with: {DOWNLOAD_COMMANDS['proficiency'].format(root=root)}")
+        takes = load_takes(root)
+        self.reports: dict[str, SplitReport] = {}
+        self._rows: dict[str, list[dict]] = {}
+        for split, file_split in FILE_SPLITS.items():
+            rows, report = collect_rows(root, file_split, self.config.with_commentary, self.config.max_feedback_words,
+                                        self.config.verify_files, self.config.strict, takes)
+            self._rows[split], self.reports[split] = rows, report
+            (logger.warning if report.missing_videos else logger.info)(report.message(self.config.name, split))
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in FILE_SPLITS]
+
+    def _generate_examples(self, split: str):
+        # The row index is the key: one expert may have annotated the same take twice (`..._<take>_1`).
+        yield from enumerate(self._rows[split])
+
+
+def load_egoexo4d_proficiency(
+    data_dir: str | os.PathLike,
+    config: str = "demonstrator_commentary",
+    split: str = "train",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    download_mode: str = "force_redownload",
+    **config_kwargs,
+) -> datasets.Dataset:
+    """Build (or, with `download_mode="reuse_dataset_if_exists"`, reuse) the dataset from an Ego-Exo4D root and
+    return one split (`train`, `validation`; `val` is accepted). `config_kwargs`: max_feedback_words,
+    verify_files, strict. Rebuilding is the default because the annotations and videos on disk may have changed."""
+    split = {"val": "validation"}.get(split, split)
+    if split not in FILE_SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(FILE_SPLITS)}.")
+    names = [c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS]
+    if config not in names:
+        raise ValueError(f"unknown config {config!r}; expected one of {names}.")
+    builder = EgoExo4DProficiency(config_name=config, data_dir=str(data_dir),
+                                  cache_dir=None if cache_dir is None else str(cache_dir), **config_kwargs)
+    builder.download_and_prepare(download_mode=download_mode)
+    return builder.as_dataset(split=split)
+
+
+# ---------------------------------------------------------------------------------------------------- script mode
+CARD_TEMPLATE = """---
+{yaml}---
+
+# Ego-Exo4D demonstrator proficiency — `{config}`
+
+Built from an Ego-Exo4D root with `dataset_scripts/egoexo4d_proficiency.py` (ProfVLM). Load it without any script:
+
+```python
+from datasets import load_dataset
+ds = load_dataset("{where}")
+```
+
+| split | rows |
+|---|---|
+{split_rows}
+
+- `proficiency`: ClassLabel {labels} (ordinal; Ego-Exo4D itself has no integer ids).
+- `view_names` / `video_paths`: `ego` first, then `exo1`..`exo4`; absolute paths on the machine that built this
+  dataset (the downscaled/448 file when present). The videos are not included.
+- `feedback`, `expert_uid`, `expert_rating` (config `demonstrator_commentary`): one expert's commentary (Whisper
+  transcripts, errors dropped, video-time order, at most {max_words} words), its id and its 1-10 rating when the
+  per-expert `data.json` was downloaded. Empty / null in config `demonstrator`.
+- `best_exo`: the view of the take's best exo camera (null for takes without one).
+
+## Licence
+
+Ego-Exo4D annotations are distributed under the Ego-Exo4D licence (https://ego4d.dev/request/ego-exo4d).
+Do not publish this dataset publicly unless that licence allows it; push it to a private repository.
+"""
+
+
+def export_parquet(
+    data_dir: str | os.PathLike,
+    config: str,
+    output: str | os.PathLike,
+    *,
+    max_shard_rows: int = 50_000,
+    cache_dir: str | os.PathLike | None = None,
+    **config_kwargs,
+) -> Path:
+    """Write `output/data/<split>-XXXXX-of-YYYYY.parquet` and `output/README.md` (YAML configs + features), so
+    `load_dataset(output)` restores the same features (ClassLabel names included) without this file."""
+    out = Path(output)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for old in (out / "data").glob("*.parquet"):  # stale shards would be picked up by the data_files glob
+        old.unlink()
+    splits = {s: load_egoexo4d_proficiency(data_dir, config, s, cache_dir=cache_dir, **config_kwargs)
+              for s in FILE_SPLITS}
+    for split, ds in splits.items():
+        shards = max(1, -(-len(ds) // max_shard_rows))
+        for i in tqdm(range(shards), desc=f"writing {split}", disable=shards < 2):
+            shard = out / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet"
+            ds.shard(shards, i, contiguous=True).to_parquet(str(shard))
+    features = next(iter(splits.values())).features
+    meta = {
+        "configs": [{"config_name": "default", "data_files": [
+            {"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
+        "dataset_info": {"config_name": "default", "features": features._to_yaml_list()},
+        "license": "other",
+        "task_categories": ["video-classification"],
+        "tags": ["egoexo4d", "proficiency-estimation", "video", "multi-view"],
+        "pretty_name": f"Ego-Exo4D demonstrator proficiency ({config})",
+    }
+    import yaml  # pyyaml is a dependency of datasets
+
+    card = CARD_TEMPLATE.format(
+        yaml=yaml.safe_dump(meta, sort_keys=False), config=config, where=str(out),
+        split_rows="\n".join(f"| {s} | {len(d)} |" for s, d in splits.items()),
+        labels=list(PROFICIENCY_LABELS), max_words=config_kwargs.get("max_feedback_words", 200),
+    )
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
+def push_folder_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:
+    """Upload the exported folder as a dataset repo (private unless asked otherwise: see the card's licence note)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    card = card.replace(f'load_dataset("{folder}")', f'load_dataset("{repo_id}")')
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset")
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: build one config from an Ego-Exo4D root and export it as parquet (+ optional Hub push)."""
+    parser = argparse.ArgumentParser(
+        description="Build the Ego-Exo4D demonstrator proficiency dataset from a downloaded Ego-Exo4D root and "
+        "write parquet shards + a dataset card, loadable with datasets.load_dataset(OUTPUT). Needs: "
+        + "; ".join(f"{k}: {v.format(root='ROOT')}" for k, v in DOWNLOAD_COMMANDS.items()),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data_dir", required=True,
+                        help="Ego-Exo4D root (the folder with takes.json and annotations/)")
+    parser.add_argument("--config", default="demonstrator_commentary",
+                        choices=[c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS],
+                        help="demonstrator: one row per take; demonstrator_commentary: one row per (take, expert)")
+    parser.add_argument("--output", required=True, help="output folder for data/*.parquet and README.md")
+    parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
+    parser.add_argument("--public", action="store_true",
+                        help="make the Hub repo public (default private; check the licence)")
+    parser.add_argument("--max_feedback_words", type=int, default=200,
+                        help="truncate each feedback text to this many words")
+    parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
+    parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a skipped row")
+    parser.add_argument("--cache_dir", default=None, help="datasets cache folder (default: the HF datasets cache)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = export_parquet(args.data_dir, args.config, args.output, cache_dir=args.cache_dir,
+                         max_feedback_words=args.max_feedback_words, verify_files=not args.no_verify_files,
+                         strict=args.strict)
+    print(f"wrote {out}/README.md and {len(list((out / 'data').glob('*.parquet')))} parquet shard(s)")
+    if args.push_to_hub:
+        print(f"pushed to {push_folder_to_hub(out, args.push_to_hub, private=not args.public)}")
+
+
+if __name__ == "__main__":
+    main()
