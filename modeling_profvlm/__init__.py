@@ -1,5 +1,7 @@
-"""ProfVLM model package. Importing it registers the Auto classes (config, model, image-text-to-text)."""
+"""ProfVLM model package. Importing it registers the Auto classes (config, model, image-text-to-text) and the
+`proficiency-estimation` pipeline task."""
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_profvlm import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, ProfVLMConfig
 from .modeling_profvlm import (
@@ -14,11 +16,22 @@ AutoConfig.register("profvlm", ProfVLMConfig, exist_ok=True)
 AutoModel.register(ProfVLMConfig, ProfVLMForConditionalGeneration, exist_ok=True)
 AutoModelForImageTextToText.register(ProfVLMConfig, ProfVLMForConditionalGeneration, exist_ok=True)
 
+# Imported after the model classes: the pipeline's text format imports configuration_profvlm from this package.
+from .pipeline_profvlm import ProficiencyEstimationPipeline  # noqa: E402
+
+PIPELINE_REGISTRY.register_pipeline(
+    "proficiency-estimation",
+    pipeline_class=ProficiencyEstimationPipeline,
+    pt_model=AutoModelForImageTextToText,
+    type="multimodal",
+)
+
 __all__ = [
     "PROFICIENCY_LABELS",
     "VIDEO_TOKEN",
     "VIEW_NAMES",
     "AttentiveGatedProjector",
+    "ProficiencyEstimationPipeline",
     "ProfVLMConfig",
     "ProfVLMForConditionalGeneration",
     "ProfVLMModel",

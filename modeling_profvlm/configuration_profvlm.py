@@ -98,6 +98,10 @@ class ProfVLMConfig(PreTrainedConfig):
             )
         if self.num_video_tokens < 1:
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
+        if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
+            # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
+            # config.json's `custom_pipelines` (remote code) and demand trust_remote_code. Saving writes it back.
+            self.__dict__.pop("custom_pipelines", None)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Save config.json; from an installed checkout also write `auto_map`, `custom_pipelines` and the

@@ -1,0 +1,137 @@
+# Label probabilities: score each "Proficiency: <label>" continuation under the model, softmax over the labels.
+from dataclasses import dataclass
+
+import torch
+
+from processing.text_format import format_label_prefix, parse_output
+
+from .configuration_profvlm import PROFICIENCY_LABELS
+
+
+@dataclass
+class LabelScores:
+    """What `score_labels` measured for a batch of B takes and L labels (in `labels` order).
+
+    `log_likelihoods` (B, L) are summed token log-probabilities of each label continuation, `probabilities`
+    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights, `video_features` (B, V, D) the
+    tower features (reusable, e.g. to generate feedback without running the tower again)."""
+
+    labels: tuple[str, ...]
+    log_likelihoods: torch.Tensor
+    probabilities: torch.Tensor
+    view_weights: torch.Tensor
+    video_features: torch.Tensor
+
+    def predicted_labels(self) -> list[str]:
+        """The most likely label of every take (always one of `labels`)."""
+        return [self.labels[i] for i in self.probabilities.argmax(-1).tolist()]
+
+
+def unpadded_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[list[int]]:
+    """The token ids of every row without its padding (left or right padding both work)."""
+    if attention_mask is None:
+        return input_ids.tolist()
+    return [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
+
+
+def label_continuation_ids(tokenizer, labels: tuple[str, ...]) -> list[list[int]]:
+    """Token ids of each label's continuation (`format_label_prefix`), without special tokens."""
+    continuations = [tokenizer(format_label_prefix(label), add_special_tokens=False)["input_ids"] for label in labels]
+    for label, ids in zip(labels, continuations):
+        if not ids:
+            raise ValueError(f"The continuation for label {label!r} tokenizes to no tokens; cannot score it.")
+    return continuations
+
+
+def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Right padding keeps every real token at the position it has unpadded, so scores do not depend on the batch.
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None = None) -> LabelScores:
+    """Probability of each proficiency label for every take in `batch` (a processor output whose prompts end
+    where the answer starts). The tower runs once per take (`encode_views`, or the batch's cached
+    `video_features`); the L continuations of each take are then scored in one LM pass with the features repeated."""
+    labels = tuple(labels or getattr(model.config, "proficiency_labels", None) or PROFICIENCY_LABELS)
+    # A PEFT-wrapped model (evaluation during training) scores through its base model, LoRA layers included.
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    tokenizer = getattr(processor, "tokenizer", processor)
+    view_mask = batch.get("view_mask")
+    features = batch.get("video_features")
+    if features is None:
+        features = model.model.encode_views(batch["pixel_values_videos"], view_mask)  # [B, V, T, C, H, W] -> [B, V, D]
+    if view_mask is None:
+        view_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+
+    prompts = unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
+    continuations = label_continuation_ids(tokenizer, labels)
+    n = len(labels)
+    rows = [prompt + cont for prompt in prompts for cont in continuations]  # take-major: row = take * n + label
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids, attention_mask = _right_pad(rows, pad_id)
+    device = features.device
+    outputs = model.model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        video_features=features.repeat_interleave(n, 0),
+        view_mask=view_mask.repeat_interleave(n, 0),
+    )
+    # The token at position p is predicted by the hidden state at p - 1; apply the LM head only there.
+    row_idx, pos_idx = [], []
+    for take, prompt in enumerate(prompts):
+        for j, cont in enumerate(continuations):
+            row_idx += [take * n + j] * len(cont)
+            pos_idx += range(len(prompt) - 1, len(prompt) + len(cont) - 1)
+    row_idx, pos_idx = torch.tensor(row_idx, device=device), torch.tensor(pos_idx, device=device)
+    hidden = outputs.last_hidden_state[row_idx, pos_idx]  # [n_continuation_tokens, D_text]
+    log_probs = model.get_output_embeddings()(hidden).float().log_softmax(-1)
+    token_ll = log_probs.gather(-1, input_ids.to(device)[row_idx, pos_idx + 1].unsqueeze(-1)).squeeze(-1)
+    summed = torch.zeros(len(rows), device=device).index_add_(0, row_idx, token_ll).view(len(prompts), n)
+    return LabelScores(
+        labels=labels,
+        log_likelihoods=summed,
+        probabilities=summed.softmax(-1),
+        view_weights=outputs.view_weights[::n].float(),
+        video_features=features,
+    )
+
+
+@torch.no_grad()
+def generate_after_labels(
+    model,
+    tokenizer,
+    prompt_rows: list[list[int]],
+    labels: list[str],
+    video_features: torch.Tensor,
+    view_mask: torch.Tensor,
+    **generate_kwargs,
+) -> list[str]:
+    """Feedback generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
+    text follows the label that is reported. Rows are left-padded into one batch; returns the parsed feedback."""
+    continuations = dict(zip(labels, label_continuation_ids(tokenizer, tuple(labels))))
+    rows = [prompt + continuations[label] for prompt, label in zip(prompt_rows, labels)]
+    width, pad_id = max(map(len, rows)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = video_features.device
+    # Left padding: every row's new tokens start right after its own label.
+    input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    generate_kwargs.setdefault("pad_token_id", pad_id)
+    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
+                               view_mask=view_mask, **generate_kwargs)
+    texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+    feedback = []
+    for label, text in zip(labels, texts):
+        parsed_label, parsed = parse_output(format_label_prefix(label) + text)
+        # Off-format text (an untrained model) is kept as generated rather than glued to the label line.
+        feedback.append((parsed if parsed_label is not None else text).strip())
+    return feedback
+
+
+__all__ = ["LabelScores", "score_labels", "generate_after_labels", "label_continuation_ids", "unpadded_rows"]

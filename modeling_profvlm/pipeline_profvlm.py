@@ -1,0 +1,108 @@
+# The `proficiency-estimation` pipeline: one take's camera views in; level, probabilities, feedback, camera weights out.
+from transformers import Pipeline
+
+from .label_scoring import generate_after_labels, score_labels, unpadded_rows
+
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+class _Take:
+    """One take's views, wrapped so that Pipeline.__call__ does not mistake a list of views for a batch."""
+
+    def __init__(self, views):
+        self.views = views
+
+
+def _is_clip(view) -> bool:
+    # One view's decoded frames given as a list: PIL images or (H, W, C) arrays.
+    return all(hasattr(f, "convert") or getattr(f, "ndim", None) == 3 for f in view)
+
+
+def is_single_take(inputs) -> bool:
+    """True for one take (a dict of views, a list of views, or frames); False for a list of takes."""
+    if not isinstance(inputs, (list, tuple)):
+        return True
+    if not inputs:
+        raise ValueError("Empty input: expected one take (a dict or list of video paths / frames) or a list of takes.")
+    first = inputs[0]
+    if isinstance(first, dict):
+        return False
+    if isinstance(first, (list, tuple)):  # a take's list of views, unless it is one view's list of frames
+        return bool(first) and _is_clip(first)
+    return True
+
+
+class ProficiencyEstimationPipeline(Pipeline):
+    """Proficiency level, label probabilities, feedback and camera weights for one take or a list of takes.
+
+    A take is a dict of view name -> video path (or decoded frames), or a list in view order. The label is the
+    most likely of the four label continuations under the model; the feedback is generated after that label."""
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+    _pipeline_calls_generate = True
+
+    def __call__(self, inputs, **kwargs):
+        """`inputs`: one take or a list of takes; returns one dict per take (a list for a list)."""
+        if is_single_take(inputs):
+            return super().__call__(_Take(inputs), **kwargs)
+        return super().__call__([_Take(take) for take in inputs], **kwargs)
+
+    def _sanitize_parameters(self, return_feedback=None, max_new_tokens=None, generate_kwargs=None, **kwargs):
+        generation_keys = set(self.model.generation_config.to_dict()) | {"generation_config"}
+        unknown = sorted(set(kwargs) - generation_keys)
+        if unknown:
+            raise TypeError(f"ProficiencyEstimationPipeline got unknown argument(s) {unknown}; expected return_feedback, "
+                            "max_new_tokens, generate_kwargs or generation parameters (do_sample, temperature, ...).")
+        forward = {"generate_kwargs": {**(generate_kwargs or {}), **kwargs}} if generate_kwargs or kwargs else {}
+        if max_new_tokens is not None:
+            forward.setdefault("generate_kwargs", {})["max_new_tokens"] = max_new_tokens
+        if return_feedback is not None:
+            forward["return_feedback"] = return_feedback
+        return {}, forward, {}
+
+    def preprocess(self, take: _Take) -> dict:
+        """Prompt + one take's views -> input_ids, attention_mask, pixel_values_videos, view_mask."""
+        # The processor validates the views (unknown names, missing or corrupt files) and names view and file.
+        views = take.views if isinstance(take, _Take) else take
+        return self.processor(text=[self.processor.build_prompt()], videos=[views], return_tensors="pt")
+
+    def _forward(self, batch: dict, return_feedback: bool = True, generate_kwargs: dict | None = None) -> dict:
+        """Score the labels (tower once per take), then generate the feedback after the best label."""
+        scores = score_labels(self.model, self.processor, batch)
+        feedback = [""] * scores.probabilities.shape[0]
+        if return_feedback:
+            feedback = self._generate_feedback(batch, scores, generate_kwargs or {})
+        # "probabilities" first: the pipeline reads the batch size from the first entry.
+        return {"probabilities": scores.probabilities, "view_weights": scores.view_weights,
+                "view_mask": batch["view_mask"], "feedback": feedback}
+
+    def _generate_feedback(self, batch: dict, scores, generate_kwargs: dict) -> list[str]:
+        """Feedback after each take's scored label, reusing the tower features; greedy unless told otherwise."""
+        kwargs = self._prepare_generate_kwargs({"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **generate_kwargs})
+        if "generation_config" not in kwargs:
+            kwargs.setdefault("do_sample", False)  # greedy unless the caller asks for sampling
+        prompts = unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
+        return generate_after_labels(self.model, self.processor.tokenizer, prompts, scores.predicted_labels(),
+                                     scores.video_features, batch["view_mask"], **kwargs)
+
+    def postprocess(self, outputs: dict) -> dict:
+        """One take's {"proficiency", "scores", "feedback", "view_weights"} (present views only)."""
+        probabilities, view_weights = outputs["probabilities"][0].tolist(), outputs["view_weights"][0].tolist()
+        present = outputs["view_mask"][0].tolist()
+        labels = list(self.model.config.proficiency_labels)  # the order score_labels used
+        # Unbatched by the pipeline, a list entry arrives as its one element; unbatched by us, as a 1-list.
+        feedback = outputs["feedback"][0] if isinstance(outputs["feedback"], list) else outputs["feedback"]
+        best = max(range(len(labels)), key=probabilities.__getitem__)
+        return {
+            "proficiency": labels[best],
+            "scores": dict(zip(labels, probabilities)),
+            "feedback": feedback,
+            "view_weights": {v: w for v, w, p in zip(self.model.config.view_names, view_weights, present) if p},
+        }
+
+
+__all__ = ["ProficiencyEstimationPipeline", "is_single_take", "DEFAULT_MAX_NEW_TOKENS"]

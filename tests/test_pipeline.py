@@ -1,0 +1,145 @@
+"""The `proficiency-estimation` pipeline: input forms, batching, masked views, bad input, and the Hub-cache path."""
+import json
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+import modeling_profvlm  # noqa: F401  (registers the task)
+from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
+from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
+from tests.hub_cache import make_hub_cache, run_isolated
+from tests.serving_helpers import TINY_MAX_NEW_TOKENS, check_result, direct_label_log_likelihoods, write_take
+from tests.video_fixtures import write_corrupt
+
+GEN = {"max_new_tokens": TINY_MAX_NEW_TOKENS}
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_checkpoint):
+    return pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline)
+
+
+@pytest.fixture(scope="module")
+def takes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("takes")
+    return [write_take(root / "full", seed=1), write_take(root / "two", views=("ego", "exo3"), seed=2),
+            write_take(root / "three", views=("exo1", "exo2", "exo4"), seed=3)]
+
+
+def test_hub_cache_pipeline_without_the_project(tiny_checkpoint, tmp_path):
+    take = write_take(tmp_path / "take", views=("ego", "exo1", "exo2"))
+    hub = make_hub_cache(tiny_checkpoint, tmp_path / "hub")
+    result = run_isolated(
+        f"""
+import json
+from transformers import pipeline
+pipe = pipeline(model="org/profvlm", trust_remote_code=True)
+assert type(pipe).__name__ == "ProficiencyEstimationPipeline", type(pipe)
+assert "transformers_modules" in type(pipe).__module__, type(pipe).__module__
+print(json.dumps(pipe({take!r}, max_new_tokens=4)))
+""",
+        hub,
+        tmp_path,
+    )
+    check_result(json.loads(result.stdout.strip().splitlines()[-1]), ["ego", "exo1", "exo2"])
+
+
+def test_task_name_alone_uses_the_installed_pipeline(tiny_checkpoint):
+    pipe = pipeline("proficiency-estimation", model=str(tiny_checkpoint))
+    assert type(pipe) is ProficiencyEstimationPipeline
+
+
+def test_label_is_the_argmax_of_scores_and_of_a_direct_log_likelihood(pipe, takes):
+    for take in takes[1:]:  # the direct computation decodes every view once per label: keep it to two takes
+        result = pipe(take, **GEN)
+        check_result(result, take)
+        direct = direct_label_log_likelihoods(pipe.model, pipe.processor, take)
+        assert result["proficiency"] == max(direct, key=direct.get)
+        assert sum(result["view_weights"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_batch_of_three_equals_three_single_calls(pipe, takes):
+    singles = [pipe(take, **GEN) for take in takes]
+    for batch_size in (1, 3):
+        batched = pipe(takes, batch_size=batch_size, **GEN)
+        assert len(batched) == 3
+        for one, many in zip(singles, batched):
+            assert many["proficiency"] == one["proficiency"] and many["feedback"] == one["feedback"]
+            assert many["scores"] == pytest.approx(one["scores"], abs=1e-5)
+            assert many["view_weights"] == pytest.approx(one["view_weights"], abs=1e-5)
+
+
+def test_ego_only_and_exo_only_takes(pipe, tmp_path):
+    take = write_take(tmp_path / "t", seed=4)
+    ego_only = pipe({"ego": take["ego"]}, **GEN)
+    check_result(ego_only, ["ego"])
+    assert ego_only["view_weights"]["ego"] == pytest.approx(1.0)
+    exo_only = pipe([None, take["exo1"], take["exo2"], take["exo3"], take["exo4"]], **GEN)
+    check_result(exo_only, ["exo1", "exo2", "exo3", "exo4"])
+
+
+def test_input_forms_agree_dict_list_and_decoded_frames(pipe, takes):
+    from processing.video_io import probe_video, read_frames
+
+    take = takes[1]  # ego + exo3
+    as_dict = pipe(take, return_feedback=False)
+    as_list = pipe([take["ego"], None, None, take["exo3"]], return_feedback=False)
+    frames = {v: read_frames(p, range(probe_video(p).num_frames)) for v, p in take.items()}
+    as_frames = pipe(frames, return_feedback=False)
+    for other in (as_list, as_frames):
+        assert other["proficiency"] == as_dict["proficiency"]
+        assert other["scores"] == pytest.approx(as_dict["scores"], abs=1e-4)
+    check_result(as_frames, take)
+
+
+def test_classification_only_skips_generation_with_the_same_scores(pipe, takes):
+    full = pipe(takes[0], **GEN)
+    fast = pipe(takes[0], return_feedback=False)
+    assert fast["feedback"] == "" and fast["scores"] == pytest.approx(full["scores"], abs=1e-6)
+
+
+def test_feedback_follows_the_scored_label_and_sampling_options_pass_through(pipe, takes, monkeypatch):
+    seen = []
+    original = pipe.model.generate
+    monkeypatch.setattr(pipe.model, "generate", lambda **kw: seen.append(kw) or original(**kw))
+    result = pipe(takes[0], max_new_tokens=3, do_sample=True, temperature=0.7, top_k=5)
+    check_result(result, takes[0])
+    kwargs = seen[0]
+    assert kwargs["do_sample"] is True and kwargs["temperature"] == 0.7 and kwargs["top_k"] == 5
+    assert kwargs["max_new_tokens"] == 3
+    prompt = pipe.processor.tokenizer.decode(kwargs["input_ids"][0])
+    assert prompt.endswith("Proficiency: " + result["proficiency"])
+    pipe(takes[0], max_new_tokens=2)
+    assert seen[1]["do_sample"] is False  # greedy by default
+    with pytest.raises(TypeError, match="unknown argument"):
+        pipe(takes[0], temprature=0.5)
+
+
+@pytest.mark.parametrize(
+    "make, error, expected",
+    [
+        (lambda d: {"ego": str(d / "missing.mp4")}, FileNotFoundError, ["ego", "missing.mp4"]),
+        (lambda d: {"exo2": str(write_corrupt(d / "broken.mp4"))}, ValueError, ["exo2", "broken.mp4"]),
+        (lambda d: {"exo7": str(d / "x.mp4")}, ValueError, ["exo7", "x.mp4", "exo4"]),
+        (lambda d: [], ValueError, ["Empty"]),
+        (lambda d: {}, ValueError, ["ego"]),
+    ],
+    ids=["missing_file", "corrupt_video", "unknown_view", "empty_list", "empty_dict"],
+)
+def test_bad_input_names_view_and_file(pipe, tmp_path, make, error, expected):
+    with pytest.raises(error) as info:
+        pipe(make(tmp_path), return_feedback=False)
+    for part in expected:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_no_label_outside_the_four_even_for_a_degenerate_model(pipe, takes, monkeypatch):
+    import torch
+
+    # An LM head with all logits equal: free text would be garbage, the scored label is still one of the four.
+    head = pipe.model.get_output_embeddings()
+    monkeypatch.setattr(head, "weight", torch.nn.Parameter(torch.zeros_like(head.weight)))
+    result = pipe(takes[0], **GEN)
+    check_result(result, takes[0])
+    assert result["proficiency"] in PROFICIENCY_LABELS and not np.isnan(list(result["scores"].values())).any()
