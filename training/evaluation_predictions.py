@@ -1,0 +1,151 @@
+# Evaluation's model side: label probabilities per view setting, free generation and feedback for every take.
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from modeling_profvlm.label_scoring import label_continuation_ids, score_labels, unpadded_rows
+from processing.text_format import format_label_prefix, parse_output
+from training.sft_data import row_videos
+
+VIEW_SETTINGS: tuple[str, ...] = ("ego", "exos", "ego_exos")
+DEFAULT_MAX_NEW_TOKENS = 96
+
+
+@dataclass
+class TakePredictions:
+    """Everything evaluation measured for the labelled takes, in dataset order."""
+
+    take_uids: list[str]
+    scenarios: list[str]
+    references: list[str]
+    # view setting -> per take the predicted label / the label probabilities; None where the take lacks those views
+    predictions: dict[str, list[str | None]] = field(default_factory=lambda: {s: [] for s in VIEW_SETTINGS})
+    probabilities: dict[str, list[list[float] | None]] = field(default_factory=lambda: {s: [] for s in VIEW_SETTINGS})
+    generated_labels: list[str | None] = field(default_factory=list)  # parsed from free generation
+    feedback: dict[str, str] = field(default_factory=dict)  # take_uid -> feedback after the predicted label
+
+
+def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: str) -> torch.Tensor:
+    """`view_mask` (B, V) restricted to one view setting: `ego` keeps the ego view, `exos` every other view,
+    `ego_exos` all; views already missing stay missing."""
+    if setting not in VIEW_SETTINGS:
+        raise ValueError(f"Unknown view setting {setting!r}; expected one of {VIEW_SETTINGS}.")
+    if setting == "ego_exos":
+        return view_mask.clone()
+    keep = torch.tensor([(name == "ego") == (setting == "ego") for name in view_names], dtype=view_mask.dtype)
+    return view_mask * keep.to(view_mask.device)
+
+
+@torch.no_grad()
+def generate_after(model, tokenizer, prompts: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor,
+                   max_new_tokens: int) -> list[str]:
+    """Greedy continuation of each token-id prompt (left-padded into one batch) with the take's video features."""
+    width, pad_id = max(map(len, prompts)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = video_features.device
+    # Left padding: every row's continuation starts right after its own prompt.
+    input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
+                               view_mask=view_mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
+    return tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+
+
+def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: list[str], free_texts: list[str],
+                          video_features: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int) -> list[str]:
+    """The feedback the model writes after each take's predicted label (as the pipeline serves it). Where free
+    generation already chose that label, its feedback is that same greedy continuation and is reused."""
+    parsed = [parse_output(text) for text in free_texts]
+    feedback = [fb.strip() if label == want else None for (label, fb), want in zip(parsed, labels)]
+    redo = [i for i, fb in enumerate(feedback) if fb is None]
+    if redo:
+        all_labels = tuple(model.config.proficiency_labels)
+        continuations = dict(zip(all_labels, label_continuation_ids(tokenizer, all_labels)))
+        rows = [prompts[i] + continuations[labels[i]] for i in redo]
+        texts = generate_after(model, tokenizer, rows, video_features[redo], view_mask[redo], max_new_tokens)
+        for i, text in zip(redo, texts):
+            feedback[i] = parse_output(format_label_prefix(labels[i]) + text)[1].strip()
+    return feedback
+
+
+def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(prompt batch, video_features (B, V, D), view_mask (B, V)) for a batch of takes: from the feature cache when
+    given, else by running the processor and the frozen tower once per take."""
+    prompt = processor.build_prompt()
+    if cache is not None:
+        prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt"))
+        loaded = [cache[row["take_uid"]] for row in rows]
+        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded])
+    batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt")
+    features = model.model.encode_views(batch["pixel_values_videos"].to(model.device), batch["view_mask"].to(model.device))
+    return batch, features, batch["view_mask"].to(model.device)
+
+
+def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: int = 8, generate: bool = True,
+                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> TakePredictions:
+    """Score the labels of every take in each view setting; with `generate`, also free generation and feedback."""
+    # A PEFT-wrapped model (evaluation right after training) runs through its base model, LoRA layers included.
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    labels = tuple(model.config.proficiency_labels)
+    result = TakePredictions([r["take_uid"] for r in rows], [r["scenario"] for r in rows],
+                             [label_name(r, labels) for r in rows])
+    tokenizer = processor.tokenizer
+    for start in tqdm(range(0, len(rows), batch_size), desc="evaluating takes", unit="batch"):
+        chunk = rows[start: start + batch_size]
+        prompts, features, view_mask = batch_features(model, processor, chunk, cache)
+        for setting in VIEW_SETTINGS:
+            chosen, probabilities = score_setting(model, processor, prompts, features, view_mask, setting)
+            result.predictions[setting] += chosen
+            result.probabilities[setting] += probabilities
+        if not generate:
+            continue
+        token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))
+        free = generate_after(model, tokenizer, token_rows, features, view_mask, max_new_tokens)
+        result.generated_labels += [parse_output(text)[0] for text in free]
+        texts = feedback_after_labels(model, tokenizer, token_rows, result.predictions["ego_exos"][start: start + len(chunk)], free,
+                                      features, view_mask, max_new_tokens)
+        result.feedback.update(zip(result.take_uids[start: start + batch_size], texts))
+    return result
+
+
+def score_setting(model, processor, prompts: dict, features: torch.Tensor, view_mask: torch.Tensor,
+                  setting: str) -> tuple[list[str | None], list[list[float] | None]]:
+    """(predicted labels, label probabilities) with only the views of `setting` visible; None for takes that
+    have none of those views."""
+    mask = view_setting_mask(view_mask, list(model.config.view_names), setting)
+    keep = mask.sum(-1) > 0
+    chosen: list[str | None] = [None] * len(keep)
+    probabilities: list[list[float] | None] = [None] * len(keep)
+    if keep.any():
+        idx = keep.nonzero().flatten()
+        subset = {k: v[idx] for k, v in prompts.items() if k in ("input_ids", "attention_mask")}
+        scores = score_labels(model, processor, {**subset, "video_features": features[idx], "view_mask": mask[idx]})
+        for i, label, probs in zip(idx.tolist(), scores.predicted_labels(), scores.probabilities.tolist()):
+            chosen[i], probabilities[i] = label, probs
+    return chosen, probabilities
+
+
+def label_name(row: dict, labels: tuple[str, ...]) -> str:
+    """The row's proficiency as a label string (datasets gives a ClassLabel index)."""
+    value = row["proficiency"]
+    if isinstance(value, str):
+        if value not in labels:
+            raise ValueError(f"take {row.get('take_uid')}: proficiency {value!r} is not one of {list(labels)}.")
+        return value
+    if not 0 <= int(value) < len(labels):
+        raise ValueError(f"take {row.get('take_uid')}: proficiency index {value} is outside 0..{len(labels) - 1}.")
+    return labels[int(value)]
+
+
+__all__ = [
+    "VIEW_SETTINGS",
+    "DEFAULT_MAX_NEW_TOKENS",
+    "TakePredictions",
+    "view_setting_mask",
+    "generate_after",
+    "feedback_after_labels",
+    "batch_features",
+    "predict_takes",
+    "score_setting",
+    "label_name",
+]

@@ -1,0 +1,181 @@
+"""Run ProfVLM's frozen video tower once per take and view and cache the mean-pooled features (V, D).
+
+    python training/extract_features.py --model CKPT --data_dir ROOT --output CACHE
+    accelerate launch training/extract_features.py ...           (takes are sharded across the processes)
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 training/extract_features.py ...
+
+Writes CACHE/manifest.json (tower config + weights hash, frame sampling, views, dtype) and one
+CACHE/features/<take_uid>.safetensors per take (a (D,) tensor per present view). Interrupted runs resume:
+takes already cached are skipped. Train on it with `training/sft.py --features CACHE`.
+"""
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python training/extract_features.py` / `accelerate launch ...`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+from accelerate.utils import parse_flag_from_env  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
+from training.feature_cache import (  # noqa: E402
+    COMPATIBILITY_KEYS,
+    FEATURES_DIR,
+    MANIFEST_NAME,
+    CorruptFeatureCacheError,
+    build_manifest,
+    check_manifest,
+    manifest_fingerprint,
+    read_take,
+    sampling_spec,
+    take_path,
+    write_manifest,
+    write_take,
+)
+from training.sft_data import load_splits, row_videos  # noqa: E402
+
+logger = logging.getLogger("profvlm.extract_features")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see `--help`)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="ProfVLM checkpoint folder (its tower and processor are used)")
+    parser.add_argument("--data_dir", required=True, help="EgoExo4D root (real or synthetic)")
+    parser.add_argument("--output", required=True, help="feature cache folder (created; resumed when it exists)")
+    parser.add_argument("--dataset_config", default="demonstrator",
+                        help="builder config whose takes are cached (default: demonstrator = every labelled take)")
+    parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="splits whose takes are cached")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="tower dtype; auto = bfloat16 where the CPU/GPU supports it, else float32")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers that decode videos")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete a cache made by another tower/sampling/dtype instead of refusing it")
+    return parser.parse_args(argv)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on a GPU or a CPU with native bf16 (AVX512-BF16/AMX), else float32."""
+    if name != "auto":
+        return getattr(torch, name)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
+def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True
+                  ) -> dict[str, dict[str, str]]:
+    """{take_uid: {view: path}} over the splits, sorted by take_uid (every rank sees the same order)."""
+    takes = {}
+    for dataset in load_splits(data_dir, dataset_config, splits, rebuild).values():
+        for row in dataset:
+            takes.setdefault(row["take_uid"], row_videos(row))
+    return dict(sorted(takes.items()))
+
+
+def prepare_cache(output: Path, manifest: dict, overwrite: bool, state: PartialState) -> None:
+    """Rank 0 writes the manifest (or checks it, so a resume cannot mix towers); other ranks check it after."""
+    with state.main_process_first():
+        if (output / MANIFEST_NAME).is_file():
+            try:
+                check_manifest(output, manifest, keys=COMPATIBILITY_KEYS + ("dtype",))
+            except ValueError:
+                if not (overwrite and state.is_main_process):
+                    raise
+                logger.warning("--overwrite: deleting the feature cache %s made by another tower/sampling.", output)
+                shutil.rmtree(output / FEATURES_DIR, ignore_errors=True)
+                write_manifest(output, manifest)
+        elif state.is_main_process:
+            write_manifest(output, manifest)
+
+
+class TakeVideos(torch.utils.data.Dataset):
+    """(take_uid, pixel_values_videos (V, T, 3, H, W), view_mask (V,)) per take, decoded by the processor."""
+
+    def __init__(self, takes: list[tuple[str, dict[str, str]]], processor):
+        self.takes, self.processor = takes, processor
+
+    def __len__(self) -> int:
+        return len(self.takes)
+
+    def __getitem__(self, i: int):
+        take_uid, videos = self.takes[i]
+        out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
+        return take_uid, out["pixel_values_videos"][0], out["view_mask"][0]
+
+
+def pending_takes(output: Path, takes: dict, manifest: dict) -> list[tuple[str, dict]]:
+    """Takes whose file is missing or unreadable (a corrupt file is reported and re-extracted)."""
+    fingerprint, todo = manifest_fingerprint(manifest), []
+    for take_uid, videos in takes.items():
+        path = take_path(output, take_uid)
+        if path.is_file():
+            try:
+                read_take(path, manifest["view_names"], manifest["feature_dim"], fingerprint)
+                continue
+            except CorruptFeatureCacheError as err:
+                logger.warning("%s -- extracting it again.", err)
+        todo.append((take_uid, videos))
+    return todo
+
+
+@torch.no_grad()
+def extract(args: argparse.Namespace) -> dict:
+    """Extract this rank's shard of the takes; returns counts and the rate."""
+    from processing.processing_profvlm import ProfVLMProcessor
+
+    # PartialState does not read ACCELERATE_USE_CPU itself (Accelerator does); without it CPU ranks never meet.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    model = ProfVLMForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
+    processor = ProfVLMProcessor.from_pretrained(args.model)
+    dtype = resolve_dtype(args.dtype, state.device)
+    output = Path(args.output)
+    manifest = build_manifest(model, sampling_spec(processor), dtype, source=str(args.model))  # hashes fp32 weights
+    prepare_cache(output, manifest, args.overwrite, state)
+    encoder = model.model
+    del encoder.language_model, model.lm_head  # only the tower runs here; free the LM's memory
+    encoder.vision_tower.to(state.device, dtype).eval()
+
+    with state.local_main_process_first():  # it builds the dataset; the other ranks reuse its Arrow cache
+        takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process)
+    shard = dict(list(takes.items())[state.process_index :: state.num_processes])
+    todo = pending_takes(output, shard, manifest)
+    logger.info("rank %d: %d takes in shard, %d cached already, %d to extract (%s, dtype %s)", state.process_index,
+                len(shard), len(shard) - len(todo), len(todo), state.device, str(dtype).removeprefix("torch."))
+    loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
+    fingerprint, start = manifest_fingerprint(manifest), time.perf_counter()
+    for take_uid, pixels, view_mask in tqdm(loader, total=len(todo), unit="take", desc=f"rank {state.process_index}",
+                                            disable=not state.is_local_main_process):
+        features = encoder.encode_views(pixels[None].to(state.device, dtype), view_mask[None].to(state.device))[0]
+        write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint)
+    seconds = time.perf_counter() - start
+    state.wait_for_everyone()
+    summary = {"rank": state.process_index, "extracted": len(todo), "skipped": len(shard) - len(todo),
+               "seconds": round(seconds, 2), "takes_per_second": round(len(todo) / seconds, 3) if todo else None}
+    logger.info("rank %d done: %s", state.process_index, summary)
+    if state.is_main_process:
+        missing = [uid for uid in takes if not take_path(output, uid).is_file()]
+        if missing:
+            raise RuntimeError(f"{output}: {len(missing)} take(s) missing after extraction, e.g. {missing[:3]}.")
+        logger.info("Feature cache %s complete: %d takes.", output, len(takes))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Entry point for `python training/extract_features.py` and `accelerate launch`."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    return extract(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

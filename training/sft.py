@@ -1,0 +1,210 @@
+"""Fine-tune ProfVLM with TRL's SFTTrainer: LoRA on the language model, the projector fully trained, the tower frozen.
+
+    accelerate launch training/sft.py --model CKPT --data_dir ROOT --output_dir OUT [--features CACHE] [--config YAML]
+    python training/sft.py ...                                     (same, one process; CPU needs no extra flag)
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 training/sft.py ...        (two CPU ranks)
+
+Every SFTConfig / TrainingArguments field is an option too (--num_train_epochs, --max_steps, --learning_rate, ...),
+and `--config YAML` sets any of them (command-line options win). Writes checkpoints to OUT/checkpoint-*, the LoRA
+adapter (+ projector) to OUT/adapter and a merged, self-contained checkpoint (model, processor, code files,
+auto_map) to OUT/final.
+"""
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python training/sft.py` / `accelerate launch training/sft.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
+
+from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
+from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
+from training.collator import ProfVLMCollator  # noqa: E402
+from training.feature_cache import FeatureCache, build_manifest, sampling_spec  # noqa: E402
+from training.sft_data import load_splits, to_training_rows  # noqa: E402
+
+logger = logging.getLogger("profvlm.sft")
+
+
+@dataclass
+class ProfVLMArguments:
+    """What to train and on which data (the SFTConfig fields say how)."""
+
+    model: str = field(metadata={"help": "Base ProfVLM checkpoint folder (`profvlm init --out DIR`)."})
+    data_dir: str = field(metadata={"help": "EgoExo4D root (real or synthetic) with takes.json and annotations/."})
+    dataset_config: str = field(
+        default="demonstrator_commentary",
+        metadata={"help": "`demonstrator_commentary` (label + feedback) or `demonstrator` (label only)."},
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    eval_split: str = field(default="validation", metadata={"help": "Split evaluated each epoch; `none` to skip."})
+    features: str | None = field(
+        default=None,
+        metadata={"help": "Feature cache from training/extract_features.py; without it, train from pixels."},
+    )
+    frame_sampler: str | None = field(
+        default=None, metadata={"help": "Frame sampler for pixel training (processor default: uniform)."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank on the language model."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "v_proj"], metadata={"help": "LM linears that get LoRA."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
+    log_seen_takes: bool = field(
+        default=False,
+        metadata={"help": "Append the take_uids of every training batch to OUT/seen_takes/rank<N>.jsonl."},
+    )
+
+
+def training_defaults() -> dict:
+    """SFTConfig defaults for ProfVLM; a YAML config and the command line override them."""
+    defaults = {
+        "output_dir": "outputs/profvlm-sft",
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "prediction_loss_only": True,  # no compute_metrics: skip the extra full-logits forward in evaluation
+        "learning_rate": 2e-4,
+        "report_to": "none",
+        "logging_steps": 10,
+    }
+    if not torch.cuda.is_available():  # a machine without a GPU trains with no extra flag
+        defaults.update(use_cpu=True, bf16=False)
+    return defaults
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConfig]:
+    """Parse the command line and `--config YAML` into (ProfVLMArguments, SFTConfig)."""
+    parser = TrlParser((ProfVLMArguments, SFTConfig))
+    parser.set_defaults(**training_defaults())
+    script_args, training_args = parser.parse_args_and_config(argv)
+    # The collator renders, tokenizes and labels every batch itself: TRL must pass rows through untouched.
+    training_args.remove_unused_columns = False
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    training_args.max_length = None  # truncation could cut the <video> placeholder
+    return script_args, training_args
+
+
+def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig):
+    """(train rows, eval rows or None). The local main process builds the dataset first; the other ranks reuse
+    its Arrow cache instead of rebuilding it under their feet."""
+    splits = [script_args.train_split]
+    if script_args.eval_split.lower() != "none":
+        splits.append(script_args.eval_split)
+    with training_args.main_process_first(desc="load dataset"):
+        loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
+                             rebuild=training_args.local_process_index == 0)
+    train = to_training_rows(loaded[script_args.train_split], script_args.max_train_samples)
+    if len(train) == 0:
+        raise ValueError(f"{script_args.data_dir}: split '{script_args.train_split}' of config "
+                         f"'{script_args.dataset_config}' has no rows to train on.")
+    evaluation = None
+    if len(splits) > 1:
+        evaluation = to_training_rows(loaded[script_args.eval_split], script_args.max_eval_samples)
+        if len(evaluation) == 0:
+            logger.warning("Split '%s' is empty: no evaluation.", script_args.eval_split)
+            evaluation = None
+    if evaluation is None:
+        training_args.eval_strategy = "no"
+    return train, evaluation
+
+
+def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
+    """Open the cache, refuse it if another tower or sampling made it, and load every take the data needs."""
+    cache = FeatureCache(path, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
+    cache.preload([uid for ds in datasets if ds is not None for uid in ds["take_uid"]])
+    return cache
+
+
+class ProfVLMSFTTrainer(SFTTrainer):
+    """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank."""
+
+    def __init__(self, *args, seen_takes_path: Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen_takes_path = seen_takes_path
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        take_uids = inputs.pop("take_uids", None)
+        if self.seen_takes_path is not None and model.training and take_uids is not None:
+            self.seen_takes_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.seen_takes_path, "a") as f:  # appended per batch, so a killed run keeps its record
+                f.write(json.dumps({"step": self.state.global_step, "take_uids": take_uids}) + "\n")
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+
+def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> ProfVLMSFTTrainer:
+    """Model, processor, data, collator and LoRA config wired into the trainer."""
+    from processing.processing_profvlm import ProfVLMProcessor
+
+    model = ProfVLMForConditionalGeneration.from_pretrained(script_args.model)
+    processor = ProfVLMProcessor.from_pretrained(script_args.model)
+    train, evaluation = load_datasets(script_args, training_args)
+    features = None
+    if script_args.features:
+        features = load_feature_cache(script_args.features, model, processor, (train, evaluation))
+        if script_args.frame_sampler:
+            logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
+                           "default sampling.", script_args.frame_sampler)
+    collator = ProfVLMCollator(processor, features=features, frame_sampler=script_args.frame_sampler)
+    lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
+                               tuple(script_args.lora_target_modules))
+    seen = None
+    if script_args.log_seen_takes:
+        seen = Path(training_args.output_dir) / "seen_takes" / f"rank{training_args.process_index}.jsonl"
+    trainer = ProfVLMSFTTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                                processing_class=processor, data_collator=collator, peft_config=lora,
+                                seen_takes_path=seen)
+    total, trainable = count_parameters(trainer.model)
+    if training_args.process_index == 0:
+        logger.info("Parameters: %s total, %s trainable (LoRA r=%d + projector); training from %s.", f"{total:,}",
+                    f"{trainable:,}", script_args.lora_r, "cached features" if features else "pixels")
+    return trainer
+
+
+def resolve_resume(training_args: SFTConfig) -> str | None:
+    """`--resume_from_checkpoint PATH`, or `true`/`last` for the newest checkpoint in OUTPUT_DIR."""
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and resume.lower() in ("true", "last"):
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no "
+                                    f"checkpoint-* folder in {training_args.output_dir}.")
+    return resume
+
+
+def save_final(trainer: ProfVLMSFTTrainer, output_dir: str | Path) -> Path:
+    """OUT/adapter (LoRA + projector) and OUT/final (merged model, processor, code files, auto_map); rank 0 writes.
+    Training is over: rank 0 merges the adapter into the trainer's model in place."""
+    output_dir = Path(output_dir)
+    trainer.save_model(str(output_dir / "adapter"))  # PEFT adapter; Trainer writes on the main process only
+    final = output_dir / "final"
+    if trainer.is_world_process_zero():
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        merged.save_pretrained(final)  # ProfVLMConfig.save_pretrained adds auto_map and the code files
+        trainer.processing_class.save_pretrained(final)
+        logger.info("Merged checkpoint written to %s", final)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Parse options, train (resuming if asked), evaluate each epoch, and write OUT/adapter and OUT/final."""
+    script_args, training_args = parse_args(argv)
+    logging.basicConfig(format=f"%(asctime)s [rank {training_args.process_index}] %(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)
+    trainer = build_trainer(script_args, training_args)
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    final = save_final(trainer, training_args.output_dir)
+    logger.info("Training done (global step %d).", trainer.state.global_step)
+    return final
+
+
+if __name__ == "__main__":
+    main()
