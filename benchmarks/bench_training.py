@@ -4,7 +4,10 @@ SkillFormer-style step (LoRA r=64 inside TimeSformer, gradients through the towe
 Same batch for all three: 4 takes x 5 views x 8 frames at 224 px, base-size TimeSformer with random weights.
 Each case runs in its own subprocess, so peak RSS of (a) is not polluted by the others.
 
-    python benchmarks/bench_training.py [--output benchmarks/results/bench_training.json]
+    python benchmarks/bench_training.py [--output benchmarks/results/bench_training.json] [--threads 1]
+
+About 30 minutes on 2 CPU cores, almost all of it in (c); (a) and (b) use activation checkpointing on the LM as
+training/sft.py does by default.
 """
 import argparse
 import json
@@ -197,8 +200,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=3, help="timed steps of (a) (median reported)")
     parser.add_argument("--heavy_warmup", type=int, default=0, help="untimed steps of (b), (c): minutes on a CPU")
     parser.add_argument("--heavy_steps", type=int, default=1, help="timed steps of (b) and (c)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per case (default: torch's choice; 1 is steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per case (1: steady on a shared 2-core machine; 0: torch's choice)")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--checkpoint", help="base ProfVLM checkpoint to reuse (default: built in a temp dir)")
     parser.add_argument("--only", choices=CASES, help=argparse.SUPPRESS)  # internal: run one case, print JSON

@@ -1,11 +1,16 @@
 """[training] Feature cache: manifest pins tower + sampling, stale/foreign caches refused, corrupt files named,
 extraction resumes and matches the model's own encoding, takes sharded across two ranks."""
 import json
+import logging
+import re
+import shutil
+import sys
 
 import pytest
 import torch
 
 from tests.tiny_assets import tiny_profvlm
+from tests.training_helpers import run_script, synthetic_tree, tiny_feature_cache
 from training.feature_cache import (
     CorruptFeatureCacheError,
     FeatureCache,
@@ -122,13 +127,6 @@ def test_corrupt_manifest_and_missing_takes_are_reported(tmp_path):
 
 
 # ------------------------------------------------- extraction on a synthetic tree (training/extract_features.py)
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-
-from tests.training_helpers import run_script, synthetic_tree, tiny_feature_cache  # noqa: E402
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     return synthetic_tree(tmp_path_factory)
@@ -198,8 +196,6 @@ def test_extraction_is_sharded_across_two_ranks(tiny_checkpoint, tree, feature_c
                        "training/extract_features.py", "--model", str(tiny_checkpoint), "--data_dir", str(tree),
                        "--output", str(cache), "--dtype", "float32"], ACCELERATE_USE_CPU="1")
     log = proc.stdout + proc.stderr
-    import re
-
     shards = {int(r): int(n) for r, n in re.findall(r"rank (\d): (\d+) takes in shard, 0 cached already", log)}
     takes = _all_takes(tree)
     assert sorted(shards) == [0, 1] and sum(shards.values()) == len(takes) and min(shards.values()) > 0

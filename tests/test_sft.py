@@ -46,7 +46,7 @@ def test_help_lists_script_and_every_sftconfig_option(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = capsys.readouterr().out
-    for option in ("--model", "--data_dir", "--dataset_config", "--features", "--output_dir", "--max_steps",
+    for option in ("--config YAML", "--model", "--data_dir", "--dataset_config", "--features", "--output_dir", "--max_steps",
                    "--num_train_epochs", "--resume_from_checkpoint", "--assistant_only_loss", "--lora_r"):
         assert option in text, option
 
@@ -198,7 +198,7 @@ def test_two_cpu_ranks_train_disjoint_shards_and_only_rank0_writes_the_final_che
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_final_checkpoint_is_the_merged_adapter_and_loads_without_peft(tiny_checkpoint, tree, feature_cache, tmp_path,
+def test_evaluates_each_epoch_and_the_final_checkpoint_is_the_merged_adapter(tiny_checkpoint, tree, feature_cache, tmp_path,
                                                                         one_thread):
     import json
 
@@ -210,9 +210,11 @@ def test_final_checkpoint_is_the_merged_adapter_and_loads_without_peft(tiny_chec
 
     out = tmp_path / "run"
     script_args, args = parse_args(_common_args(tiny_checkpoint, tree, feature_cache, **{
-        "--max_steps": 2, "--save_strategy": "no", "--output_dir": out, "--log_seen_takes": "false"}))
+        "--num_train_epochs": 2, "--max_train_samples": 4, "--eval_split": "validation", "--max_eval_samples": 2,
+        "--save_strategy": "no", "--output_dir": out, "--log_seen_takes": "false"}))
     trainer = build_trainer(script_args, args)
     trainer.train()
+    assert [h["epoch"] for h in trainer.state.log_history if "eval_loss" in h] == [1.0, 2.0]  # evaluated each epoch
     save_final(trainer, out)
     final = out / "final"
     config = json.loads((final / "config.json").read_text())

@@ -5,10 +5,12 @@
     ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 training/sft.py ...        (two CPU ranks)
 
 Every SFTConfig / TrainingArguments field is an option too (--num_train_epochs, --max_steps, --learning_rate, ...),
-and `--config YAML` sets any of them (command-line options win). Writes checkpoints to OUT/checkpoint-*, the LoRA
+and `--config YAML` sets any of them, script options included (command-line options win; ready-made YAMLs in
+training/configs/). `--resume_from_checkpoint last` resumes from the newest OUT/checkpoint-*. Writes checkpoints to OUT/checkpoint-*, the LoRA
 adapter (+ projector) to OUT/adapter and a merged, self-contained checkpoint (model, processor, code files,
 auto_map) to OUT/final.
 """
+import argparse
 import json
 import logging
 import sys
@@ -82,7 +84,8 @@ def training_defaults() -> dict:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConfig]:
     """Parse the command line and `--config YAML` into (ProfVLMArguments, SFTConfig)."""
-    parser = TrlParser((ProfVLMArguments, SFTConfig))
+    formatter = type("HelpFormatter", (argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter), {})
+    parser = TrlParser((ProfVLMArguments, SFTConfig), description=__doc__, formatter_class=formatter)
     parser.set_defaults(**training_defaults())
     script_args, training_args = parser.parse_args_and_config(argv)
     # The collator renders, tokenizes and labels every batch itself: TRL must pass rows through untouched.
