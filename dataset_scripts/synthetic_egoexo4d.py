@@ -43,7 +43,7 @@ Quirks of the real data (EGOEXO4D_FORMAT.md §1.3, §2, §4) appear in a fractio
 `error: true` commentary entries without `text`, ratings as str/int/"N/A", and the val proficiency file as a
 bare list instead of `{"annotations": [...]}`. Annotation files are byte-identical for the same arguments.
 
-    python dataset_scripts/synthetic_egoexo4d.py --out /tmp/egoexo --takes 40 --seed 0 --size 112 --seconds 4
+    python dataset_scripts/synthetic_egoexo4d.py --out egoexo_synthetic --takes 40 --seed 0 --size 112 --seconds 4
 """
 from __future__ import annotations
 
