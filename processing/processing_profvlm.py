@@ -27,6 +27,10 @@ TIMESFORMER_MEAN = (0.45, 0.45, 0.45)
 TIMESFORMER_STD = (0.225, 0.225, 0.225)
 
 
+# Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
+_MAX_DECODE_WORKERS = 16
+
+
 class ProfVLMProcessor(ProcessorMixin):
     """Tokenizer plus a torch video pipeline (decode with PyAV, sample T frames per view, resize the shorter side
     to `image_size`, centre-crop, normalise). torchvision cannot be installed here, so there is no
@@ -115,9 +119,12 @@ class ProfVLMProcessor(ProcessorMixin):
         views = [self._views_of(take, b) for b, take in enumerate(takes)]
         jobs = [(b, v, src) for b, srcs in enumerate(views) for v, src in enumerate(srcs) if src is not None]
 
-        # PyAV decodes without the GIL, so views decode in parallel, one thread each once they fill the cores.
-        workers = max(1, min(len(jobs), os.cpu_count() or 1))
-        threads = max(1, (os.cpu_count() or 1) // len(jobs)) if jobs else 1
+        # PyAV decodes without the GIL, so views decode in parallel: one thread per view (more views than cores
+        # still pays, because 5 views on 2 workers leave one core idle for the last view), and the decoder's own
+        # threads only when there are fewer views than cores.
+        cores = os.cpu_count() or 1
+        workers = max(1, min(len(jobs), _MAX_DECODE_WORKERS))
+        threads = max(1, cores // len(jobs)) if jobs else 1
 
         def run(job):
             b, v, src = job
