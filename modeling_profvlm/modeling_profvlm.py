@@ -37,16 +37,50 @@ class ProfVLMCausalLMOutputWithPast(MultimodalCausalLMOutputWithPast):
     view_weights: torch.FloatTensor | None = None
 
 
-# Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer model.py; PAPER.md §1a).
+class ViewFeatureStandardizer(nn.Module):
+    """Per-dimension standardisation of per-view tower features with statistics of the training data: a
+    BatchNorm without affine parameters whose statistics cover present views only. In training it uses the
+    batch's statistics and accumulates a cumulative average (the tower is frozen, so the feature distribution
+    is fixed and every batch counts equally); in eval, and before any training, the stored statistics
+    (initially mean 0, variance 1: the identity)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """features (B, V, D), valid (B, V) bool -> standardised features, zero where a view is missing."""
+        x = features.float()
+        if self.training and int(valid.sum()) > 1:
+            present = x[valid]
+            mean, var = present.mean(0), present.var(0, unbiased=False)
+            with torch.no_grad():
+                seen = self.num_batches_tracked.add_(1).to(x.dtype)
+                self.running_mean.add_((mean - self.running_mean) / seen)
+                self.running_var.add_((present.var(0, unbiased=True) - self.running_var) / seen)
+        else:
+            mean, var = self.running_mean, self.running_var
+        out = (x - mean) * torch.rsqrt(var + self.eps)
+        return (out * valid.unsqueeze(-1).to(out.dtype)).to(features.dtype)
+
+
+# Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer model.py; PAPER.md §1a), plus the
+# input standardisation above (ours): a frozen tower's mean-pooled features share a large common component
+# (random tiny tower: the take-to-take spread is ~30 % of the feature norm and ~12 % of the projected token's),
+# so without it every take looks nearly the same to the language model and the label takes far longer to learn.
 class AttentiveGatedProjector(nn.Module):
-    """Fuses V per-view features into `num_video_tokens` LM embeddings: per-view LayerNorm, self-attention
-    across views (missing views masked out), masked mean, Linear-GELU-LayerNorm-Dropout, sigmoid gate,
-    Linear-LayerNorm, and a learned re-scaling of the output statistics."""
+    """Fuses V per-view features into `num_video_tokens` LM embeddings: per-dimension standardisation, per-view
+    LayerNorm, self-attention across views (missing views masked out), masked mean, Linear-GELU-LayerNorm-Dropout,
+    sigmoid gate, Linear-LayerNorm, and a learned re-scaling of the output statistics."""
 
     def __init__(self, config: ProfVLMConfig):
         super().__init__()
         d_in, d_hidden = config.vision_config.hidden_size, config.projector_hidden_size
         self.d_out, self.num_tokens = config.text_config.hidden_size, config.num_video_tokens
+        self.feature_norm = ViewFeatureStandardizer(d_in)
         self.view_norm = nn.LayerNorm(d_in)
         self.view_attention = nn.MultiheadAttention(
             d_in, config.projector_num_heads, dropout=config.projector_dropout, batch_first=True
@@ -65,7 +99,7 @@ class AttentiveGatedProjector(nn.Module):
     def forward(self, view_features: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """view_features (B, V, D_in), view_mask (B, V) with 1 = present -> tokens (B, N, D_out), weights (B, V)."""
         valid = view_mask.bool()
-        x = self.view_norm(view_features)
+        x = self.view_norm(self.feature_norm(view_features, valid))
         # Missing views are excluded as keys, so they cannot influence any present view.
         attended, attn = self.view_attention(
             x, x, x, key_padding_mask=~valid, need_weights=True, average_attn_weights=True
@@ -102,6 +136,10 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
         if isinstance(module, AttentiveGatedProjector):
             init.constant_(module.output_scale, self.config.projector_init_std)
             init.constant_(module.output_shift, self.config.projector_init_mean)
+        if isinstance(module, ViewFeatureStandardizer):  # buffers: identity until training has seen data
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
 
     def enable_input_require_grads(self):
         """Hook only the text embeddings: TimeSformer's patch embedding returns a tuple and would crash the
