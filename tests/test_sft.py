@@ -234,3 +234,17 @@ def test_evaluates_each_epoch_and_the_final_checkpoint_is_the_merged_adapter(tin
         torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(AutoModel.from_pretrained(tiny_checkpoint).eval()(**inputs).logits, expected,
                                   atol=1e-4), "training changed nothing"
+
+
+def test_max_feedback_words_cuts_the_training_targets(tiny_checkpoint, tree, tmp_path):
+    from training.sft import load_datasets
+
+    def feedback_lengths(*extra):
+        script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
+                                        "--output_dir", str(tmp_path), *extra])
+        train, _ = load_datasets(script_args, args)
+        return [len(text.split()) for text in train["feedback"]]
+
+    default, short = feedback_lengths(), feedback_lengths("--max_feedback_words", "6")
+    assert max(default) > 6  # the tree has longer commentary, so the option has something to cut
+    assert len(short) == len(default) and 0 < max(short) <= 6

@@ -89,24 +89,26 @@ def open_feature_cache(cache_dir: str | Path, model, processor):
     return FeatureCache(cache_dir, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
 
 
-def load_rows(data_dir: str | Path, config: str, split: str) -> list[dict]:
+def load_rows(data_dir: str | Path, config: str, split: str, **config_kwargs) -> list[dict]:
     """The rows of one builder config and split, as dicts (ClassLabel names checked)."""
     from training.sft_data import label_names, load_split
 
-    dataset = load_split(str(data_dir), config, split)
+    dataset = load_split(str(data_dir), config, split, **config_kwargs)
     label_names(dataset)
     return list(dataset)
 
 
 def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, output_dir: str | Path,
                         features: str | Path | None = None, bertscore_model: str | None = None,
-                        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8) -> dict:
-    """Run the whole evaluation and write OUT/metrics.json and the two PNGs; returns the metrics."""
+                        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8,
+                        max_feedback_words: int = 200) -> dict:
+    """Run the whole evaluation and write OUT/metrics.json and the two PNGs; returns the metrics. The reference
+    feedback is cut to `max_feedback_words` as in training (use the value the model was trained with)."""
     labels = tuple(model.config.proficiency_labels)
     label_rows = load_rows(data_dir, "demonstrator", split)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
-    commentary_rows = load_rows(data_dir, "demonstrator_commentary", split)
+    commentary_rows = load_rows(data_dir, "demonstrator_commentary", split, max_feedback_words=max_feedback_words)
     cache = open_feature_cache(features, model, processor) if features else None
     preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens)
     metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model)
@@ -125,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bertscore_model", default=None, help="BERT-like model (name or local folder) for BERTScore")
     parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_feedback_words", type=int, default=200,
+                        help="cut reference feedback like training did (sft.py --max_feedback_words)")
     return parser.parse_args(argv)
 
 
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
-                                  args.bertscore_model, args.max_new_tokens, args.batch_size)
+                                  args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words)
     summary = {k: metrics[k] for k in ("accuracy", "macro_f1", "generation_label_accuracy", "num_samples")}
     print(json.dumps({**summary, "per_view_setting": metrics["per_view_setting"], "feedback": metrics["feedback"]}))
     print(f"Wrote {Path(args.output_dir) / 'metrics.json'}, confusion_matrix.png, per_scenario.png")

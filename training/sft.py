@@ -43,6 +43,10 @@ class ProfVLMArguments:
         default="demonstrator_commentary",
         metadata={"help": "`demonstrator_commentary` (label + feedback) or `demonstrator` (label only)."},
     )
+    max_feedback_words: int = field(
+        default=200,
+        metadata={"help": "Feedback targets are cut to this many words, at a sentence boundary when possible."},
+    )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     eval_split: str = field(default="validation", metadata={"help": "Split evaluated each epoch; `none` to skip."})
     features: str | None = field(
@@ -103,7 +107,8 @@ def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig):
         splits.append(script_args.eval_split)
     with training_args.main_process_first(desc="load dataset"):
         loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
-                             rebuild=training_args.local_process_index == 0)
+                             rebuild=training_args.local_process_index == 0,
+                             max_feedback_words=script_args.max_feedback_words)
     train = to_training_rows(loaded[script_args.train_split], script_args.max_train_samples)
     if len(train) == 0:
         raise ValueError(f"{script_args.data_dir}: split '{script_args.train_split}' of config "

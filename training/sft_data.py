@@ -7,21 +7,24 @@ from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
 ROW_COLUMNS = ("take_uid", "scenario", "view_names", "video_paths", "label", "feedback")
 
 
-def load_splits(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True) -> dict[str, Dataset]:
+def load_splits(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
+                **config_kwargs) -> dict[str, Dataset]:
     """The EgoExo4D proficiency builder's rows per split (`train` / `validation`). The builder runs once
-    (`rebuild`: from the files on disk; else reuse the Arrow cache another process just built)."""
+    (`rebuild`: from the files on disk; else reuse the Arrow cache another process just built).
+    `config_kwargs` go to the builder config (e.g. `max_feedback_words`)."""
     from dataset_scripts.egoexo4d_proficiency import load_egoexo4d_proficiency
 
     out = {}
     for i, split in enumerate(splits):
         mode = "force_redownload" if rebuild and i == 0 else "reuse_dataset_if_exists"
-        out[split] = load_egoexo4d_proficiency(data_dir, config=dataset_config, split=split, download_mode=mode)
+        out[split] = load_egoexo4d_proficiency(data_dir, config=dataset_config, split=split, download_mode=mode,
+                                               **config_kwargs)
     return out
 
 
-def load_split(data_dir: str, dataset_config: str, split: str) -> Dataset:
-    """One split, built from the files on disk."""
-    return load_splits(data_dir, dataset_config, [split])[split]
+def load_split(data_dir: str, dataset_config: str, split: str, **config_kwargs) -> Dataset:
+    """One split, built from the files on disk (`config_kwargs` as in `load_splits`)."""
+    return load_splits(data_dir, dataset_config, [split], **config_kwargs)[split]
 
 
 def label_names(dataset: Dataset) -> list[str]:
