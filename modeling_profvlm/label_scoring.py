@@ -104,6 +104,21 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
 
 
 @torch.no_grad()
+def generate_continuations(
+    model, tokenizer, rows: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor, **generate_kwargs
+) -> list[str]:
+    """The decoded new text after each token-id row, generated with the row's video features. Rows are left-padded
+    into one batch, so every continuation starts right after its own row."""
+    width, pad_id = max(map(len, rows)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = video_features.device
+    input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    generate_kwargs.setdefault("pad_token_id", pad_id)
+    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
+                               view_mask=view_mask, **generate_kwargs)
+    return tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+
+
 def generate_after_labels(
     model,
     tokenizer,
@@ -114,18 +129,10 @@ def generate_after_labels(
     **generate_kwargs,
 ) -> list[str]:
     """Feedback generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
-    text follows the label that is reported. Rows are left-padded into one batch; returns the parsed feedback."""
+    text follows the label that is reported. Returns the parsed feedback."""
     continuations = dict(zip(labels, label_continuation_ids(tokenizer, tuple(labels))))
     rows = [prompt + continuations[label] for prompt, label in zip(prompt_rows, labels)]
-    width, pad_id = max(map(len, rows)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = video_features.device
-    # Left padding: every row's new tokens start right after its own label.
-    input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-    attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    generate_kwargs.setdefault("pad_token_id", pad_id)
-    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
-                               view_mask=view_mask, **generate_kwargs)
-    texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+    texts = generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
     feedback = []
     for label, text in zip(labels, texts):
         parsed_label, parsed = parse_output(format_label_prefix(label) + text)
@@ -134,4 +141,4 @@ def generate_after_labels(
     return feedback
 
 
-__all__ = ["LabelScores", "score_labels", "generate_after_labels", "label_continuation_ids", "unpadded_rows"]
+__all__ = ["LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids", "unpadded_rows"]

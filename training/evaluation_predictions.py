@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from modeling_profvlm.label_scoring import label_continuation_ids, score_labels, unpadded_rows
-from processing.text_format import format_label_prefix, parse_output
+from modeling_profvlm.label_scoring import generate_after_labels, generate_continuations, score_labels, unpadded_rows
+from processing.text_format import parse_output
 from training.sft_data import row_videos
 
 VIEW_SETTINGS: tuple[str, ...] = ("ego", "exos", "ego_exos")
@@ -40,17 +40,12 @@ def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: s
 @torch.no_grad()
 def generate_after(model, tokenizer, prompts: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor,
                    max_new_tokens: int) -> list[str]:
-    """Greedy continuation of each token-id prompt (left-padded into one batch) with the take's video features."""
-    width, pad_id = max(map(len, prompts)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = video_features.device
-    # Left padding: every row's continuation starts right after its own prompt.
-    input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
-    attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
-                               view_mask=view_mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
-    return tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+    """Greedy continuation of each token-id prompt with the take's video features."""
+    return generate_continuations(model, tokenizer, prompts, video_features, view_mask,
+                                  max_new_tokens=max_new_tokens, do_sample=False)
 
 
+@torch.no_grad()
 def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: list[str], free_texts: list[str],
                           video_features: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int) -> list[str]:
     """The feedback the model writes after each take's predicted label (as the pipeline serves it). Where free
@@ -59,12 +54,11 @@ def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: li
     feedback = [fb.strip() if label == want else None for (label, fb), want in zip(parsed, labels)]
     redo = [i for i, fb in enumerate(feedback) if fb is None]
     if redo:
-        all_labels = tuple(model.config.proficiency_labels)
-        continuations = dict(zip(all_labels, label_continuation_ids(tokenizer, all_labels)))
-        rows = [prompts[i] + continuations[labels[i]] for i in redo]
-        texts = generate_after(model, tokenizer, rows, video_features[redo], view_mask[redo], max_new_tokens)
+        texts = generate_after_labels(model, tokenizer, [prompts[i] for i in redo], [labels[i] for i in redo],
+                                      video_features[redo], view_mask[redo], max_new_tokens=max_new_tokens,
+                                      do_sample=False)
         for i, text in zip(redo, texts):
-            feedback[i] = parse_output(format_label_prefix(labels[i]) + text)[1].strip()
+            feedback[i] = text
     return feedback
 
 
