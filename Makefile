@@ -12,8 +12,8 @@ export TOKENIZERS_PARALLELISM ?= false
 # torch is installed first and pinned exactly: an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0 || { echo "make: step 'install torch' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" || { echo "make: step 'install dependencies (setup.cfg)' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed

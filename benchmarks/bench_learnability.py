@@ -1,12 +1,12 @@
 """Learnability: can ProfVLM with the real SmolLM2 and a frozen, RANDOM tower learn the synthetic proficiency signal?
 
-Path (the same one `make demo` runs): synthetic EgoExo4D tree -> base checkpoint (random tower + offline SmolLM2)
--> feature cache -> LoRA SFT on cached features -> evaluation on the held-out split.
+Path (the same one `make demo` runs, with training/configs/cpu_demo.yaml): synthetic EgoExo4D tree -> base checkpoint
+(random tower + offline SmolLM2) -> feature cache -> LoRA SFT on cached features -> evaluation on the held-out split.
 Targets (issue [training]): held-out label accuracy >= 0.90 (chance ~0.25-0.35) and feedback ROUGE-L >= 0.40,
 with <= 15 minutes of training on 2 CPU cores.
 
     python benchmarks/bench_learnability.py [--output benchmarks/results/bench_learnability.json]
-        [--tower random-tiny] [--takes 120] [--epochs 6] [--learning_rate 1e-3] [--work_dir DIR]
+        [--tower random-tiny] [--takes 200] [--epochs N] [--learning_rate LR] [--work_dir DIR]
 """
 import argparse
 import json
@@ -33,15 +33,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_learnability.json"))
     parser.add_argument("--work_dir", default=None, help="where data, cache and checkpoints go (default: a temp dir)")
     parser.add_argument("--tower", default="random-tiny", choices=["random-tiny", "random-base"])
-    parser.add_argument("--takes", type=int, default=120, help="synthetic takes, train and validation together")
+    parser.add_argument("--takes", type=int, default=200, help="synthetic takes, train and validation together")
     parser.add_argument("--size", type=int, default=64, help="shorter video side of the synthetic videos (pixels)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic take")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=float, default=6.0)
+    parser.add_argument("--epochs", type=float, default=None, help="default: cpu_demo.yaml's num_train_epochs")
     parser.add_argument("--max_steps", type=int, default=-1, help="overrides --epochs when > 0")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--batch_size", type=int, default=None, help="default: cpu_demo.yaml's")
+    parser.add_argument("--learning_rate", type=float, default=None, help="default: cpu_demo.yaml's")
     parser.add_argument("--max_new_tokens", type=int, default=96, help="generation length in evaluation")
+    parser.add_argument("--max_feedback_words", type=int, default=None,
+                        help="feedback targets cut to this many words (default: cpu_demo.yaml's value)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice, all cores); 1 is faster on cores shared with others")
     return parser.parse_args(argv)
@@ -82,11 +84,14 @@ def train(args: argparse.Namespace, base: Path, data: Path, cache: Path, out: Pa
     """LoRA SFT on cached features (the paper recipe's adapter, our learning rate and epochs); returns OUT/final."""
     from training import sft
 
-    argv = ["--model", str(base), "--data_dir", str(data), "--features", str(cache), "--output_dir", str(out),
+    argv = ["--config", str(REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"), "--model", str(base),
+            "--data_dir", str(data), "--features", str(cache), "--output_dir", str(out),
             "--dataset_config", "demonstrator_commentary", "--eval_strategy", "no", "--save_strategy", "no",
-            "--per_device_train_batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
-            "--num_train_epochs", str(args.epochs), "--max_steps", str(args.max_steps), "--lr_scheduler_type", "cosine",
-            "--warmup_steps", "0.05", "--logging_steps", "10", "--seed", str(args.seed), "--dataloader_num_workers", "0"]
+            "--max_steps", str(args.max_steps), "--max_feedback_words", str(args.max_feedback_words),
+            "--logging_steps", "10", "--seed", str(args.seed)]
+    overrides = {"--per_device_train_batch_size": args.batch_size, "--learning_rate": args.learning_rate,
+                 "--num_train_epochs": args.epochs}  # None: the YAML's value
+    argv += [item for key, value in overrides.items() if value is not None for item in (key, str(value))]
     return sft.main(argv)
 
 
@@ -113,6 +118,10 @@ def main(argv: list[str] | None = None) -> dict:
     from training.evaluate_profvlm import evaluate_checkpoint, load_checkpoint
 
     args = parse_args(argv)
+    if args.max_feedback_words is None:
+        from training.demo import sft_config_value
+
+        args.max_feedback_words = int(sft_config_value("max_feedback_words", 200))
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_learnability_"))
@@ -126,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     final, timings["training_s"] = timed(train, args, base, data, cache, work / "sft")
     model, processor = load_checkpoint(final)
     metrics, timings["evaluation_s"] = timed(evaluate_checkpoint, model, processor, data, "validation", work / "eval",
-                                             features=cache, max_new_tokens=args.max_new_tokens)
+                                             features=cache, max_new_tokens=args.max_new_tokens,
+                                             max_feedback_words=args.max_feedback_words)
     measured = {"accuracy": metrics["accuracy"], "rouge_l": metrics["feedback"]["rouge_l"],
                 "training_seconds": timings["training_s"]}
     passed = {"accuracy": measured["accuracy"] >= TARGETS["accuracy"],

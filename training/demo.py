@@ -21,7 +21,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(REPO_ROOT))
 
 # Demo sizes, chosen so the whole job fits in ~20 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
-DEMO_DEFAULTS = {"takes": 96, "seed": 0, "size": 64, "seconds": 2.0, "vision": "random-tiny"}
+DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1}
+SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
+
+
+def sft_config_value(key: str, default):
+    """A value of the demo's SFT config (the YAML is the one place for it; evaluation must match training)."""
+    import yaml
+
+    return (yaml.safe_load(SFT_CONFIG.read_text()) or {}).get(key, default)
 
 
 def stage(number: int, total: int, title: str) -> float:
@@ -109,20 +117,28 @@ def main(argv: list[str] | None = None) -> int:
     t = stage(5, total, "LoRA SFT: accelerate launch training/sft.py --config training/configs/cpu_demo.yaml")
     final = paths["run"] / "final"
     if not (final / "config.json").is_file():
+        resume = ["--resume_from_checkpoint", "last"] if any(paths["run"].glob("checkpoint-*")) else []
+        if resume:
+            print("      (resuming the interrupted run from its last checkpoint)")
         run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-             "training/sft.py", "--config", "training/configs/cpu_demo.yaml", "--model", str(paths["base"]),
+             "training/sft.py", "--config", str(SFT_CONFIG.relative_to(REPO_ROOT)), "--model", str(paths["base"]),
              "--data_dir", str(paths["data"]), "--features", str(paths["features"]),
-             "--output_dir", str(paths["run"])], "train")
+             "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
     else:
         print("      (reusing the trained checkpoint)")
     done(t, str(final))
 
     t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, feedback")
-    run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir", str(paths["data"]),
-         "--split", "validation", "--output_dir", str(paths["eval"]), "--features", str(paths["features"])],
-        "evaluate")
-    metrics = json.loads((paths["eval"] / "metrics.json").read_text())
+    metrics_file = paths["eval"] / "metrics.json"
+    if metrics_file.is_file() and metrics_file.stat().st_mtime > (final / "config.json").stat().st_mtime:
+        print("      (reusing the evaluation of this checkpoint)")
+    else:
+        run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
+             str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
+             str(paths["features"]), "--max_feedback_words", str(sft_config_value("max_feedback_words", 200))],
+            "evaluate")
+    metrics = json.loads(metrics_file.read_text())
     print(f"      held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes "
           f"(macro-F1 {metrics['macro_f1']:.3f}); view settings: "
           + ", ".join(f"{k} {v:.1%}" for k, v in metrics["per_view_setting"].items())
@@ -163,6 +179,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
     parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
                         help="random tower size (offline there is no pretrained tower)")
+    parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
+                        help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
     return parser
 
 
@@ -174,7 +192,7 @@ def add_parser(sub) -> None:
 
 
 def _argv_from(args: argparse.Namespace) -> list[str]:
-    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision")
+    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "max_steps")
     return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))]
 
 

@@ -1,0 +1,46 @@
+"""[demo] `make demo`'s job (python -m training.demo) at a small size: every stage runs and writes its output, the
+prediction is printed, and a second run reuses what the first one made."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
+
+pytestmark = pytest.mark.slow
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
+
+
+def _demo(out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "training.demo", "--output_dir", str(out), *SMALL], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=1200)
+
+
+def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
+    out = tmp_path / "demo"
+    first = _demo(out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for number in range(1, 8):
+        assert f"[{number}/7]" in first.stdout
+    assert "RANDOMLY INITIALISED" in first.stdout and "SYNTHETIC" in first.stdout  # honest about the setting
+
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["num_samples"] > 0
+    assert f"held-out accuracy {metrics['accuracy']:.1%}" in first.stdout
+    for png in ("confusion_matrix.png", "per_scenario.png"):
+        assert (out / "evaluation" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    final = out / "sft_run" / "final"
+    assert (final / "config.json").is_file() and (final / "README.md").is_file()  # checkpoint + model card
+    assert any(label in first.stdout for label in PROFICIENCY_LABELS)  # the prediction's level was printed
+
+    second = _demo(out)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for reused in ("reusing the existing tree", "reusing the existing checkpoint", "reusing the trained checkpoint",
+                   "reusing the evaluation"):
+        assert reused in second.stdout
+    assert "0 to extract" in second.stdout + second.stderr  # the feature cache is complete: nothing recomputed
