@@ -40,3 +40,30 @@ def smollm2_dir():
         return ensure_smollm2()
     except AssetError as err:
         pytest.skip(f"real SmolLM2 unavailable: {err}")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A small synthetic Ego-Exo4D tree, built once per test module."""
+    from tests.training_helpers import synthetic_tree
+
+    return synthetic_tree(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory, tiny_checkpoint, tree):
+    """The tiny tower's feature cache of `tree`."""
+    from tests.training_helpers import tiny_feature_cache
+
+    return tiny_feature_cache(tmp_path_factory, tiny_checkpoint, tree)
+
+
+@pytest.fixture
+def one_thread():
+    """2 shared cores: two OpenMP threads fighting other processes are ~10x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

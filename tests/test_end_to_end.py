@@ -5,20 +5,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tests.training_helpers import synthetic_tree
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def one_thread():
-    """2 shared cores: one thread per process avoids OpenMP threads fighting other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_extract_train_evaluate_and_reload(tiny_checkpoint, tmp_path_factory, tmp_path, one_thread):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.tiny_assets import tiny_profvlm
-from tests.training_helpers import run_script, synthetic_tree, tiny_feature_cache
+from tests.training_helpers import run_script
 from training.feature_cache import (
     CorruptFeatureCacheError,
     FeatureCache,
@@ -126,17 +126,7 @@ def test_corrupt_manifest_and_missing_takes_are_reported(tmp_path):
         FeatureCache(tmp_path / "nowhere")
 
 
-# ------------------------------------------------- extraction on a synthetic tree (training/extract_features.py)
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return synthetic_tree(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def feature_cache(tmp_path_factory, tiny_checkpoint, tree):
-    return tiny_feature_cache(tmp_path_factory, tiny_checkpoint, tree)
-
-
+# ------------- extraction on a synthetic tree (training/extract_features.py; `tree` and `feature_cache` in conftest)
 def _all_takes(tree):
     from training.extract_features import collect_takes
 

@@ -15,31 +15,10 @@ from tests.training_helpers import (
     read_seen_takes,
     run_script,
     script_env,
-    synthetic_tree,
-    tiny_feature_cache,
 )
 from training.collator import IGNORE_INDEX, ProfVLMCollator
 from training.sft import build_trainer, parse_args
 from training.sft_data import load_split, to_training_rows
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return synthetic_tree(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def feature_cache(tmp_path_factory, tiny_checkpoint, tree):
-    return tiny_feature_cache(tmp_path_factory, tiny_checkpoint, tree)
-
-
-@pytest.fixture
-def one_thread():
-    """2 shared cores: two OpenMP threads fighting other processes are ~10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_help_lists_script_and_every_sftconfig_option(capsys):
