@@ -2,6 +2,7 @@
 prediction is printed, and a second run reuses what the first one made."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,9 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
         assert (out / "evaluation" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     final = out / "sft_run" / "final"
     assert (final / "config.json").is_file() and (final / "README.md").is_file()  # checkpoint + model card
-    assert any(label in first.stdout for label in PROFICIENCY_LABELS)  # the prediction's level was printed
+    # the prediction's level line (the probability bars list every label, so they would not prove it)
+    levels = re.findall(r"^Proficiency: (.+)$", first.stdout, flags=re.MULTILINE)
+    assert levels and levels[-1] in PROFICIENCY_LABELS
 
     second = _demo(out)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
