@@ -8,7 +8,6 @@ from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIDEO_TOK
 from processing import text_format
 from processing.text_format import (
     CHAT_TEMPLATE,
-    DEFAULT_SYSTEM_PROMPT,
     build_messages,
     build_prompt,
     format_label_prefix,
@@ -101,17 +100,16 @@ def render(tokenizer, messages, **kwargs):
     return tokenizer.apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False, **kwargs)
 
 
-def test_chat_template_is_chatml_with_a_default_system_prompt(tiny_tokenizer):
+def test_chat_template_is_chatml_without_an_inserted_system_prompt(tiny_tokenizer):
     text = render(tiny_tokenizer, build_messages("Novice", "Shaky."))
     assert text == (
-        f"<|im_start|>system\n{DEFAULT_SYSTEM_PROMPT}<|im_end|>\n"
         f"<|im_start|>user\n{build_prompt()}<|im_end|>\n"
         f"<|im_start|>assistant\n{format_target('Novice', 'Shaky.')}<|im_end|>\n"
     )
     prompt = render(tiny_tokenizer, build_messages(), add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n") and text.startswith(prompt)
     custom = render(tiny_tokenizer, build_messages(system_prompt="Be brief."))
-    assert custom.startswith("<|im_start|>system\nBe brief.<|im_end|>\n") and DEFAULT_SYSTEM_PROMPT not in custom
+    assert custom == f"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{build_prompt()}<|im_end|>\n"
 
 
 def test_chat_template_renders_video_blocks_like_the_placeholder(tiny_tokenizer):
