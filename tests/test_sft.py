@@ -227,3 +227,27 @@ def test_max_feedback_words_cuts_the_training_targets(tiny_checkpoint, tree, tmp
     default, short = feedback_lengths(), feedback_lengths("--max_feedback_words", "6")
     assert max(default) > 6  # the tree has longer commentary, so the option has something to cut
     assert len(short) == len(default) and 0 < max(short) <= 6
+
+
+def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_logits_loss(tiny_checkpoint, tree,
+                                                                                          tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    _, batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path, [])
+    rows = []
+    original = trl_utils._ChunkedLogProbFunction
+
+    class Recording:  # TRL's fused LM head hands its kernel the hidden states it projects through the head
+        @staticmethod
+        def apply(hidden, *args):
+            rows.append(hidden.shape[0])
+            return original.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Recording)
+    inputs = {k: v for k, v in batch.items() if k != "take_uids"}
+    with torch.no_grad():
+        fused = trainer.compute_loss(trainer.model, dict(inputs)).item()
+        full = trainer.model(**inputs).loss.item()  # the model's own loss over the full (B, L, vocab) logits
+    answer_positions = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert rows == [answer_positions] and answer_positions < batch["labels"][:, 1:].numel()
+    assert abs(fused - full) < 1e-5, (fused, full)

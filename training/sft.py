@@ -29,6 +29,7 @@ from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  #
 from training.collator import ProfVLMCollator  # noqa: E402
 from training.feature_cache import FeatureCache, build_manifest, sampling_spec  # noqa: E402
 from training.sft_data import load_splits, to_training_rows  # noqa: E402
+from training.trl_compat import score_only_labelled_positions_on_cpu  # noqa: E402
 
 logger = logging.getLogger("profvlm.sft")
 
@@ -132,9 +133,11 @@ def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
 
 
 class ProfVLMSFTTrainer(SFTTrainer):
-    """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank."""
+    """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank, and
+    whose fused LM head scores only the answer positions on CPU too (`trl_compat`)."""
 
     def __init__(self, *args, seen_takes_path: Path | None = None, **kwargs):
+        score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
 
