@@ -10,31 +10,9 @@ count. Only the ego RGB stream and the four exo files are written (no SLAM/eye-t
 `ego_preview.mp4`, no test split). Scenarios, label mix and universities follow the real train split
 (EGOEXO4D_FORMAT.md §3.4); task names other than the documented examples are made up.
 
-How proficiency is encoded (the only label signal; same for every scenario and every camera)
-------------------------------------------------------------------------------------------------
-The performer is a stick figure (torso, head, two arms, two legs) seen by an ego camera at the head (arms and
-hands only, looking forward and down) and by four exo cameras around it (azimuths 45/135/225/315 deg). Its hands
-and feet trace a scenario-specific 3D loop (`SCENARIO_PATTERNS`: frequency ratios and left/right phase). Four
-motion properties grow with the label index l (0 Novice, 1 Early, 2 Intermediate, 3 Late Expert), each drawn per
-take within +-6-8 % (tremor +-20 %) of its level value (`LEVEL_MOTION`), so levels never overlap:
-
-    property                          Novice  Early  Interm.  Late   visible as
-    extension (limb length, body=1)   0.35    0.55   0.75     0.95   reach of the arms/legs (silhouette size)
-    range of motion (loop amplitude)  0.05    0.13   0.24     0.38   spread of the hands/feet over time
-    tempo (loop cycles per second)    0.50    0.75   1.00     1.25   speed -> length of the motion streak
-    tremor (jitter std, body units)   0.040   0.025  0.010    0.000  jagged paths, shaky ego camera
-
-Every hand/foot leaves a motion streak (afterimage of its last `STREAK_FRAMES` = 0.3 s of positions), so speed and
-smoothness are visible in a single frame: experts draw long smooth streaks with extended limbs, novices stay
-tucked in with short, jittery ones. A randomly initialised, frozen TimeSformer with mean-pooled tokens mostly
-measures how much of the frame each colour covers, not where things are, which is why the signal is carried by
-silhouette size and streak area rather than by position (tests/test_signal_probe.py checks it through the tower).
-Colours and background are the same for every take, so they carry no label.
-
-The commentary describes what the video shows: it is computed from the same simulated motion
-(`motion_statistics`: mean extension, range, speed and tremor over the whole take and around each comment's
-`video_time`) with thresholds half-way between the levels, phrased in scenario vocabulary. The expert's 1-10
-rating in `data.json` comes from the same statistics.
+The performer, its motion and how the label is encoded: `synthetic_motion`. Drawing and encoding the videos:
+`synthetic_render`. The expert commentary and ratings: `synthetic_commentary`. This module plans the takes and
+writes the tree.
 
 Quirks of the real data (EGOEXO4D_FORMAT.md §1.3, §2, §4) appear in a fraction of takes: ego cameras other than
 `aria01`, `gpNN` exo cameras (all upenn takes), takes without `cam02` (exo = cam01, cam03, cam04, cam05),
@@ -49,14 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 
 try:
@@ -67,26 +43,10 @@ except ImportError:  # run as a script from a checkout that is not installed: ma
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
 
-FPS = 30
-STREAK_FRAMES = 9
-STREAK_ALPHA = 0.85
-LIMB_RADIUS = 0.09  # body units; hands/feet are 1.5x, the streak 1.1x
-# Label signal, indexed by label id (PROFICIENCY_LABELS order). See the module docstring.
-LEVEL_MOTION = {
-    "extension": (0.35, 0.55, 0.75, 0.95),
-    "range": (0.05, 0.13, 0.24, 0.38),
-    "tempo": (0.50, 0.75, 1.00, 1.25),
-    "tremor": (0.040, 0.025, 0.010, 0.0),
-}
-# Scenario-specific loop of hands and feet: frequency multipliers on x, y, z and the right side's phase offset.
-SCENARIO_PATTERNS = {
-    "Basketball": (1, 2, 1, 0.0),
-    "Cooking": (1, 1, 1, 0.0),
-    "Dance": (1, 2, 2, math.pi),
-    "Music": (2, 1, 2, 0.5 * math.pi),
-    "Rock Climbing": (1, 1, 2, math.pi),
-    "Soccer": (2, 1, 1, math.pi),
-}
+from dataset_scripts.synthetic_commentary import expert_commentary  # noqa: E402
+from dataset_scripts.synthetic_motion import FPS, simulate_motion  # noqa: E402
+from dataset_scripts.synthetic_render import encode_yuv420, render_view, view_cameras  # noqa: E402
+
 # Real train counts per scenario x label (Novice, Early, Intermediate, Late): EGOEXO4D_FORMAT.md §3.4.
 REAL_TRAIN_MIX = {
     "Basketball": (64, 110, 178, 223),
@@ -201,316 +161,6 @@ def _take_name(scenario: str, uni: str, task_name: str, i: int, rng: np.random.G
         return f"upenn_07{10 + i % 20:02d}_{task_name.split()[-1]}_{n}_{i}"
     word = {"Rock Climbing": "bouldering", "Dance": "dance", "Cooking": "cooking", "Soccer": "soccer"}[scenario]
     return f"{uni}_{word}_{n:03d}_{i}"
-
-
-# ------------------------------------------------------------------------------------------------------- motion
-@dataclass
-class Motion:
-    """Simulated 3D motion of one take, with `STREAK_FRAMES` frames of history before frame 0."""
-
-    torso: np.ndarray  # (M, 3), M = STREAK_FRAMES + num_frames
-    joints: np.ndarray  # (4, M, 3): left/right shoulder, left/right hip
-    ends: np.ndarray  # (4, M, 3): left/right hand, left/right foot (loop + tremor)
-    tremor: np.ndarray  # (4, M, 3): the tremor part of `ends`
-    head_shake: np.ndarray  # (num_frames, 2): ego camera shake, in body units
-    num_frames: int
-
-
-def _smooth_noise(rng: np.random.Generator, n: int, dims: int, sigma: float, corr: float = 3.0) -> np.ndarray:
-    """Gaussian noise low-passed over ~`corr` frames, scaled to std `sigma`."""
-    half = int(2 * corr)
-    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / corr) ** 2)
-    kernel /= np.sqrt((kernel**2).sum())
-    white = rng.normal(0.0, 1.0, (n + 2 * half, dims))
-    return np.stack([np.convolve(white[:, d], kernel, mode="valid") for d in range(dims)], 1) * sigma
-
-
-def simulate_motion(level: int, scenario: str, num_frames: int, seed: int, nominal: bool = False) -> Motion:
-    """The performer's motion for one take: limb extension, loop range, tempo and tremor from `LEVEL_MOTION`,
-    each varied per take within a few percent (not with `nominal=True`)."""
-    rng = np.random.default_rng(seed)
-    fx, fy, fz, right_phase = SCENARIO_PATTERNS[scenario]
-    vary = (lambda lo, hi: 1.0) if nominal else (lambda lo, hi: rng.uniform(lo, hi))
-    ext = LEVEL_MOTION["extension"][level] * vary(0.94, 1.06)
-    rom = LEVEL_MOTION["range"][level] * vary(0.92, 1.08)
-    tempo = LEVEL_MOTION["tempo"][level] * vary(0.92, 1.08)
-    tremor_std = LEVEL_MOTION["tremor"][level] * vary(0.8, 1.2)
-    total = num_frames + STREAK_FRAMES
-    t = (np.arange(total) - STREAK_FRAMES) / FPS
-    phase = 2 * np.pi * tempo * t + rng.uniform(0, 2 * np.pi)
-    torso = np.stack([0.02 * np.sin(phase), 0.02 * np.cos(2 * phase), np.zeros_like(t)], 1)
-    joints, ends, tremor = [], [], []
-    for kind, side in (("arm", -1), ("arm", 1), ("leg", -1), ("leg", 1)):
-        offset = right_phase if side > 0 else 0.0
-        if kind == "arm":  # shoulders; arms held forward-sideways, ~80 deg up from hanging
-            joint, pitch, length = np.array([side * 0.2, 0.35, 0.0]), 1.4, ext
-        else:  # hips; legs slightly apart
-            joint, pitch, length = np.array([side * 0.1, -0.3, 0.0]), 0.35, 0.35 + 0.45 * ext
-        rest = length * np.array([side * 0.8 * np.sin(pitch), -np.cos(pitch), 0.6 * np.sin(pitch)])
-        loop = np.stack([np.sin(fx * phase + offset), np.sin(fy * phase + offset + 0.7),
-                         np.cos(fz * phase + offset)], 1)
-        jitter = _smooth_noise(rng, total, 3, tremor_std)
-        joints.append(torso + joint)
-        tremor.append(jitter)
-        ends.append(torso + joint + rest + 1.6 * rom * loop + jitter)
-    shake = _smooth_noise(rng, num_frames, 2, tremor_std, corr=4.0)
-    return Motion(torso, np.stack(joints), np.stack(ends), np.stack(tremor), shake, num_frames)
-
-
-def motion_statistics(motion: Motion, start: int = 0, stop: int | None = None) -> dict[str, float]:
-    """Extension, range, speed (units/s) and tremor of the hands and feet over frames [start, stop)."""
-    sl = slice(STREAK_FRAMES + start, STREAK_FRAMES + (motion.num_frames if stop is None else stop))
-    tremor = motion.tremor[:, sl]
-    clean = motion.ends[:, sl] - tremor  # tempo and range are judged on the intended movement
-    extension = float(np.linalg.norm(clean - motion.joints[:, sl], axis=-1)[:2].mean())
-    spread = float(np.sqrt(((clean - clean.mean(1, keepdims=True)) ** 2).sum(-1).mean()))
-    speed = float(np.linalg.norm(np.diff(clean, axis=1), axis=-1).mean() * FPS) if clean.shape[1] > 1 else 0.0
-    jitter = float(np.sqrt((tremor**2).sum(-1).mean()))
-    return {"extension": extension, "range": spread, "speed": speed, "tremor": jitter}
-
-
-def _nominal_thresholds(scenario: str) -> dict[str, np.ndarray]:
-    """Per statistic, three thresholds half-way between the levels, measured on long nominal simulations of the
-    scenario (its loop pattern changes the speed)."""
-    per_level = [motion_statistics(simulate_motion(lvl, scenario, 40 * FPS, 1234, nominal=True)) for lvl in range(4)]
-    return {k: np.array([(per_level[i][k] + per_level[i + 1][k]) / 2 for i in range(3)]) for k in per_level[0]}
-
-
-_THRESHOLDS: dict[str, dict[str, np.ndarray]] = {}
-
-
-def motion_grades(stats: dict[str, float], scenario: str) -> dict[str, int]:
-    """Each statistic as a grade 0-3, where 3 is expert-like (less tremor grades higher)."""
-    if scenario not in _THRESHOLDS:
-        _THRESHOLDS[scenario] = _nominal_thresholds(scenario)
-    thresholds = _THRESHOLDS[scenario]
-    grades = {k: int((stats[k] > thresholds[k]).sum()) for k in ("extension", "range", "speed")}
-    grades["tremor"] = int((stats["tremor"] < thresholds["tremor"]).sum())
-    return grades
-
-
-# ---------------------------------------------------------------------------------------------------- rendering
-# Luma of each part; chroma follows luma through a lookup table, so only the Y plane is composited.
-LUMA = {"background": 80.0, "ground": 45.0, "streak": 140.0, "limb": 185.0, "body": 205.0, "end": 235.0}
-_LUT_AT = np.array([0.0, 45.0, 80.0, 140.0, 185.0, 205.0, 235.0, 255.0])
-_LUT_U = np.interp(np.arange(256), _LUT_AT, [128, 128, 128, 170, 150, 110, 90, 90]).round().astype(np.uint8)
-_LUT_V = np.interp(np.arange(256), _LUT_AT, [128, 128, 128, 100, 110, 150, 175, 175]).round().astype(np.uint8)
-_SPRITES: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Orthographic camera: azimuth/elevation (radians), pixels per body unit and the image point of the origin."""
-
-    azimuth: float
-    elevation: float
-    scale: float
-    cx: float
-    cy: float
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) world points -> (..., 2) pixel (x, y)."""
-        x, y, z = points[..., 0], points[..., 1], points[..., 2]
-        ca, sa = math.cos(self.azimuth), math.sin(self.azimuth)
-        u = ca * x - sa * z
-        depth = sa * x + ca * z
-        v = y * math.cos(self.elevation) + depth * math.sin(self.elevation)
-        return np.stack([self.cx + self.scale * u, self.cy - self.scale * v], -1)
-
-
-def _disk(radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Anti-aliased disk sprite as (row-major offsets order, alphas), low alpha first (see `_paste_disks`)."""
-    key = round(radius * 4) / 4
-    if key not in _SPRITES:
-        r = int(math.ceil(key)) + 1
-        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-        alpha = np.clip(key + 0.5 - np.sqrt(xx**2 + yy**2), 0, 1).ravel()
-        keep = np.flatnonzero(alpha > 0)
-        order = keep[np.argsort(alpha[keep], kind="stable")]
-        _SPRITES[key] = (np.stack([yy.ravel()[order], xx.ravel()[order]]), alpha[order].astype(np.float32))
-    return _SPRITES[key]
-
-
-def _paste_disks(plane: np.ndarray, centres: np.ndarray, radius: float, value: float, alpha: float = 1.0) -> None:
-    """Composite same-coloured disks at `centres` (N, T, 2) into the uint8 `plane` (T, H, W) in one gather/scatter.
-
-    Overlapping disks must form a union, not stack up: within a frame the sprite pixels are written lowest alpha
-    first, so where indices repeat, the last (largest-alpha) write wins. Frames are outermost so that the scatter
-    walks the canvas in order (cache). Centres are clamped into the canvas, whose margin is wide enough that a
-    clamped disk stays out of the visible crop."""
-    t_count, height, width = plane.shape
-    offsets, alphas = _disk(radius)
-    r = int(math.ceil(round(radius * 4) / 4)) + 1
-    cx = np.clip(np.rint(centres[..., 0]).astype(np.int64), r, width - 1 - r)
-    cy = np.clip(np.rint(centres[..., 1]).astype(np.int64), r, height - 1 - r)
-    base = np.arange(t_count, dtype=np.int64) * height * width + cy * width + cx  # (N, T)
-    idx = base.T[:, None, :] + (offsets[0] * width + offsets[1])[None, :, None]  # [frame, sprite pixel, disk]
-    flat = plane.reshape(-1)
-    old = np.take(flat, idx).astype(np.float32)
-    flat[idx] = (old + (value - old) * (alphas[None, :, None] * alpha) + 0.5).astype(np.uint8)
-
-
-def render_view(motion: Motion, camera: Camera, height: int, width: int, ego: bool) -> tuple[np.ndarray, ...]:
-    """Render one camera's video as yuv420p planes (Y (T, H, W), U and V (T, H/2, W/2), uint8)."""
-    n, hist = motion.num_frames, STREAK_FRAMES
-    limb_r = LIMB_RADIUS * camera.scale
-    margin = 2 * int(math.ceil(1.5 * limb_r)) + 4  # > a clamped disk's diameter (see _paste_disks)
-    canvas = np.full((n, height + 2 * margin, width + 2 * margin), LUMA["background"], np.uint8)
-    shake = motion.head_shake * camera.scale if ego else np.zeros((n, 2))
-
-    def frames_of(points: np.ndarray, lag: int = 0) -> np.ndarray:  # (..., M, 3) -> (..., n, 2) pixels
-        return camera.project(points[..., hist - lag : hist - lag + n, :]) + margin + shake
-
-    # a floor edge: below the feet for exo cameras, the far edge of the floor (shaking with the head) for the ego one
-    ground = camera.cy + margin - camera.scale * (1.3 if ego else -1.05) + shake[:, 1]
-    rows = np.clip(np.rint(ground).astype(np.int64)[:, None] + np.arange(max(1, height // 24)), 0, canvas.shape[1] - 1)
-    canvas[np.arange(n)[:, None], rows] = LUMA["ground"]
-    streak = np.concatenate([frames_of(motion.ends, lag) for lag in range(hist, 0, -1)])
-    _paste_disks(canvas, streak, 1.1 * limb_r, LUMA["streak"], STREAK_ALPHA)
-    if not ego:  # the ego camera sees only the arms and hands in front of it
-        for dy, r in ((0.15, 0.17), (-0.15, 0.15), (0.55, 0.12)):
-            _paste_disks(canvas, frames_of(motion.torso + [0.0, dy, 0.0])[None], r * camera.scale, LUMA["body"])
-    joints, ends = frames_of(motion.joints), frames_of(motion.ends)
-    steps = max(2, int(math.ceil(np.linalg.norm(ends - joints, axis=-1).max() / max(1.3 * limb_r, 1.0))))
-    along = np.linspace(0.15, 1.0, steps)[:, None, None, None]
-    _paste_disks(canvas, (joints[None] + (ends - joints)[None] * along).reshape(-1, n, 2), limb_r, LUMA["limb"])
-    _paste_disks(canvas, ends, 1.5 * limb_r, LUMA["end"])
-    y = np.ascontiguousarray(canvas[:, margin : margin + height, margin : margin + width])
-    small = y[:, ::2, ::2]
-    return y, _LUT_U[small], _LUT_V[small]
-
-
-def view_cameras(size: int, exo_width: int, rng: np.random.Generator) -> list[Camera]:
-    """Ego camera at the head looking forward-down, then four exo cameras around the performer."""
-    cams = [Camera(0.0, math.radians(53), 0.45 * size * rng.uniform(0.95, 1.05), size / 2, 0.85 * size)]
-    for k in range(4):
-        azimuth = math.radians(45 + 90 * k + rng.uniform(-10, 10))
-        cams.append(Camera(azimuth, math.radians(8), 0.42 * size * rng.uniform(0.95, 1.05), exo_width / 2, 0.45 * size))
-    return cams
-
-
-def encode_yuv420(path: Path, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
-    """Write planes as H.264 yuv420p at 30 fps (libx264 ultrafast, 1 s GOP so readers can seek cheaply)."""
-    t_count, height, width = y.shape
-    packed = np.concatenate([y.reshape(t_count, -1), u.reshape(t_count, -1), v.reshape(t_count, -1)], 1)
-    packed = packed.reshape(t_count, height * 3 // 2, width)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = FPS
-        stream.options = {"preset": "ultrafast", "threads": "1"}  # parallelism comes from one process per take
-        for frame in packed:  # from_numpy_buffer wraps without copying; the encoder copies the picture it is given
-            container.mux(stream.encode(av.VideoFrame.from_numpy_buffer(frame, format="yuv420p")))
-        container.mux(stream.encode())
-
-
-# --------------------------------------------------------------------------------------------------- commentary
-SCENARIO_WORDS = {  # (one movement, several movements)
-    "Basketball": ("layup", "shots"),
-    "Cooking": ("cut", "knife strokes"),
-    "Dance": ("step", "steps"),
-    "Music": ("bow stroke", "strokes"),
-    "Rock Climbing": ("reach", "moves"),
-    "Soccer": ("touch", "touches"),
-}
-# What an expert says about each statistic at each grade (0 = novice-like ... 3 = expert-like); two phrasings.
-PHRASES = {
-    "extension": (
-        ("The arms stay tucked in close to the body, so every {move} looks cramped.",
-         "Everything is done with bent, pulled-in arms; there is almost no reach."),
-        ("The limbs are only partly extended during the {moves}.",
-         "The reach is short; the arms open up only half way."),
-        ("Good extension of the arms through most of the {moves}.",
-         "The arms open up well and reach out on the {moves}."),
-        ("Full extension on every {move}; the limbs reach all the way out.",
-         "Beautiful long reach, the arms are fully extended."),
-    ),
-    "range": (
-        ("The movements are very small and hesitant.", "The range of motion is tiny, it all looks timid."),
-        ("The range of motion is limited; the {moves} could be bigger.", "The {moves} are a bit small."),
-        ("A good, committed range of motion.", "The {moves} use a nice, full range."),
-        ("Big, confident movements that use the full range of motion.", "Large, committed {moves}, very expressive."),
-    ),
-    "speed": (
-        ("The tempo is slow, with long pauses between {moves}.", "Very slow pace; each {move} takes a long time."),
-        ("The pace is a bit slow and uneven.", "The rhythm drags a little between {moves}."),
-        ("A steady pace through the {moves}.", "Good rhythm, the {moves} flow at a steady pace."),
-        ("Quick, fluent tempo from one {move} to the next.", "Fast and fluent, no hesitation between {moves}."),
-    ),
-    "tremor": (
-        ("The hands shake and the path is jittery and erratic.",
-         "Lots of wobble; the movement looks shaky and erratic."),
-        ("There is some visible wobble in the hands.", "A little shaky here, the control is not there yet."),
-        ("The motion is mostly smooth, with only a little wobble.", "Mostly smooth and controlled."),
-        ("Perfectly smooth and controlled, no wasted motion.", "Very clean, smooth path with no jitter at all."),
-    ),
-}
-TIPS = {
-    "extension": "Try to reach further and extend the arms fully.",
-    "range": "Commit to bigger movements.",
-    "speed": "Work on keeping a steady, quicker rhythm.",
-    "tremor": "Slow down a little and focus on controlling the hands.",
-}
-
-
-def describe_motion(stats: dict[str, float], scenario: str, aspects: list[str], phrasing: int) -> str:
-    """Expert-style sentences about `aspects` of the motion summarised by `stats`, plus a tip for weak grades."""
-    grades = motion_grades(stats, scenario)
-    move, moves = SCENARIO_WORDS[scenario]
-    sentences = [PHRASES[a][grades[a]][phrasing % 2].format(move=move, moves=moves) for a in aspects]
-    weakest = min(aspects, key=lambda a: grades[a])
-    if grades[weakest] <= 1:
-        sentences.append(TIPS[weakest])
-    return " ".join(sentences)
-
-
-def rating_from_grades(grades: dict[str, int], bias: int) -> int:
-    """An expert's 1-10 rating: the mean grade mapped to 2..9, shifted by the expert's own bias."""
-    return int(np.clip(round(2.0 + 7.0 * np.mean(list(grades.values())) / 3.0) + bias, 1, 10))
-
-
-_ERROR_DESC = ('Traceback (most recent call last):\n  File "transcribe.py", line 88, in transcribe\n'
-               "RuntimeError: audio too short")
-
-
-def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tuple[list[dict], dict]:
-    """One expert's commentary for a take: first-form `commentary_data` (recording order) and a `data.json`."""
-    rng = np.random.default_rng([plan.motion_seed, k])
-    duration = motion.num_frames / FPS
-    count = int(rng.integers(2, 6))
-    times = np.sort(rng.uniform(0.05, 0.95, count)) * duration
-    recording_of = rng.permutation(count)  # experts paused in video order but files are numbered as recorded
-    aspects = list(PHRASES)
-    entries, clock = [], float(rng.uniform(1e5, 2e6))
-    for j, video_time in enumerate(times.tolist()):
-        lo = max(0, int((video_time - 1.0) * FPS))
-        hi = min(motion.num_frames, max(lo + 10, int((video_time + 1.0) * FPS)))
-        said = [aspects[(j + k) % 4]] + ([aspects[(j + k + 2) % 4]] if rng.uniform() < 0.5 else [])
-        text = " " + describe_motion(motion_statistics(motion, lo, hi), plan.scenario, said, k + j)
-        error = (plan.index == 0 and k == 0 and j == count - 1) or rng.uniform() < 0.08
-        words = len(text.split())
-        entry = {"recording": f"{int(recording_of[j])}.webm", "video_time": round(video_time, 6)}
-        if not error:
-            entry["text"] = text
-        entry.update({"error": bool(error), "_error_desc": _ERROR_DESC if error else None,
-                      "duration_approx": round(words / 2.4 + float(rng.uniform(0.5, 3.0)), 6)})
-        entries.append(entry)
-    entries.sort(key=lambda e: int(e["recording"].split(".")[0]))
-    grades = motion_grades(motion_statistics(motion), plan.scenario)
-    rating: int | str = rating_from_grades(grades, int(rng.integers(-1, 2)))
-    rating = "N/A" if rng.uniform() < 0.08 else (rating if rng.uniform() < 0.3 else str(rating))
-    annotations = []
-    for e in entries:
-        start = clock
-        clock += e["duration_approx"] * 1000 + float(rng.uniform(2e3, 2e4))
-        annotations.append({"video_time": e["video_time"], "start_global_time": round(start, 1),
-                            "end_global_time": round(start + e["duration_approx"] * 1000, 1),
-                            "duration_approx": e["duration_approx"], "recording_path": e["recording"], "events": []})
-    why = describe_motion(motion_statistics(motion), plan.scenario, aspects, k)
-    data = {"user_id": expert, "video_name": plan.take_name, "datetime": "Tue, 06 Feb 2024 18:22:10 GMT",
-            "ds": 1707243730123 + 1000 * plan.index + k, "annotations": annotations,
-            "proficiency": {"rating": rating, "why": why}}
-    return entries, data
 
 
 # ---------------------------------------------------------------------------------------------- annotation files

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset_scripts.synthetic_egoexo4d import encode_yuv420
+from dataset_scripts.synthetic_render import encode_yuv420
 
 ARIA_STREAMS = {"rgb": "214-1", "slam-left": "1201-1", "slam-right": "1201-2", "et": "211-1"}
 

@@ -1,26 +1,21 @@
 """Synthetic Ego-Exo4D generator: real layout, determinism, quirks, label mix, commentary grounded in the motion."""
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from dataset_scripts.synthetic_commentary import PHRASES, SCENARIO_WORDS
 from dataset_scripts.synthetic_egoexo4d import (
-    PHRASES,
     REAL_TRAIN_MIX,
-    SCENARIO_PATTERNS,
-    SCENARIO_WORDS,
     exo_width,
     generate_synthetic_egoexo4d,
     main as generator_main,
-    motion_grades,
-    motion_statistics,
     plan_takes,
-    simulate_motion,
 )
+from dataset_scripts.synthetic_motion import SCENARIO_PATTERNS, motion_grades, motion_statistics, simulate_motion
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
 
 SIZE, SECONDS, TAKES, SEED = 32, 0.5, 12, 5

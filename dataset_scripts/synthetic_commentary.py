@@ -1,0 +1,124 @@
+"""Expert commentary and ratings for the synthetic takes, computed from the simulated motion.
+
+The commentary describes what the video shows: it is computed from the same simulated motion
+(`motion_statistics`: mean extension, range, speed and tremor over the whole take and around each comment's
+`video_time`) with thresholds half-way between the levels, phrased in scenario vocabulary. The expert's 1-10
+rating in `data.json` comes from the same statistics.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dataset_scripts.synthetic_motion import FPS, Motion, motion_grades, motion_statistics
+
+if TYPE_CHECKING:  # only for the type hint: the generator imports this module
+    from dataset_scripts.synthetic_egoexo4d import TakePlan
+
+SCENARIO_WORDS = {  # (one movement, several movements)
+    "Basketball": ("layup", "shots"),
+    "Cooking": ("cut", "knife strokes"),
+    "Dance": ("step", "steps"),
+    "Music": ("bow stroke", "strokes"),
+    "Rock Climbing": ("reach", "moves"),
+    "Soccer": ("touch", "touches"),
+}
+# What an expert says about each statistic at each grade (0 = novice-like ... 3 = expert-like); two phrasings.
+PHRASES = {
+    "extension": (
+        ("The arms stay tucked in close to the body, so every {move} looks cramped.",
+         "Everything is done with bent, pulled-in arms; there is almost no reach."),
+        ("The limbs are only partly extended during the {moves}.",
+         "The reach is short; the arms open up only half way."),
+        ("Good extension of the arms through most of the {moves}.",
+         "The arms open up well and reach out on the {moves}."),
+        ("Full extension on every {move}; the limbs reach all the way out.",
+         "Beautiful long reach, the arms are fully extended."),
+    ),
+    "range": (
+        ("The movements are very small and hesitant.", "The range of motion is tiny, it all looks timid."),
+        ("The range of motion is limited; the {moves} could be bigger.", "The {moves} are a bit small."),
+        ("A good, committed range of motion.", "The {moves} use a nice, full range."),
+        ("Big, confident movements that use the full range of motion.", "Large, committed {moves}, very expressive."),
+    ),
+    "speed": (
+        ("The tempo is slow, with long pauses between {moves}.", "Very slow pace; each {move} takes a long time."),
+        ("The pace is a bit slow and uneven.", "The rhythm drags a little between {moves}."),
+        ("A steady pace through the {moves}.", "Good rhythm, the {moves} flow at a steady pace."),
+        ("Quick, fluent tempo from one {move} to the next.", "Fast and fluent, no hesitation between {moves}."),
+    ),
+    "tremor": (
+        ("The hands shake and the path is jittery and erratic.",
+         "Lots of wobble; the movement looks shaky and erratic."),
+        ("There is some visible wobble in the hands.", "A little shaky here, the control is not there yet."),
+        ("The motion is mostly smooth, with only a little wobble.", "Mostly smooth and controlled."),
+        ("Perfectly smooth and controlled, no wasted motion.", "Very clean, smooth path with no jitter at all."),
+    ),
+}
+TIPS = {
+    "extension": "Try to reach further and extend the arms fully.",
+    "range": "Commit to bigger movements.",
+    "speed": "Work on keeping a steady, quicker rhythm.",
+    "tremor": "Slow down a little and focus on controlling the hands.",
+}
+
+
+def describe_motion(stats: dict[str, float], scenario: str, aspects: list[str], phrasing: int) -> str:
+    """Expert-style sentences about `aspects` of the motion summarised by `stats`, plus a tip for weak grades."""
+    grades = motion_grades(stats, scenario)
+    move, moves = SCENARIO_WORDS[scenario]
+    sentences = [PHRASES[a][grades[a]][phrasing % 2].format(move=move, moves=moves) for a in aspects]
+    weakest = min(aspects, key=lambda a: grades[a])
+    if grades[weakest] <= 1:
+        sentences.append(TIPS[weakest])
+    return " ".join(sentences)
+
+
+def rating_from_grades(grades: dict[str, int], bias: int) -> int:
+    """An expert's 1-10 rating: the mean grade mapped to 2..9, shifted by the expert's own bias."""
+    return int(np.clip(round(2.0 + 7.0 * np.mean(list(grades.values())) / 3.0) + bias, 1, 10))
+
+
+_ERROR_DESC = ('Traceback (most recent call last):\n  File "transcribe.py", line 88, in transcribe\n'
+               "RuntimeError: audio too short")
+
+
+def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tuple[list[dict], dict]:
+    """One expert's commentary for a take: first-form `commentary_data` (recording order) and a `data.json`."""
+    rng = np.random.default_rng([plan.motion_seed, k])
+    duration = motion.num_frames / FPS
+    count = int(rng.integers(2, 6))
+    times = np.sort(rng.uniform(0.05, 0.95, count)) * duration
+    recording_of = rng.permutation(count)  # experts paused in video order but files are numbered as recorded
+    aspects = list(PHRASES)
+    entries, clock = [], float(rng.uniform(1e5, 2e6))
+    for j, video_time in enumerate(times.tolist()):
+        lo = max(0, int((video_time - 1.0) * FPS))
+        hi = min(motion.num_frames, max(lo + 10, int((video_time + 1.0) * FPS)))
+        said = [aspects[(j + k) % 4]] + ([aspects[(j + k + 2) % 4]] if rng.uniform() < 0.5 else [])
+        text = " " + describe_motion(motion_statistics(motion, lo, hi), plan.scenario, said, k + j)
+        error = (plan.index == 0 and k == 0 and j == count - 1) or rng.uniform() < 0.08
+        words = len(text.split())
+        entry = {"recording": f"{int(recording_of[j])}.webm", "video_time": round(video_time, 6)}
+        if not error:
+            entry["text"] = text
+        entry.update({"error": bool(error), "_error_desc": _ERROR_DESC if error else None,
+                      "duration_approx": round(words / 2.4 + float(rng.uniform(0.5, 3.0)), 6)})
+        entries.append(entry)
+    entries.sort(key=lambda e: int(e["recording"].split(".")[0]))
+    grades = motion_grades(motion_statistics(motion), plan.scenario)
+    rating: int | str = rating_from_grades(grades, int(rng.integers(-1, 2)))
+    rating = "N/A" if rng.uniform() < 0.08 else (rating if rng.uniform() < 0.3 else str(rating))
+    annotations = []
+    for e in entries:
+        start = clock
+        clock += e["duration_approx"] * 1000 + float(rng.uniform(2e3, 2e4))
+        annotations.append({"video_time": e["video_time"], "start_global_time": round(start, 1),
+                            "end_global_time": round(start + e["duration_approx"] * 1000, 1),
+                            "duration_approx": e["duration_approx"], "recording_path": e["recording"], "events": []})
+    why = describe_motion(motion_statistics(motion), plan.scenario, aspects, k)
+    data = {"user_id": expert, "video_name": plan.take_name, "datetime": "Tue, 06 Feb 2024 18:22:10 GMT",
+            "ds": 1707243730123 + 1000 * plan.index + k, "annotations": annotations,
+            "proficiency": {"rating": rating, "why": why}}
+    return entries, data
