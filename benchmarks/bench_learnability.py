@@ -119,9 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     args = parse_args(argv)
     if args.max_feedback_words is None:
+        from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
         from training.demo import sft_config_value
 
-        args.max_feedback_words = int(sft_config_value("max_feedback_words", 200))
+        args.max_feedback_words = int(sft_config_value("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS))
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_learnability_"))

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # datasets split name -> the suffix of the Ego-Exo4D annotation files
 FILE_SPLITS = {"train": "train", "validation": "val"}
+# Feedback longer than this is cut (at a sentence boundary when possible); training and evaluation import it.
+DEFAULT_MAX_FEEDBACK_WORDS = 200
 # How to fetch each input (EGOEXO4D_FORMAT.md §6); {root} is the Ego-Exo4D root the user passed.
 DOWNLOAD_COMMANDS = {
     "takes": "egoexo -o {root} --parts metadata -y",
@@ -352,7 +353,7 @@ class EgoExo4DProficiencyConfig(datasets.BuilderConfig):
     `verify_files`: check every video exists (missing -> row skipped and reported, or an error with `strict`)."""
 
     with_commentary: bool = False
-    max_feedback_words: int = 200
+    max_feedback_words: int = DEFAULT_MAX_FEEDBACK_WORDS
     verify_files: bool = True
     strict: bool = False
 
@@ -498,7 +499,7 @@ def export_parquet(
     card = CARD_TEMPLATE.format(
         yaml=yaml.safe_dump(meta, sort_keys=False), config=config, where=str(out),
         split_rows="\n".join(f"| {s} | {len(d)} |" for s, d in splits.items()),
-        labels=list(PROFICIENCY_LABELS), max_words=config_kwargs.get("max_feedback_words", 200),
+        labels=list(PROFICIENCY_LABELS), max_words=config_kwargs.get("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS),
     )
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
@@ -534,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true",
                         help="make the Hub repo public (default private; check the licence)")
-    parser.add_argument("--max_feedback_words", type=int, default=200,
+    parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="truncate each feedback text to this many words")
     parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
     parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a skipped row")

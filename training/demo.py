@@ -130,13 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     done(t, str(final))
 
     t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, feedback")
+    from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
+
     metrics_file = paths["eval"] / "metrics.json"
     if metrics_file.is_file() and metrics_file.stat().st_mtime > (final / "config.json").stat().st_mtime:
         print("      (reusing the evaluation of this checkpoint)")
     else:
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), "--max_feedback_words", str(sft_config_value("max_feedback_words", 200))],
+             str(paths["features"]), "--max_feedback_words",
+             str(sft_config_value("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS))],
             "evaluate")
     metrics = json.loads(metrics_file.read_text())
     print(f"      held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes "

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as `python training/evaluate_profvlm.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
 from training.evaluation_metrics import accuracy, feedback_metrics, label_metrics  # noqa: E402
 from training.evaluation_predictions import (  # noqa: E402
     DEFAULT_MAX_NEW_TOKENS,
@@ -101,7 +102,7 @@ def load_rows(data_dir: str | Path, config: str, split: str, **config_kwargs) ->
 def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, output_dir: str | Path,
                         features: str | Path | None = None, bertscore_model: str | None = None,
                         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8,
-                        max_feedback_words: int = 200) -> dict:
+                        max_feedback_words: int = DEFAULT_MAX_FEEDBACK_WORDS) -> dict:
     """Run the whole evaluation and write OUT/metrics.json and the two PNGs; returns the metrics. The reference
     feedback is cut to `max_feedback_words` as in training (use the value the model was trained with)."""
     labels = tuple(model.config.proficiency_labels)
@@ -127,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bertscore_model", default=None, help="BERT-like model (name or local folder) for BERTScore")
     parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--max_feedback_words", type=int, default=200,
+    parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="cut reference feedback like training did (sft.py --max_feedback_words)")
     return parser.parse_args(argv)
 

@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 
+from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
@@ -45,7 +46,7 @@ class ProfVLMArguments:
         metadata={"help": "`demonstrator_commentary` (label + feedback) or `demonstrator` (label only)."},
     )
     max_feedback_words: int = field(
-        default=200,
+        default=DEFAULT_MAX_FEEDBACK_WORDS,
         metadata={"help": "Feedback targets are cut to this many words, at a sentence boundary when possible."},
     )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
