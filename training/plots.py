@@ -1,4 +1,4 @@
-# The evaluation's two figures: a confusion matrix and per-scenario accuracy, as PNG files.
+# The evaluation's figures: a confusion matrix, per-scenario accuracy and a reliability diagram, as PNG files.
 from pathlib import Path
 
 import matplotlib
@@ -54,6 +54,34 @@ def plot_per_scenario(per_scenario: dict[str, float | None], counts: dict[str, i
     return _save(fig, path)
 
 
+def plot_reliability_diagram(bins: list[dict], path: str | Path, ece: float | None = None,
+                             title: str = "Label confidence reliability") -> Path:
+    """Accuracy per confidence bin (bars, n above each) against the diagonal of perfect calibration, ECE in the
+    legend. `bins` are `training.evaluation_metrics.reliability_bins` dicts; empty bins are drawn as gaps."""
+    fig, ax = plt.subplots(figsize=(5.4, 5.0), dpi=110)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
+    for i, b in enumerate(bins):
+        lower, upper, count = float(b["lower"]), float(b["upper"]), int(b["count"])
+        accuracy = b["accuracy"] if b["accuracy"] is not None else 0.0
+        # label only the first bar so the legend has one entry however many bins there are
+        ax.bar(lower, accuracy, width=upper - lower, align="edge", color="#4C72B0", edgecolor="white",
+               label="accuracy" if i == 0 else None)
+        if count:
+            ax.plot((lower + upper) / 2, b["confidence"], marker="_", color="#C44E52", markersize=12,
+                    label="mean confidence" if not any(bb["count"] for bb in bins[:i]) else None)
+        ax.annotate(f"n={count}", ((lower + upper) / 2, accuracy), ha="center", va="bottom", fontsize=7,
+                    xytext=(0, 2), textcoords="offset points")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("confidence (top-label probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title if ece is None else f"{title} (ECE {ece:.3f})")
+    # a legend-only handle carries the ECE so it is readable even when the title is cut
+    ax.plot([], [], " ", label="ECE n/a" if ece is None else f"ECE = {ece:.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,4 +91,4 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["plot_confusion_matrix", "plot_per_scenario"]
+__all__ = ["plot_confusion_matrix", "plot_per_scenario", "plot_reliability_diagram"]
