@@ -7,25 +7,43 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test demo bench clean
+.PHONY: install chromium test demo bench gpu-check clean
 
-# torch is installed first and pinned exactly: an unpinned torch pulls a multi-GB CUDA build.
-$(VENV)/.installed: setup.cfg pyproject.toml
+# The exact, tested set is constraints.txt (setup.cfg keeps ranges). torch goes first, pinned there: any other
+# torch pulls a multi-GB CUDA build on these machines.
+CONSTRAINTS := constraints.txt
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
+
+$(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0 || { echo "make: step 'install torch' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" || { echo "make: step 'install dependencies (setup.cfg)' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
+	@$(PIP) torch || { echo "make: step 'install torch' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
+	@$(PIP) -e ".[dev,app]" || { echo "make: step 'install dependencies (setup.cfg + constraints.txt)' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed
 
-test: install
+# The browser test (tests/test_app.py) drives Debian's Chromium: install it where we can (root + apt-get). When we
+# cannot, that test skips with the reason, so this never fails `make test`.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "make: installing chromium with apt-get (for the browser test in tests/test_app.py)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "make: could not install chromium with apt-get; the browser test will skip." >&2; \
+	fi
+
+test: install chromium
 	$(PY) -m pytest -q
 
 demo: install
-	$(PY) -m training.demo
+	$(PY) -m profvlm.demo
 
 bench: install
 	$(PY) -m benchmarks.run_all
+
+# On a CUDA machine: base checkpoint, data, extraction, 30 bf16 SFT steps, evaluation, prediction and the inference
+# benchmark at small scale, into benchmarks/results/gpu_check.json. Without CUDA: a CPU dry run at tiny size.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf demo_outputs benchmarks/results .pytest_cache

@@ -23,7 +23,7 @@ import datasets  # noqa: E402
 from dataset_scripts.egoexo4d_proficiency import EgoExo4DProficiency  # noqa: E402
 from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d  # noqa: E402
 
-REAL_TAKES = {"train": 1983, "validation": 561}  # EGOEXO4D_FORMAT.md §3.4
+REAL_TAKES = {"train": 1983, "validation": 561}  # the v2 demonstrator-proficiency annotation files
 BUILD_TARGET_S, GENERATE_TARGET_S = 10.0, 90.0
 
 

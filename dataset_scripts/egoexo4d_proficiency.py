@@ -1,6 +1,6 @@
 """Ego-Exo4D demonstrator proficiency (optionally joined with expert commentary) as a `datasets` builder.
 
-This is the one place that knows the Ego-Exo4D layout (shared/design/EGOEXO4D_FORMAT.md). It reads `takes.json`,
+This is the one place that knows the Ego-Exo4D layout (documented at https://docs.ego-exo4d-data.org/). It reads `takes.json`,
 `annotations/proficiency_demonstrator_{train,val}.json` and, for the `demonstrator_commentary` config,
 `annotations/expert_commentary_{train,val}.json` plus the optional per-expert `data.json` files, and yields one row
 per take (`demonstrator`) or per (take, expert) (`demonstrator_commentary`). datasets 5 has no loading scripts, so
@@ -20,32 +20,33 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import datasets
 from datasets.utils.tqdm import tqdm
 
-try:
-    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
-except ImportError:  # run as a script from a checkout that is not installed: make the repo root importable
+if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/egoexo4d_proficiency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
+
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 # datasets split name -> the suffix of the Ego-Exo4D annotation files
 FILE_SPLITS = {"train": "train", "validation": "val"}
+# Written at the root of every tree the synthetic generator makes: such a tree is never mistaken for EgoExo4D.
+SYNTHETIC_MARKER = "profvlm_synthetic.json"
 # Feedback longer than this is cut (at a sentence boundary when possible); training and evaluation import it.
 DEFAULT_MAX_FEEDBACK_WORDS = 200
-# How to fetch each input (EGOEXO4D_FORMAT.md §6); {root} is the Ego-Exo4D root the user passed.
+# How to fetch each input with the `egoexo` downloader (pip install ego4d); {root} is the Ego-Exo4D root the user passed.
 DOWNLOAD_COMMANDS = {
     "takes": "egoexo -o {root} --parts metadata -y",
     "proficiency": "egoexo -o {root} --parts annotations --benchmarks proficiency_demonstrator -y",
     "commentary": "egoexo -o {root} --parts annotations -y",
     "videos": "egoexo -o {root} --parts downscaled_takes/448 --uids <take_uid> ... -y",
 }
-# Keys of take["frame_aligned_videos"] that are not cameras (§2), and walk-around phones (§1.3, typo is real).
+# Keys of take["frame_aligned_videos"] that are not cameras, and walk-around phones (the `moblie` typo is real).
 PSEUDO_CAMERAS = frozenset({"collage", "best_exo"})
 WALKAROUND_CAMERAS = frozenset({"mobile", "moblie"})
 EGO_RGB_STREAM = "rgb"
@@ -108,7 +109,7 @@ def normalize_take_path(relative: str) -> str:
 
 
 def downscaled_path(relative: str) -> str:
-    """`.../frame_aligned_videos/x.mp4` -> `.../frame_aligned_videos/downscaled/448/x.mp4` (§1.3)."""
+    """`.../frame_aligned_videos/x.mp4` -> `.../frame_aligned_videos/downscaled/448/x.mp4` (the `downscaled_takes/448` download)."""
     path = PurePosixPath(relative)
     if path.parent.name != "frame_aligned_videos":
         return relative
@@ -206,7 +207,7 @@ def truncate_words(text: str, max_words: int) -> str:
 
 def feedback_text(entries: list[dict], max_words: int) -> str:
     """An expert's commentary as one text: entries without an error, stripped (Whisper adds a leading space),
-    in video-time order, joined and truncated. Error entries may have no `text` at all (§4.2)."""
+    in video-time order, joined and truncated. Error entries may have no `text` at all."""
     kept = [e for e in entries if not e.get("error") and isinstance(e.get("text"), str) and e["text"].strip()]
     kept.sort(key=lambda e: float(e.get("video_time") or 0.0))
     # split() + join drops Whisper's leading space and any doubled spaces
@@ -238,16 +239,26 @@ class SplitReport:
     """What was left out of one split and why; logged at the end and kept on the builder as `reports`."""
 
     rows: int = 0
-    missing_videos: int = 0
+    missing_files: dict[str, int] = field(default_factory=dict)  # view -> video files not on disk (view dropped)
     first_missing: str = ""
+    takes_without_video: int = 0  # takes skipped because none of their (selected) views is on disk
     takes_without_commentary: int = 0
     experts_without_text: int = 0
+
+    @property
+    def missing_videos(self) -> int:
+        """Video files not on disk, over all views."""
+        return sum(self.missing_files.values())
 
     def message(self, config: str, split: str) -> str:
         """One line for the log."""
         text = f"EgoExo4DProficiency[{config}] {split}: {self.rows} rows"
-        if self.missing_videos:
-            text += f"; skipped {self.missing_videos} rows with missing video files (first: {self.first_missing})"
+        if self.missing_files:
+            per_view = ", ".join(f"{view}: {n} file{'s' if n > 1 else ''} missing"
+                                 for view, n in sorted(self.missing_files.items()))
+            text += f"; {per_view} (those views are masked; first: {self.first_missing})"
+        if self.takes_without_video:
+            text += f"; skipped {self.takes_without_video} takes with no view on disk"
         if self.takes_without_commentary:
             text += f"; {self.takes_without_commentary} labelled takes have no commentary"
         if self.experts_without_text:
@@ -275,15 +286,30 @@ def load_commentary(root: Path, file_split: str) -> dict[str, list[dict]]:
     return annotations
 
 
+def check_views(views) -> tuple[str, ...] | None:
+    """A `views` selection as a tuple in VIEW_NAMES order; unknown names are an error listing the known ones."""
+    if views is None:
+        return None
+    views = tuple(views)
+    unknown = [v for v in views if v not in VIEW_NAMES]
+    if unknown or not views:
+        raise ValueError(f"views {list(views)}: unknown or empty selection {unknown}; expected some of {list(VIEW_NAMES)}.")
+    return tuple(v for v in VIEW_NAMES if v in views)
+
+
 def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedback_words: int, verify_files: bool,
-                 strict: bool, takes: dict[str, dict] | None = None) -> tuple[list[dict], SplitReport]:
-    """All rows of one split plus the report of what was skipped. Raises on inconsistent annotations."""
+                 strict: bool, takes: dict[str, dict] | None = None,
+                 views: tuple[str, ...] | None = None) -> tuple[list[dict], SplitReport]:
+    """All rows of one split plus the report of what was left out. A missing video drops that view, not the take
+    (the model masks missing views); a take with no view on disk is skipped. `views` keeps only those views.
+    Raises on inconsistent annotations, and on any missing file with `strict`."""
     source = require_file(root / "annotations" / f"proficiency_demonstrator_{file_split}.json",
                           "Ego-Exo4D demonstrator proficiency annotations", "proficiency", root)
     records = read_record_list(source)
     takes = load_takes(root) if takes is None else takes
     commentary = load_commentary(root, file_split) if with_commentary else {}
     resolver = VideoResolver(root, verify_files)
+    selected = check_views(views)
     report, rows, seen = SplitReport(), [], set()
     for record in tqdm(records, desc=f"Ego-Exo4D {file_split}", unit="take", disable=len(records) < 500):
         take_uid = record.get("take_uid")
@@ -296,19 +322,28 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
         seen.add(take_uid)
         take = takes[take_uid]
         label = parse_label(record.get("proficiency_score"), take_uid, source)
-        views = views_from_record(record, take, source)
-        if not views:
+        all_views = views_from_record(record, take, source)
+        if not all_views:
             raise ValueError(f"{source}: take {take_uid} has no video_paths and takes.json lists no camera for it; "
                              f"expected at least the ego view.")
-        paths = [resolver.resolve(rel) for _, rel in views]
-        if None in paths:
-            missing = resolver.candidates(views[paths.index(None)][1])[0]
-            if strict:
-                raise FileNotFoundError(f"{source}: take {take_uid} ({take['take_name']}): video not found: {missing} "
-                                        f"(strict=True). Download it with: "
-                                        f"{DOWNLOAD_COMMANDS['videos'].format(root=root)}")
-            report.missing_videos += 1
-            report.first_missing = report.first_missing or str(missing)
+        take_views, paths = [], []
+        for view, rel in all_views:
+            if selected is not None and view not in selected:
+                continue
+            path = resolver.resolve(rel)
+            if path is None:
+                missing = resolver.candidates(rel)[0]
+                if strict:
+                    raise FileNotFoundError(f"{source}: take {take_uid} ({take['take_name']}): {view} video not found: "
+                                            f"{missing} (strict=True). Download it with: "
+                                            f"{DOWNLOAD_COMMANDS['videos'].format(root=root)}")
+                report.missing_files[view] = report.missing_files.get(view, 0) + 1
+                report.first_missing = report.first_missing or str(missing)
+                continue
+            take_views.append((view, rel))
+            paths.append(path)
+        if not take_views:
+            report.takes_without_video += 1
             continue
         participant = record.get("origin_participant_id")  # int in some files, str in others
         base = {
@@ -319,9 +354,9 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
             "university_id": record.get("university_id") or take.get("university_id"),
             "participant_id": None if participant is None else str(participant),
             "proficiency": label,
-            "view_names": [view for view, _ in views],
+            "view_names": [view for view, _ in take_views],
             "video_paths": [str(p) for p in paths],
-            "best_exo": best_exo_view(take, views),
+            "best_exo": best_exo_view(take, take_views),
             "feedback": "",
             "expert_uid": None,
             "expert_rating": None,
@@ -350,12 +385,14 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
 @dataclass
 class EgoExo4DProficiencyConfig(datasets.BuilderConfig):
     """Config of the builder. `with_commentary`: one row per (take, expert) with the expert's feedback text;
-    `verify_files`: check every video exists (missing -> row skipped and reported, or an error with `strict`)."""
+    `verify_files`: check every video exists (missing -> that view dropped and counted, or an error with `strict`);
+    `views`: use only these views (e.g. ("ego",): Ego-only training needs only the ego downloads)."""
 
     with_commentary: bool = False
     max_feedback_words: int = DEFAULT_MAX_FEEDBACK_WORDS
     verify_files: bool = True
     strict: bool = False
+    views: tuple[str, ...] | None = None
 
 
 class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
@@ -396,9 +433,10 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
         self._rows: dict[str, list[dict]] = {}
         for split, file_split in FILE_SPLITS.items():
             rows, report = collect_rows(root, file_split, self.config.with_commentary, self.config.max_feedback_words,
-                                        self.config.verify_files, self.config.strict, takes)
+                                        self.config.verify_files, self.config.strict, takes, self.config.views)
             self._rows[split], self.reports[split] = rows, report
-            (logger.warning if report.missing_videos else logger.info)(report.message(self.config.name, split))
+            (logger.warning if report.missing_files or report.takes_without_video else logger.info)(
+                report.message(self.config.name, split))
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in FILE_SPLITS]
 
     def _generate_examples(self, split: str):
@@ -424,9 +462,13 @@ def load_egoexo4d_proficiency(
     names = [c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS]
     if config not in names:
         raise ValueError(f"unknown config {config!r}; expected one of {names}.")
+    if config_kwargs.get("views") is not None:
+        config_kwargs["views"] = check_views(config_kwargs["views"])
     builder = EgoExo4DProficiency(config_name=config, data_dir=str(data_dir),
                                   cache_dir=None if cache_dir is None else str(cache_dir), **config_kwargs)
-    builder.download_and_prepare(download_mode=download_mode)
+    # The files on disk may have changed since the last build (a download finished, a video was removed): the split
+    # sizes recorded then are no promise, so datasets must not verify against them (NonMatchingSplitsSizesError).
+    builder.download_and_prepare(download_mode=download_mode, verification_mode=datasets.VerificationMode.NO_CHECKS)
     return builder.as_dataset(split=split)
 
 
@@ -455,11 +497,18 @@ ds = load_dataset("{where}")
   per-expert `data.json` was downloaded. Empty / null in config `demonstrator`.
 - `best_exo`: the view of the take's best exo camera (null for takes without one).
 
-## Licence
+## Source and licence
 
-Ego-Exo4D annotations are distributed under the Ego-Exo4D licence (https://ego4d.dev/request/ego-exo4d).
-Do not publish this dataset publicly unless that licence allows it; push it to a private repository.
+Derived from Ego-Exo4D (Grauman et al., CVPR 2024; https://ego-exo4d-data.org/): the demonstrator proficiency
+labels{commentary_note} of the Ego-Exo4D release the builder read. Ego-Exo4D is not an open dataset: each user
+signs the Ego-Exo4D licence (https://ego4d.dev/request/ego-exo4d) before downloading it, and its labels and expert
+commentary are not ours to republish. Keep this repository private, shared only with people who have signed that
+licence, unless the licence terms you agreed to allow more.
 """
+PUBLIC_CAVEAT = (
+    "--public: this dataset is derived from Ego-Exo4D, which each user must license individually "
+    "(https://ego4d.dev/request/ego-exo4d); publishing its labels or commentary may breach those terms."
+)
 
 
 def export_parquet(
@@ -490,6 +539,8 @@ def export_parquet(
             {"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
         "dataset_info": {"config_name": "default", "features": features._to_yaml_list()},
         "license": "other",
+        "license_name": "ego-exo4d",
+        "license_link": "https://ego4d.dev/request/ego-exo4d",
         "task_categories": ["video-classification"],
         "tags": ["egoexo4d", "proficiency-estimation", "video", "multi-view"],
         "pretty_name": f"Ego-Exo4D demonstrator proficiency ({config})",
@@ -500,15 +551,19 @@ def export_parquet(
         yaml=yaml.safe_dump(meta, sort_keys=False), config=config, where=str(out),
         split_rows="\n".join(f"| {s} | {len(d)} |" for s, d in splits.items()),
         labels=list(PROFICIENCY_LABELS), max_words=config_kwargs.get("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS),
+        commentary_note=" and expert commentary" if config == "demonstrator_commentary" else "",
     )
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
 
 
 def push_folder_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:
-    """Upload the exported folder as a dataset repo (private unless asked otherwise: see the card's licence note)."""
+    """Upload the exported folder as a dataset repo, private unless `private=False` (then the licence caveat is
+    logged): EgoExo4D-derived data is under each user's signed licence."""
     from huggingface_hub import HfApi
 
+    if not private:
+        logger.warning(PUBLIC_CAVEAT)
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     card = (folder / "README.md").read_text(encoding="utf-8")
@@ -534,7 +589,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, help="output folder for data/*.parquet and README.md")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true",
-                        help="make the Hub repo public (default private; check the licence)")
+                        help="make the Hub repo public (default private: EgoExo4D's licence is signed per user)")
+    parser.add_argument("--views", nargs="+", default=None, choices=list(VIEW_NAMES),
+                        help="keep only these views (e.g. --views ego: only the ego downloads are needed)")
     parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="truncate each feedback text to this many words")
     parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
@@ -544,10 +601,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = export_parquet(args.data_dir, args.config, args.output, cache_dir=args.cache_dir,
                          max_feedback_words=args.max_feedback_words, verify_files=not args.no_verify_files,
-                         strict=args.strict)
+                         strict=args.strict, views=args.views)
     print(f"wrote {out}/README.md and {len(list((out / 'data').glob('*.parquet')))} parquet shard(s)")
     if args.push_to_hub:
-        print(f"pushed to {push_folder_to_hub(out, args.push_to_hub, private=not args.public)}")
+        if args.public:
+            print(PUBLIC_CAVEAT, file=sys.stderr)
+        visibility = "public" if args.public else "private"
+        print(f"pushed ({visibility}) to {push_folder_to_hub(out, args.push_to_hub, private=not args.public)}")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,9 @@ rating in `data.json` comes from the same statistics.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from dataset_scripts.synthetic_motion import FPS, Motion, motion_grades, motion_statistics
-
-if TYPE_CHECKING:  # only for the type hint: the generator imports this module
-    from dataset_scripts.synthetic_egoexo4d import TakePlan
 
 SCENARIO_WORDS = {  # (one movement, several movements)
     "Basketball": ("layup", "shots"),
@@ -84,9 +79,10 @@ _ERROR_DESC = ('Traceback (most recent call last):\n  File "transcribe.py", line
                "RuntimeError: audio too short")
 
 
-def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tuple[list[dict], dict]:
-    """One expert's commentary for a take: first-form `commentary_data` (recording order) and a `data.json`."""
-    rng = np.random.default_rng([plan.motion_seed, k])
+def expert_commentary(take_index: int, take_name: str, scenario: str, motion_seed: int, motion: Motion, expert: str,
+                      k: int) -> tuple[list[dict], dict]:
+    """Expert `k`'s commentary for a take: first-form `commentary_data` (recording order) and a `data.json`."""
+    rng = np.random.default_rng([motion_seed, k])
     duration = motion.num_frames / FPS
     count = int(rng.integers(2, 6))
     times = np.sort(rng.uniform(0.05, 0.95, count)) * duration
@@ -97,8 +93,8 @@ def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tu
         lo = max(0, int((video_time - 1.0) * FPS))
         hi = min(motion.num_frames, max(lo + 10, int((video_time + 1.0) * FPS)))
         said = [aspects[(j + k) % 4]] + ([aspects[(j + k + 2) % 4]] if rng.uniform() < 0.5 else [])
-        text = " " + describe_motion(motion_statistics(motion, lo, hi), plan.scenario, said, k + j)
-        error = (plan.index == 0 and k == 0 and j == count - 1) or rng.uniform() < 0.08
+        text = " " + describe_motion(motion_statistics(motion, lo, hi), scenario, said, k + j)
+        error = (take_index == 0 and k == 0 and j == count - 1) or rng.uniform() < 0.08
         words = len(text.split())
         entry = {"recording": f"{int(recording_of[j])}.webm", "video_time": round(video_time, 6)}
         if not error:
@@ -107,7 +103,7 @@ def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tu
                       "duration_approx": round(words / 2.4 + float(rng.uniform(0.5, 3.0)), 6)})
         entries.append(entry)
     entries.sort(key=lambda e: int(e["recording"].split(".")[0]))
-    grades = motion_grades(motion_statistics(motion), plan.scenario)
+    grades = motion_grades(motion_statistics(motion), scenario)
     rating: int | str = rating_from_grades(grades, int(rng.integers(-1, 2)))
     rating = "N/A" if rng.uniform() < 0.08 else (rating if rng.uniform() < 0.3 else str(rating))
     annotations = []
@@ -117,8 +113,8 @@ def expert_commentary(plan: TakePlan, motion: Motion, expert: str, k: int) -> tu
         annotations.append({"video_time": e["video_time"], "start_global_time": round(start, 1),
                             "end_global_time": round(start + e["duration_approx"] * 1000, 1),
                             "duration_approx": e["duration_approx"], "recording_path": e["recording"], "events": []})
-    why = describe_motion(motion_statistics(motion), plan.scenario, aspects, k)
-    data = {"user_id": expert, "video_name": plan.take_name, "datetime": "Tue, 06 Feb 2024 18:22:10 GMT",
-            "ds": 1707243730123 + 1000 * plan.index + k, "annotations": annotations,
+    why = describe_motion(motion_statistics(motion), scenario, aspects, k)
+    data = {"user_id": expert, "video_name": take_name, "datetime": "Tue, 06 Feb 2024 18:22:10 GMT",
+            "ds": 1707243730123 + 1000 * take_index + k, "annotations": annotations,
             "proficiency": {"rating": rating, "why": why}}
     return entries, data

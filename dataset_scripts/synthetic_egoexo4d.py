@@ -1,20 +1,20 @@
 """Write a synthetic Ego-Exo4D tree (demonstrator proficiency + expert commentary) in the real on-disk layout.
 
-The tree looks like `egoexo -o DIR --parts metadata annotations downscaled_takes/448 expert_commentary`
-(EGOEXO4D_FORMAT.md §1.2): `takes.json`, `annotations/splits.json`,
+The tree looks like `egoexo -o DIR --parts metadata annotations downscaled_takes/448 expert_commentary`:
+`takes.json`, `annotations/splits.json`,
 `annotations/proficiency_demonstrator_{train,val}.json`, `annotations/expert_commentary_{train,val}.json`,
 per-expert `annotations/expert_commentary/<take>/<expert>/{data.json,transcriptions.json,recordings/*.webm}` for
 some experts, and for every take one ego (`<aria>_214-1.mp4`, square) and four exo (`camNN`/`gpNN.mp4`, 16:9)
 H.264 yuv420p videos at 30 fps under `takes/<take>/frame_aligned_videos/downscaled/448/`, all with the same frame
 count. Only the ego RGB stream and the four exo files are written (no SLAM/eye-tracking streams, no collage
 `ego_preview.mp4`, no test split). Scenarios, label mix and universities follow the real train split
-(EGOEXO4D_FORMAT.md §3.4); task names other than the documented examples are made up.
+(its per-scenario label counts are below); task names other than the documented examples are made up.
 
 The performer, its motion and how the label is encoded: `synthetic_motion`. Drawing and encoding the videos:
 `synthetic_render`. The expert commentary and ratings: `synthetic_commentary`. This module plans the takes and
 writes the tree.
 
-Quirks of the real data (EGOEXO4D_FORMAT.md §1.3, §2, §4) appear in a fraction of takes: ego cameras other than
+Quirks of the real data (documented at docs.ego-exo4d-data.org) appear in a fraction of takes: ego cameras other than
 `aria01`, `gpNN` exo cameras (all upenn takes), takes without `cam02` (exo = cam01, cam03, cam04, cam05),
 `best_exo: null`, `collage`/`best_exo` pseudo-cameras (every take), a `moblie` walk-around camera in the capture,
 `takes/takes/` prefixes in `video_paths`, `origin_participant_id` as int, leading spaces in Whisper text,
@@ -35,19 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
-except ImportError:  # run as a script from a checkout that is not installed: make the repo root importable
+if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/synthetic_egoexo4d.py`
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAMES
 
+from dataset_scripts.egoexo4d_proficiency import SYNTHETIC_MARKER  # noqa: E402
 from dataset_scripts.synthetic_commentary import expert_commentary  # noqa: E402
 from dataset_scripts.synthetic_motion import FPS, simulate_motion  # noqa: E402
 from dataset_scripts.synthetic_render import encode_yuv420, render_view, view_cameras  # noqa: E402
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES  # noqa: E402
 
-# Real train counts per scenario x label (Novice, Early, Intermediate, Late): EGOEXO4D_FORMAT.md §3.4.
+# Real train counts per scenario x label (Novice, Early, Intermediate, Late) of the v2 demonstrator annotations.
 REAL_TRAIN_MIX = {
     "Basketball": (64, 110, 178, 223),
     "Cooking": (90, 50, 53, 7),
@@ -71,7 +70,7 @@ SCENARIO_META = {
 }
 UNIVERSITY_IDS = {"unc": "ego4d-unc", "sfu": "ego4d-sfu", "uniandes": "ego4d-university-sa", "upenn": "ego4d-upenn",
                   "iiith": "ego4d-iiith"}
-ODD_EGO_CAMS = ("aria02", "aria", "aria1", "aria04")  # seen in the real splits besides aria01 (§1.3)
+ODD_EGO_CAMS = ("aria02", "aria", "aria1", "aria04")  # seen in the real splits besides aria01
 EXPERT_POOL = 16
 ARIA_STREAMS = (("rgb", "214-1"), ("slam-left", "1201-1"), ("slam-right", "1201-2"), ("et", "211-1"))
 COMMENTARY_DS = "20240324_14:05:11"
@@ -153,7 +152,7 @@ def plan_takes(num_takes: int, seed: int) -> list[TakePlan]:
 
 
 def _take_name(scenario: str, uni: str, task_name: str, i: int, rng: np.random.Generator) -> str:
-    """Take names in each university's real style (EGOEXO4D_FORMAT.md §1.2, §3), unique by the take index."""
+    """Take names in each university's real style (e.g. `upenn_0711_Cooking_4_2`, `iiith_cooking_23_2`), unique by the take index."""
     n = int(rng.integers(1, 40))
     if uni == "unc":
         return f"unc_basketball_03-{16 + i % 14:02d}-23_{n:02d}_{i}"
@@ -170,7 +169,7 @@ def _fake_uid(plan: TakePlan, salt: str) -> str:
 
 
 def take_record(plan: TakePlan, num_frames: int) -> dict:
-    """The take's `takes.json` entry (EGOEXO4D_FORMAT.md §2), with aria streams, exo cams and both pseudo-cams."""
+    """The take's `takes.json` entry (docs.ego-exo4d-data.org, takes.json), with aria streams, exo cams and both pseudo-cams."""
     name, ego = plan.take_name, plan.ego_cam
     videos: dict[str, dict] = {ego: {}}
     for readable, stream_id in ARIA_STREAMS:
@@ -219,7 +218,7 @@ def take_record(plan: TakePlan, num_frames: int) -> dict:
 
 
 def proficiency_record(plan: TakePlan) -> dict:
-    """The take's `proficiency_demonstrator_{split}.json` record (EGOEXO4D_FORMAT.md §3.2), full-resolution paths."""
+    """The take's `proficiency_demonstrator_{split}.json` record (docs.ego-exo4d-data.org, proficiency benchmark), full-resolution paths."""
     prefix = f"takes/takes/{plan.take_name}" if plan.double_takes_prefix else f"takes/{plan.take_name}"
     files = [f"{plan.ego_cam}_214-1.mp4"] + [f"{cam}.mp4" for cam in plan.exo_cams]
     participant = 100 + plan.participant_uid % 400
@@ -257,7 +256,7 @@ def write_annotations(root: Path, plans: list[TakePlan], num_frames: int) -> Non
     })
     for split in ("train", "val"):
         records = [proficiency_record(p) for p in plans if p.split == split]
-        # The released files wrap the list in {"annotations": ...}; the Docs sample is a bare list (§3.2): val uses it.
+        # The released files wrap the list in {"annotations": ...}; the Docs sample is a bare list: val uses it.
         wrapped = records if split == "val" else {"annotations": records}
         _dump_json(ann / f"proficiency_demonstrator_{split}.json", wrapped)
         commentary: dict[str, list[dict]] = {}
@@ -266,7 +265,7 @@ def write_annotations(root: Path, plans: list[TakePlan], num_frames: int) -> Non
                 continue
             motion = simulate_motion(p.level, p.scenario, num_frames, p.motion_seed)
             for k, expert in enumerate(p.experts):
-                entries, data = expert_commentary(p, motion, expert, k)
+                entries, data = expert_commentary(p.index, p.take_name, p.scenario, p.motion_seed, motion, expert, k)
                 commentary.setdefault(p.take_uid, []).append({
                     "take_name": p.take_name, "take_uid": p.take_uid, "task_id": p.task_id, "task_name": p.task_name,
                     "commentary": f"{p.take_name}/{expert}", "_debug_commentary_name": f"{expert}_{p.take_name}_{k}",
@@ -277,7 +276,7 @@ def write_annotations(root: Path, plans: list[TakePlan], num_frames: int) -> Non
 
 
 def _write_expert_folder(folder: Path, entries: list[dict], data: dict) -> None:
-    """`data.json`, `transcriptions.json` and zero-byte `recordings/<i>.webm` placeholders (§4.3)."""
+    """`data.json`, `transcriptions.json` and zero-byte `recordings/<i>.webm` placeholders (the expert-commentary download's layout)."""
     _dump_json(folder / "data.json", data)
     _dump_json(folder / "transcriptions.json", {
         e["recording"]: {"text": e.get("text"), "language": None if e["error"] else "en", "error": e["error"],
@@ -338,6 +337,9 @@ def generate_synthetic_egoexo4d(
     num_frames = max(1, round(seconds * FPS))
     plans = plan_takes(num_takes, seed)
     write_annotations(root, plans, num_frames)
+    # Marks the tree as synthetic wherever it goes, so evaluations and model cards never mistake it for EgoExo4D.
+    _dump_json(root / SYNTHETIC_MARKER, {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py",
+                                         "takes": num_takes, "seed": seed, "size": size, "seconds": seconds})
     jobs = [(root, p, size, num_frames) for p in plans] if write_videos else []
     if not jobs:
         return root
@@ -363,13 +365,12 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="take", disable=not enabled)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: write a synthetic tree (see the module docstring for what it contains)."""
-    parser = argparse.ArgumentParser(
-        description="Write a synthetic Ego-Exo4D tree (takes.json, annotations, 5 views per take at 30 fps) in the "
-        "real layout, whose proficiency labels are visible in the motion. See the module docstring for the signal.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The generator's options (shared by the script and `profvlm synthetic`)."""
+    parser = parser or argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.description = ("Write a synthetic Ego-Exo4D tree (takes.json, annotations, 5 views per take at 30 fps) in "
+                          "the real layout, whose proficiency labels are visible in the motion. It is marked "
+                          f"synthetic ({SYNTHETIC_MARKER} at its root).")
     parser.add_argument("--out", required=True, help="output folder (the Ego-Exo4D root)")
     parser.add_argument("--takes", type=int, required=True, help="number of takes (train and val together)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical annotation files")
@@ -379,11 +380,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a tree")
     parser.add_argument("--no_videos", action="store_true", help="write only takes.json and the annotation files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the tree the parsed options describe."""
     root = generate_synthetic_egoexo4d(args.out, args.takes, args.seed, args.size, args.seconds, args.workers,
                                        args.overwrite, progress=not args.quiet, write_videos=not args.no_videos)
     print(f"wrote {args.takes} synthetic takes to {root}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write a synthetic tree (see the module docstring for what it contains)."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,21 +3,20 @@
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_profvlm import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, ProfVLMConfig
+from .configuration_profvlm import ProfVLMConfig
 from .modeling_profvlm import (
     AttentiveGatedProjector,
     ProfVLMForConditionalGeneration,
     ProfVLMModel,
     ProfVLMPreTrainedModel,
 )
+from .pipeline_profvlm import ProficiencyEstimationPipeline
+from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES
 
 AutoConfig.register("profvlm", ProfVLMConfig, exist_ok=True)
-# AutoModel maps to the generating model, as in other custom-code VLM repos (ARCHITECTURE.md).
+# AutoModel maps to the generating model, as in other custom-code VLM repos.
 AutoModel.register(ProfVLMConfig, ProfVLMForConditionalGeneration, exist_ok=True)
 AutoModelForImageTextToText.register(ProfVLMConfig, ProfVLMForConditionalGeneration, exist_ok=True)
-
-# Imported after the model classes: the pipeline's text format imports configuration_profvlm from this package.
-from .pipeline_profvlm import ProficiencyEstimationPipeline  # noqa: E402
 
 PIPELINE_REGISTRY.register_pipeline(
     "proficiency-estimation",

@@ -1,14 +1,12 @@
 # ProfVLM configuration: frozen TimeSformer per view -> AttentiveGatedProjector -> SmolLM2 (+LoRA).
-import importlib
+import json
+import os
+from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-# The one place that knows the label set and its ordinal order (EgoExo4D demonstrator proficiency).
-PROFICIENCY_LABELS: tuple[str, ...] = ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
-# The one place that knows the camera views and their order: the Aria ego view first, then up to four GoPros.
-VIEW_NAMES: tuple[str, ...] = ("ego", "exo1", "exo2", "exo3", "exo4")
-VIDEO_TOKEN = "<video>"
+from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list
 
 # SmolLM2-135M-Instruct (HF config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
 SMOLLM2_135M_TEXT_CONFIG = {
@@ -77,12 +75,24 @@ class ProfVLMConfig(PreTrainedConfig):
     projector_hidden_size: int = 1024
     projector_num_heads: int = 4
     projector_dropout: float = 0.1
-    # "Adaptive self-calibration" initial statistics from SkillFormer's AttentiveProjector (PAPER.md §1a).
+    # "Adaptive self-calibration" initial statistics of SkillFormer's AttentiveProjector (EdoWhite/SkillFormer, model.py).
     projector_init_mean: float = 0.0007
     projector_init_std: float = 0.1168
+    # The checkpoint's ordered labels (low -> high): the one owner of the label order for everything that uses it.
     proficiency_labels: list[str] | None = None
     # Set to True by `profvlm init` when the tower was randomly initialised (no pretrained weights reachable).
     vision_tower_random_init: bool = False
+    # Where the weights came from (`profvlm init --vision/--text`: a Hub id, a folder, random-base...): the model
+    # card names the components and their licences from these.
+    vision_tower_source: str | None = None
+    language_model_source: str | None = None
+    # Facts of the training run, written by training/sft.py into the final checkpoint so that evaluation, the card
+    # and the demo need not be told again: the feedback word limit and the training data's provenance.
+    max_feedback_words: int | None = None
+    training_data: dict | None = None
+    # The dtype the training's cached tower features were made in ("bfloat16" / "float32"): inference runs the
+    # tower in it unless told otherwise, so the projector sees features like those it was trained on.
+    vision_feature_dtype: str | None = None
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
@@ -91,6 +101,8 @@ class ProfVLMConfig(PreTrainedConfig):
         if self.proficiency_labels is None:
             self.proficiency_labels = list(PROFICIENCY_LABELS)
         super().__post_init__(**kwargs)
+        self.proficiency_labels = check_label_list(self.proficiency_labels, "ProfVLMConfig.proficiency_labels")
+        self.view_names = check_label_list(self.view_names, "ProfVLMConfig.view_names") if self.num_views > 1 else list(self.view_names)
         if len(self.view_names) != self.num_views:
             raise ValueError(
                 f"ProfVLMConfig: view_names has {len(self.view_names)} entries ({self.view_names}) "
@@ -100,19 +112,27 @@ class ProfVLMConfig(PreTrainedConfig):
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
-            # config.json's `custom_pipelines` (remote code) and demand trust_remote_code. Saving writes it back.
+            # config.json's `custom_pipelines` (remote code) and demand trust_remote_code. Only the checkpoint tooling
+            # (profvlm init / push, the final SFT save) writes it, into config.json, where pipeline() reads it.
             self.__dict__.pop("custom_pipelines", None)
 
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """Save config.json; from an installed checkout also write `auto_map`, `custom_pipelines` and the
-        code files, so the folder loads with `trust_remote_code=True` where this package is not installed."""
-        super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
-        try:  # imported by name: code_export is not shipped next to checkpoints, so no static import
-            code_export = importlib.import_module("modeling_profvlm.code_export")
-        except ImportError:  # loaded from a Hub folder: transformers copies its own code files on save
-            return
-        code_export.export_code_files(save_directory)
-        code_export.add_auto_map_to_json(f"{save_directory}/config.json")
+
+def require_profvlm_checkpoint(path: str | os.PathLike, what: str = "--model") -> Path:
+    """`path` as a Path if it is a local ProfVLM checkpoint folder (config.json with model_type "profvlm"), else a
+    FileNotFoundError / ValueError naming the option, the folder and what was expected."""
+    folder = Path(path)
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{what} {folder}: no config.json there; expected a ProfVLM checkpoint folder "
+                                "(written by `profvlm init` or training/sft.py as OUTPUT_DIR/final).")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} {config}: not valid JSON ({err}).") from err
+    if model_type != ProfVLMConfig.model_type:
+        raise ValueError(f"{what} {folder}: model_type is {model_type!r}, not 'profvlm'; expected a ProfVLM checkpoint "
+                         "(a plain language model or tower goes to `profvlm init --text/--vision`).")
+    return folder
 
 
-__all__ = ["ProfVLMConfig", "PROFICIENCY_LABELS", "VIEW_NAMES", "VIDEO_TOKEN"]
+__all__ = ["ProfVLMConfig", "require_profvlm_checkpoint", "PROFICIENCY_LABELS", "VIEW_NAMES", "VIDEO_TOKEN"]

@@ -3,9 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-from processing.text_format import format_label_prefix, parse_output
-
-from .configuration_profvlm import PROFICIENCY_LABELS
+from .profvlm_facts import format_label_prefix, parse_output
 
 
 @dataclass
@@ -36,7 +34,8 @@ def unpadded_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) 
 
 def label_continuation_ids(tokenizer, labels: tuple[str, ...]) -> list[list[int]]:
     """Token ids of each label's continuation (`format_label_prefix`), without special tokens."""
-    continuations = [tokenizer(format_label_prefix(label), add_special_tokens=False)["input_ids"] for label in labels]
+    continuations = [tokenizer(format_label_prefix(label, labels), add_special_tokens=False)["input_ids"]
+                     for label in labels]
     for label, ids in zip(labels, continuations):
         if not ids:
             raise ValueError(f"The continuation for label {label!r} tokenizes to no tokens; cannot score it.")
@@ -59,16 +58,19 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     """Probability of each proficiency label for every take in `batch` (a processor output whose prompts end
     where the answer starts). The tower runs once per take (`encode_views`, or the batch's cached
     `video_features`); the L continuations of each take are then scored in one LM pass with the features repeated."""
-    labels = tuple(labels or getattr(model.config, "proficiency_labels", None) or PROFICIENCY_LABELS)
+    # The checkpoint's config owns the label order (config.proficiency_labels).
+    labels = tuple(labels or model.config.proficiency_labels)
     # A PEFT-wrapped model (evaluation during training) scores through its base model, LoRA layers included.
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
     tokenizer = getattr(processor, "tokenizer", processor)
+    device = model.device  # inputs (pixels or cached features) move to the model, wherever they were made
     view_mask = batch.get("view_mask")
+    if view_mask is not None:
+        view_mask = view_mask.to(device)
     features = batch.get("video_features")
-    if features is None:
-        features = model.model.encode_views(batch["pixel_values_videos"], view_mask)  # [B, V, T, C, H, W] -> [B, V, D]
-    if view_mask is None:
-        view_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+    if features is None:  # [B, V, T, C, H, W] -> [B, V, D]
+        features = model.model.encode_views(batch["pixel_values_videos"].to(device), view_mask)
+    features = features.to(device)
 
     prompts = unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
     continuations = label_continuation_ids(tokenizer, labels)
@@ -76,12 +78,11 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     rows = [prompt + cont for prompt in prompts for cont in continuations]  # take-major: row = take * n + label
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids, attention_mask = _right_pad(rows, pad_id)
-    device = features.device
     outputs = model.model(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         video_features=features.repeat_interleave(n, 0),
-        view_mask=view_mask.repeat_interleave(n, 0),
+        view_mask=None if view_mask is None else view_mask.repeat_interleave(n, 0),  # None: the model says why
     )
     # The token at position p is predicted by the hidden state at p - 1; apply the LM head only there.
     row_idx, pos_idx = [], []
@@ -91,7 +92,10 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
             pos_idx += range(len(prompt) - 1, len(prompt) + len(cont) - 1)
     row_idx, pos_idx = torch.tensor(row_idx, device=device), torch.tensor(pos_idx, device=device)
     hidden = outputs.last_hidden_state[row_idx, pos_idx]  # [n_continuation_tokens, D_text]
-    log_probs = model.get_output_embeddings()(hidden).float().log_softmax(-1)
+    head = model.get_output_embeddings()
+    # The head in float32 even when the LM runs in bf16: label margins can be smaller than bf16's logit rounding.
+    bias = None if getattr(head, "bias", None) is None else head.bias.float()
+    log_probs = torch.nn.functional.linear(hidden.float(), head.weight.float(), bias).log_softmax(-1)
     token_ll = log_probs.gather(-1, input_ids.to(device)[row_idx, pos_idx + 1].unsqueeze(-1)).squeeze(-1)
     summed = torch.zeros(len(rows), device=device).index_add_(0, row_idx, token_ll).view(len(prompts), n)
     return LabelScores(
@@ -110,7 +114,8 @@ def generate_continuations(
     """The decoded new text after each token-id row, generated with the row's video features. Rows are left-padded
     into one batch, so every continuation starts right after its own row."""
     width, pad_id = max(map(len, rows)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = video_features.device
+    device = model.device
+    video_features, view_mask = video_features.to(device), view_mask.to(device)
     input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
     attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     generate_kwargs.setdefault("pad_token_id", pad_id)
@@ -130,12 +135,13 @@ def generate_after_labels(
 ) -> list[str]:
     """Feedback generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
     text follows the label that is reported. Returns the parsed feedback."""
-    continuations = dict(zip(labels, label_continuation_ids(tokenizer, tuple(labels))))
+    known = tuple(model.config.proficiency_labels)
+    continuations = dict(zip(known, label_continuation_ids(tokenizer, known)))
     rows = [prompt + continuations[label] for prompt, label in zip(prompt_rows, labels)]
     texts = generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
     feedback = []
     for label, text in zip(labels, texts):
-        parsed_label, parsed = parse_output(format_label_prefix(label) + text)
+        parsed_label, parsed = parse_output(format_label_prefix(label, known) + text, known)
         # Off-format text (an untrained model) is kept as generated rather than glued to the label line.
         feedback.append((parsed if parsed_label is not None else text).strip())
     return feedback

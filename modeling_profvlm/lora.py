@@ -11,8 +11,8 @@ def default_lora_config(
     lora_dropout: float = 0.1,
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
 ) -> LoraConfig:
-    """LoRA r=8, alpha 32, dropout 0.1 on q_proj/v_proj of the LM only (ProfiVLM prototype, PAPER.md §1);
-    the AttentiveGatedProjector is trained in full (`modules_to_save`). Together: 5,255,362 trainable."""
+    """LoRA r=8, alpha 32, dropout 0.1 on q_proj/v_proj of the LM only (the ProfVLM prototype's adapter recipe,
+    arXiv 2509.26278); the AttentiveGatedProjector is trained in full (`modules_to_save`)."""
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,

@@ -52,7 +52,7 @@ class ViewFeatureStandardizer(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """features (B, V, D), valid (B, V) bool -> standardised features, zero where a view is missing."""
+        """features (B, V, D), valid (B, V) bool -> standardised features (statistics from present views only)."""
         x = features.float()
         if self.training and int(valid.sum()) > 1:
             present = x[valid]
@@ -63,11 +63,10 @@ class ViewFeatureStandardizer(nn.Module):
                 self.running_var.add_((present.var(0, unbiased=True) - self.running_var) / seen)
         else:
             mean, var = self.running_mean, self.running_var
-        out = (x - mean) * torch.rsqrt(var + self.eps)
-        return (out * valid.unsqueeze(-1).to(out.dtype)).to(features.dtype)
+        return ((x - mean) * torch.rsqrt(var + self.eps)).to(features.dtype)
 
 
-# Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer model.py; PAPER.md §1a), plus the
+# Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer, model.py), plus the
 # input standardisation above (ours): a frozen tower's mean-pooled features share a large common component
 # (random tiny tower: the take-to-take spread is ~30 % of the feature norm and ~12 % of the projected token's),
 # so without it every take looks nearly the same to the language model and the label takes far longer to learn.
@@ -98,7 +97,7 @@ class AttentiveGatedProjector(nn.Module):
 
     def forward(self, view_features: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """view_features (B, V, D_in), view_mask (B, V) with 1 = present -> tokens (B, N, D_out), weights (B, V)."""
-        valid = view_mask.bool()
+        valid = view_mask.bool()  # missing views must hold finite values (get_video_features makes them 0)
         x = self.view_norm(self.feature_norm(view_features, valid))
         # Missing views are excluded as keys, so they cannot influence any present view.
         attended, attn = self.view_attention(
@@ -132,7 +131,7 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        # Raw nn.Parameters are not initialised by the generic init (HF_STACK_NOTES.md §1.2).
+        # Raw nn.Parameters are not initialised by transformers' generic `_init_weights`.
         if isinstance(module, AttentiveGatedProjector):
             init.constant_(module.output_scale, self.config.projector_init_std)
             init.constant_(module.output_shift, self.config.projector_init_mean)
@@ -143,7 +142,7 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
 
     def enable_input_require_grads(self):
         """Hook only the text embeddings: TimeSformer's patch embedding returns a tuple and would crash the
-        generic hook (HF_STACK_NOTES.md §5.2), and the frozen tower needs no input gradients anyway."""
+        generic hook, and the frozen tower needs no input gradients anyway."""
         hook = self.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True))
         self._require_grads_hooks = [hook]
         self._require_grads_hook = hook
@@ -169,7 +168,14 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
     def _check_view_mask(self, view_mask: torch.Tensor | None, batch: int, device) -> torch.Tensor:
         views = self.config.num_views
         if view_mask is None:
-            return torch.ones(batch, views, dtype=torch.long, device=device)
+            if views == 1:
+                return torch.ones(batch, 1, dtype=torch.long, device=device)
+            # No silent "all present": a zero-filled absent view would count as a black camera.
+            raise ValueError(
+                f"view_mask is required with num_views={views} ({list(self.config.view_names)}): pass a (batch, "
+                f"{views}) tensor with 1 for each view that is present and 0 for each missing one (the processor "
+                "returns it as `view_mask`)."
+            )
         if tuple(view_mask.shape) != (batch, views):
             raise ValueError(
                 f"view_mask must have shape (batch, num_views) = ({batch}, {views}), got {tuple(view_mask.shape)}."
@@ -220,8 +226,10 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
             )
         view_mask = self._check_view_mask(view_mask, video_features.shape[0], video_features.device)
         projector_dtype = self.multi_modal_projector.fc_in.weight.dtype
-        # Zero the missing views so nothing of them (not even a NaN) can reach the fused output.
-        video_features = video_features.to(projector_dtype) * view_mask.unsqueeze(-1).to(projector_dtype)
+        # The one place masked views are made inert: whatever they hold (NaN, inf, 1e30) becomes 0 before any
+        # arithmetic, since NaN * 0 is still NaN and would leak through the view attention into every present view.
+        present = view_mask.bool().unsqueeze(-1)
+        video_features = torch.where(present, video_features.to(projector_dtype), torch.zeros((), dtype=projector_dtype))
         tokens, view_weights = self.multi_modal_projector(video_features, view_mask)
         return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights)
 

@@ -1,7 +1,10 @@
 # The `proficiency-estimation` pipeline: one take's camera views in; level, probabilities, feedback, camera weights out.
 from transformers import Pipeline
 
+from .device_policy import DevicePolicy, apply_device_policy, resolve_device_policy
 from .label_scoring import generate_after_labels, score_labels, unpadded_rows
+from .take_inputs import split_takes
+from .timesformer_sdpa import sdpa_recommended, use_eager_attention, use_sdpa_attention
 
 DEFAULT_MAX_NEW_TOKENS = 128
 
@@ -13,30 +16,11 @@ class _Take:
         self.views = views
 
 
-def _is_clip(view) -> bool:
-    # One view's decoded frames given as a list: PIL images or (H, W, C) arrays.
-    return all(hasattr(f, "convert") or getattr(f, "ndim", None) == 3 for f in view)
-
-
-def is_single_take(inputs) -> bool:
-    """True for one take (a dict of views, a list of views, or frames); False for a list of takes."""
-    if not isinstance(inputs, (list, tuple)):
-        return True
-    if not inputs:
-        raise ValueError("Empty input: expected one take (a dict or list of video paths / frames) or a list of takes.")
-    first = inputs[0]
-    if isinstance(first, dict):
-        return False
-    if isinstance(first, (list, tuple)):  # a take's list of views, unless it is one view's list of frames
-        return bool(first) and _is_clip(first)
-    return True
-
-
 class ProficiencyEstimationPipeline(Pipeline):
     """Proficiency level, label probabilities, feedback and camera weights for one take or a list of takes.
 
-    A take is a dict of view name -> video path (or decoded frames), or a list in view order. The label is the
-    most likely of the four label continuations under the model; the feedback is generated after that label."""
+    A take is a dict of view name -> video path (or decoded frames), or a list in view order (`take_inputs`). The
+    label is the most likely of the checkpoint's label continuations; the feedback is generated after that label."""
 
     _load_processor = True
     _load_tokenizer = False
@@ -45,11 +29,33 @@ class ProficiencyEstimationPipeline(Pipeline):
     _load_video_processor = False
     _pipeline_calls_generate = True
 
+    def __init__(self, *args, **kwargs):
+        requested = kwargs.get("dtype")  # pipeline() passes "auto" when the caller gave no dtype
+        super().__init__(*args, **kwargs)
+        self.device_policy = self.set_device_policy(None if requested in (None, "auto") else requested)
+
+    def set_device_policy(self, dtype=None) -> DevicePolicy:
+        """Run the model under the one device/dtype policy (`device_policy`) on this pipeline's device: with no
+        `dtype`, the tower in bf16 where the hardware has it natively (or in the dtype the checkpoint's training
+        features were made in), else `dtype` for tower and LM; the projector stays float32; TimeSformer attention
+        goes through SDPA where that measured faster. Loading in float32 and calling this with a dtype keeps the
+        projector's weights exact, unlike `pipeline(..., dtype=...)`, which loads every weight in that dtype."""
+        feature_dtype = getattr(self.model.config, "vision_feature_dtype", None) if dtype is None else None
+        policy = resolve_device_policy(self.device, dtype=dtype, tower_dtype=feature_dtype)
+        apply_device_policy(self.model, policy)
+        if sdpa_recommended(policy.device, policy.tower_dtype):
+            use_sdpa_attention(self.model.model.vision_tower)
+        else:
+            use_eager_attention(self.model.model.vision_tower)
+        self.device_policy = policy
+        return policy
+
     def __call__(self, inputs, **kwargs):
         """`inputs`: one take or a list of takes; returns one dict per take (a list for a list)."""
-        if is_single_take(inputs):
-            return super().__call__(_Take(inputs), **kwargs)
-        return super().__call__([_Take(take) for take in inputs], **kwargs)
+        takes, batched = split_takes(inputs)  # the processor classifies inputs with the same function
+        if not batched:
+            return super().__call__(_Take(takes[0]), **kwargs)
+        return super().__call__([_Take(take) for take in takes], **kwargs)
 
     def _sanitize_parameters(self, return_feedback=None, max_new_tokens=None, generate_kwargs=None, **kwargs):
         generation_keys = set(self.model.generation_config.to_dict()) | {"generation_config"}
@@ -105,4 +111,4 @@ class ProficiencyEstimationPipeline(Pipeline):
         }
 
 
-__all__ = ["ProficiencyEstimationPipeline", "is_single_take", "DEFAULT_MAX_NEW_TOKENS"]
+__all__ = ["ProficiencyEstimationPipeline", "DEFAULT_MAX_NEW_TOKENS"]

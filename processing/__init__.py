@@ -13,21 +13,14 @@ from .frame_sampling import (
     snap_to_keyframes,
 )
 from .processing_profvlm import ProfVLMProcessor
-from .text_format import (
-    CHAT_TEMPLATE,
-    build_messages,
-    build_prompt,
-    format_label_prefix,
-    format_target,
-    label_continuations,
-    parse_output,
-)
+from .text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, build_prompt
 from .video_io import VideoInfo, VideoReadError, frames_to_rgb, keyframes_near, probe_video, read_frames
 
 AutoProcessor.register(ProfVLMConfig, ProfVLMProcessor)
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "DEFAULT_INSTRUCTION",
     "FRAME_SAMPLERS",
     "ProfVLMProcessor",
     "SampledIndices",
@@ -35,12 +28,8 @@ __all__ = [
     "VideoReadError",
     "build_messages",
     "build_prompt",
-    "format_label_prefix",
-    "format_target",
     "frames_to_rgb",
     "keyframes_near",
-    "label_continuations",
-    "parse_output",
     "probe_video",
     "read_frames",
     "sample_frame_indices",

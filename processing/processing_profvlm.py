@@ -1,8 +1,6 @@
 # ProfVLMProcessor: a take's camera views -> pixel_values_videos + view_mask; text -> input_ids with <video> expanded.
-import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,17 +8,11 @@ import torch.nn.functional as F
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from modeling_profvlm.configuration_profvlm import VIDEO_TOKEN, VIEW_NAMES
+from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES
+from modeling_profvlm.take_inputs import split_takes, take_views
 from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages
-from processing.video_io import (
-    describe_source,
-    frames_to_rgb,
-    is_frame_list,
-    keyframes_near,
-    probe_video,
-    read_frames,
-)
+from processing.video_io import frames_to_rgb, keyframes_near, probe_video, read_frames
 
 # TimeSformer checkpoints (facebook/timesformer-*) normalise with these, not with the ImageNet 0.485/0.229 set.
 TIMESFORMER_MEAN = (0.45, 0.45, 0.45)
@@ -81,8 +73,9 @@ class ProfVLMProcessor(ProcessorMixin):
         seed: int | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """`text`: a string or list; each `video_token` is one take. `videos`: a list of takes, each a dict
-        {view name: path or frames}, a list in view order (None = missing) or a single clip (the ego view).
+        """`text`: a string or list; each `video_token` is one take. `videos`: one take or a list of takes
+        (`modeling_profvlm.take_inputs`: a dict {view name: path or frames}, a list in view order (None = missing)
+        or a single clip (the first view)).
         Returns input_ids, attention_mask, pixel_values_videos (B, V, T, 3, H, W) and view_mask (B, V);
         `frame_sampler`/`seed` override the sampler for this call (see `process_videos`)."""
         if text is None and videos is None:
@@ -138,34 +131,16 @@ class ProfVLMProcessor(ProcessorMixin):
         return {"pixel_values_videos": pixels, "view_mask": view_mask, "video_metadata": metadata}
 
     def _as_batch(self, videos) -> list:
-        if isinstance(videos, dict):  # one take given as a dict
-            videos = [videos]
-        if not isinstance(videos, (list, tuple)) or len(videos) == 0:
-            raise ValueError(f"`videos` must be a non-empty list of takes; got {type(videos).__name__} {videos!r:.80}.")
-        # apply_chat_template hands one list of video blocks per conversation; a dict is never a single view.
-        per_conversation = lambda x: isinstance(x, list) and x and all(isinstance(d, dict) for d in x)  # noqa: E731
-        return [take for x in videos for take in (x if per_conversation(x) else [x])]
+        # apply_chat_template hands one list of video blocks (dicts) per conversation: flatten those first.
+        if isinstance(videos, (list, tuple)) and videos and all(
+            isinstance(x, list) and x and all(isinstance(d, dict) for d in x) for x in videos
+        ):
+            videos = [take for conversation in videos for take in conversation]
+        return split_takes(videos)[0]  # the same classifier as the pipeline's
 
     def _views_of(self, take, b: int) -> list:
         """The take's sources in `view_names` order, None where a view is missing."""
-        names = self.view_names
-        if isinstance(take, dict):
-            unknown = [describe_source(_source_name(take[k]), k) for k in take if k not in names]
-            if unknown:
-                raise ValueError(f"take {b}: unknown view name in {unknown}; expected one of {names}.")
-            views = [take.get(name) for name in names]
-        elif isinstance(take, (list, tuple)) and not is_frame_list(take, arrays=False):
-            if len(take) > len(names):
-                extra = [describe_source(_source_name(src), f"#{i}") for i, src in enumerate(take) if i >= len(names)]
-                raise ValueError(
-                    f"take {b}: got {len(take)} views but at most {len(names)} ({names}) are allowed; extra: {extra}."
-                )
-            views = list(take) + [None] * (len(names) - len(take))
-        else:  # a single clip (path or frames) is the ego view
-            views = [take] + [None] * (len(names) - 1)
-        if all(v is None for v in views):
-            raise ValueError(f"take {b}: expected at least one of the views {names}, got none.")
-        return views
+        return take_views(take, self.view_names, b)
 
     def _load_view(self, src, view: str, frame_sampler: str | None, seed: int | None, threads: int = 0):
         """Sample and read T frames of one view: (T, H, W, 3) uint8 and its metadata."""
@@ -198,21 +173,6 @@ class ProfVLMProcessor(ProcessorMixin):
         crop *= 1.0 / (255.0 * std)
         crop -= np.asarray(self.image_mean, dtype=np.float32).reshape(3, 1, 1) / std
         return torch.from_numpy(crop)
-
-    def save_pretrained(self, save_directory, **kwargs):
-        """Save as usual, then copy the code files next to it and add `auto_map`, for `trust_remote_code` loading."""
-        files = super().save_pretrained(save_directory, **kwargs)
-        try:  # imported by name: code_export is not shipped next to checkpoints, so no static import
-            code_export = importlib.import_module("modeling_profvlm.code_export")
-        except ImportError:  # a flat Hub copy of this file: the code is already next to the checkpoint
-            return files
-        code_export.export_code_files(save_directory)
-        code_export.add_auto_map_to_json(Path(save_directory) / "processor_config.json")
-        return files
-
-
-def _source_name(src) -> str:
-    return str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__} frames>"
 
 
 __all__ = ["ProfVLMProcessor"]

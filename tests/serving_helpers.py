@@ -35,13 +35,14 @@ def check_result(result: dict, present_views) -> None:
 def direct_label_log_likelihoods(model, processor, take) -> dict[str, float]:
     """For each label, tokenize prompt + "Proficiency: <label>" as ONE text, run the full model from pixels, and sum
     the log-probabilities of the tokens after the prompt. Written independently of label_scoring.py."""
-    from processing.text_format import format_label_prefix
+    from modeling_profvlm.profvlm_facts import format_label_prefix
 
+    labels = list(model.config.proficiency_labels)
     prompt = processor.build_prompt()
     prompt_len = processor(text=[prompt], videos=[take], return_tensors="pt")["input_ids"].shape[1]
     result = {}
-    for label in PROFICIENCY_LABELS:
-        inputs = processor(text=[prompt + format_label_prefix(label)], videos=[take], return_tensors="pt")
+    for label in labels:
+        inputs = processor(text=[prompt + format_label_prefix(label, labels)], videos=[take], return_tensors="pt")
         logits = model(**inputs).logits[0].float()
         targets = inputs["input_ids"][0, prompt_len:]
         log_probs = logits[prompt_len - 1 : -1].log_softmax(-1)

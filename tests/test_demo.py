@@ -1,5 +1,7 @@
-"""[demo] `make demo`'s job (python -m training.demo) at a small size: every stage runs and writes its output, the
-prediction is printed, and a second run reuses what the first one made."""
+"""[demo] `make demo`'s job (python -m profvlm.demo) at a small size: every stage runs and writes its output, the
+evaluation line reports what predictions.jsonl holds (accuracy, MAE, QWK, ECE), evaluation cuts references with the
+word limit the checkpoint was trained with, the card calls the data synthetic, the prediction is printed, and a second
+run reuses what the first one made."""
 import json
 import os
 import re
@@ -8,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
+from profvlm.demo import sft_config_value
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +22,7 @@ SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
 
 def _demo(out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "training.demo", "--output_dir", str(out), *SMALL], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "profvlm.demo", "--output_dir", str(out), *SMALL], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=1200)
 
 
@@ -31,12 +35,30 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     assert "RANDOMLY INITIALISED" in first.stdout and "SYNTHETIC" in first.stdout  # honest about the setting
 
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["num_samples"] > 0
-    assert f"held-out accuracy {metrics['accuracy']:.1%}" in first.stdout
-    for png in ("confusion_matrix.png", "per_scenario.png"):
+    lines = [json.loads(line) for line in (out / "evaluation" / "predictions.jsonl").read_text().splitlines()]
+    main = [line for line in lines if line["view_setting"] == "ego_exos"]
+    # the printed accuracy is the share of right all-views predictions in predictions.jsonl, over every take
+    assert len(main) == metrics["num_samples"] > 0
+    assert metrics["accuracy"] == pytest.approx(sum(line["predicted"] == line["reference"] for line in main) / len(main))
+    steps = [abs(PROFICIENCY_LABELS.index(line["predicted"]) - PROFICIENCY_LABELS.index(line["reference"]))
+             for line in main]
+    assert metrics["mean_absolute_error"] == pytest.approx(sum(steps) / len(steps))
+    evaluation_line = next(line for line in first.stdout.splitlines() if "held-out accuracy" in line)
+    assert (f"held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes" in evaluation_line
+            and f"MAE {metrics['mean_absolute_error']:.3f}" in evaluation_line
+            and f"QWK {metrics['quadratic_weighted_kappa']:.3f}" in evaluation_line
+            and f"ECE {metrics['expected_calibration_error']:.3f}" in evaluation_line), evaluation_line
+    # evaluation was not told --max_feedback_words: it used the value the checkpoint was trained with
+    provenance = metrics["provenance"]
+    assert (provenance["max_feedback_words"], provenance["max_feedback_words_source"]) == (
+        sft_config_value("max_feedback_words", None), "checkpoint")
+    assert provenance["dataset"]["synthetic"] is True
+    for png in ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.png"):
         assert (out / "evaluation" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     final = out / "sft_run" / "final"
     assert (final / "config.json").is_file() and (final / "README.md").is_file()  # checkpoint + model card
+    card = ModelCard.load(final / "README.md")
+    assert card.data.eval_results and all("synthetic" in r.dataset_name.lower() for r in card.data.eval_results)
     # the prediction's level line (the probability bars list every label, so they would not prove it)
     levels = re.findall(r"^Proficiency: (.+)$", first.stdout, flags=re.MULTILINE)
     assert levels and levels[-1] in PROFICIENCY_LABELS

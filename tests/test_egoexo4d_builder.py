@@ -4,6 +4,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import datasets
 import pytest
 from datasets import load_dataset
 
@@ -231,16 +232,60 @@ def test_commentary_file_not_needed_for_demonstrator(tmp_path):
     assert len(load(tmp_path / "r", "demonstrator")) == 1
 
 
-def test_missing_video_skips_counts_and_reports(tmp_path, caplog):
+def test_a_missing_video_masks_its_view_not_the_take(tmp_path, caplog):
     takes = [FixtureTake("unc_basketball_a", skip_videos=("cam03.mp4",)), FixtureTake("unc_basketball_b")]
     write_tree(tmp_path / "r", takes)
     builder = EgoExo4DProficiency(config_name="demonstrator", data_dir=str(tmp_path / "r"),
                                   cache_dir=str(tmp_path / "c"))
     with caplog.at_level(logging.WARNING):
         builder.download_and_prepare()
-    assert builder.as_dataset("train")["take_name"] == ["unc_basketball_b"]
-    assert builder.reports["train"].missing_videos == 1
-    assert "skipped 1 rows with missing video files" in caplog.text and "cam03.mp4" in caplog.text
+    rows = {r["take_name"]: r for r in builder.as_dataset("train")}
+    assert sorted(rows) == ["unc_basketball_a", "unc_basketball_b"]
+    assert rows["unc_basketball_a"]["view_names"] == ["ego", "exo1", "exo2", "exo4"]  # cam03 = exo3 is masked
+    assert not any(p.endswith("cam03.mp4") for p in rows["unc_basketball_a"]["video_paths"])
+    assert rows["unc_basketball_b"]["view_names"] == list(VIEW_NAMES)
+    assert builder.reports["train"].missing_files == {"exo3": 1}
+    assert "exo3: 1 file missing" in caplog.text and "cam03.mp4" in caplog.text
+
+
+EXOS = ("cam01.mp4", "cam02.mp4", "cam03.mp4", "cam04.mp4")
+
+
+def test_partial_downloads_keep_every_take_and_rebuilds_follow_the_disk(tmp_path, monkeypatch):
+    # The default datasets cache (as a user has it) is where a stale split size used to raise NonMatchingSplitsSizesError.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "default_cache"))
+
+    def load(root, **kw):
+        return load_egoexo4d_proficiency(root, "demonstrator", "train", **kw)
+
+    names = ["unc_basketball_a", "unc_basketball_b", "unc_basketball_c"]
+    root = write_tree(tmp_path / "r", [FixtureTake(n) for n in names])
+    assert [len(r["view_names"]) for r in load(root)] == [5, 5, 5]
+    victim = next(root.rglob("unc_basketball_a/**/cam02.mp4"))
+    victim.unlink()  # one exo file gone: the take stays, with 4 views
+    rows = load(root)
+    assert len(rows) == 3 and rows[0]["view_names"] == ["ego", "exo1", "exo3", "exo4"]
+    for exo in (p for p in root.rglob("*.mp4") if p.name in EXOS):
+        exo.unlink()  # only the ego downloads left: every take is kept, ego only
+    rows = load(root)
+    assert len(rows) == 3 and all(r["view_names"] == ["ego"] for r in rows)
+    (next(root.rglob("unc_basketball_c/**/aria01_214-1.mp4"))).unlink()  # no view at all: that take is skipped
+    assert load(root)["take_name"] == names[:2]  # 3 -> 2 rows: the rebuild follows the disk, no split-size error
+
+
+def test_views_option_selects_views(tmp_path):
+    write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a", skip_videos=EXOS)])
+    assert load(tmp_path / "r", views=["ego"])[0]["view_names"] == ["ego"]
+    write_tree(tmp_path / "s", [FixtureTake("unc_basketball_a")])
+    assert load(tmp_path / "s", views=["exo2", "ego"])[0]["view_names"] == ["ego", "exo2"]  # in view order
+    with pytest.raises(ValueError, match="expected some of"):
+        load(tmp_path / "s", views=["front"])
+
+
+def test_strict_still_refuses_any_missing_file(tmp_path):
+    write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a", skip_videos=("cam02.mp4",))])
+    with pytest.raises(FileNotFoundError, match="exo2 video not found.*cam02.mp4"):
+        load(tmp_path / "r", strict=True)
 
 
 def test_missing_video_strict_is_an_error(tmp_path):
@@ -290,3 +335,36 @@ def test_script_help(capsys):
         builder_main(["--help"])
     out = capsys.readouterr().out
     assert "--data_dir" in out and "--push_to_hub" in out and "egoexo -o" in out
+
+
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi: records the calls a push makes, uploads nothing."""
+
+    calls: list = []
+
+    def create_repo(self, repo_id, **kwargs):
+        RecordingHfApi.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, **kwargs):
+        RecordingHfApi.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp_path, monkeypatch, capsys, public):
+    import huggingface_hub
+
+    from dataset_scripts.egoexo4d_proficiency import main
+
+    RecordingHfApi.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
+    write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a"), FixtureTake("unc_basketball_v", split="val")])
+    out = tmp_path / "out"
+    main(["--data_dir", str(tmp_path / "r"), "--config", "demonstrator", "--output", str(out),
+          "--cache_dir", str(tmp_path / "c"), "--push_to_hub", "me/egoexo-prof", *(["--public"] if public else [])])
+    (_, repo, create), (_, _, upload) = RecordingHfApi.calls
+    assert repo == "me/egoexo-prof" and create["private"] is (not public) and create["repo_type"] == "dataset"
+    card = (out / "README.md").read_text()
+    assert "https://ego4d.dev/request/ego-exo4d" in card and "not ours to republish" in card
+    assert "license_name: ego-exo4d" in card and 'load_dataset("me/egoexo-prof")' in card
+    caveat = "publishing its labels or commentary may breach those terms"
+    assert (caveat in capsys.readouterr().err) is public

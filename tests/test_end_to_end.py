@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS
+
 from tests.training_helpers import synthetic_tree
 
 pytestmark = pytest.mark.slow
@@ -36,10 +38,10 @@ def test_extract_train_evaluate_and_reload(tiny_checkpoint, tmp_path_factory, tm
     trainer = build_trainer(script_args, args)
     trainer.train()
     processor = trainer.processing_class
-    rows = evaluate_profvlm.load_rows(tree, "demonstrator", "validation")
+    rows = evaluate_profvlm.load_rows(tree, "demonstrator", "validation", PROFICIENCY_LABELS)
     cache = evaluate_profvlm.open_feature_cache(cache_dir, trainer.model.get_base_model(), processor)
     in_memory = predict_takes(trainer.model.eval(), processor, rows, cache, batch_size=4, max_new_tokens=6)
-    final = save_final(trainer, out)  # merges the adapter into the model and writes OUT/final
+    final = save_final(trainer, out, tiny_checkpoint)  # merges the adapter into the model and writes OUT/final
 
     # 3. evaluation CLI on the merged checkpoint
     eval_dir = tmp_path / "eval"
@@ -48,8 +50,9 @@ def test_extract_train_evaluate_and_reload(tiny_checkpoint, tmp_path_factory, tm
                                      "--max_new_tokens", "6", "--batch_size", "4"])
     written = json.loads((eval_dir / "metrics.json").read_text())
     assert written == json.loads(json.dumps(metrics))
-    assert set(written) == {"accuracy", "macro_f1", "per_scenario", "per_view_setting", "feedback",
-                            "generation_label_accuracy", "num_samples"}
+    assert {"accuracy", "macro_f1", "per_scenario", "per_view_setting", "feedback", "generation_label_accuracy",
+            "num_samples", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
+            "expected_calibration_error", "provenance"} <= set(written)
     assert set(written["per_view_setting"]) == set(VIEW_SETTINGS) and {"rouge_l", "bleu"} <= set(written["feedback"])
     assert written["num_samples"] == len(rows) > 0
     assert set(written["per_scenario"]) == {r["scenario"] for r in rows}

@@ -1,35 +1,71 @@
-"""[training] evaluation: metrics.json keys and values against independent computations, PNGs, view-setting
-masking, and our offline `evaluate` metric modules."""
+"""[training] evaluation: metrics.json keys and values against independent computations (ordinal and calibration
+metrics included), predictions.jsonl reproducing metrics.json, provenance, the feedback word limit travelling with the
+checkpoint, folder datasets' view settings, PNGs, view-setting masking, and our offline `evaluate` metric modules."""
+import hashlib
 import json
+import logging
+from datetime import datetime
 
 import numpy as np
 import pytest
 import torch
 
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
-from training.evaluate_profvlm import compute_metrics, write_outputs
-from training.evaluation_predictions import VIEW_SETTINGS, TakePredictions, predict_takes, view_setting_mask
+from tests.evaluation_fixtures import (
+    FOLDER_LABELS,
+    FOLDER_TAKES,
+    FOLDER_VIEWS,
+    evaluate,
+    folder_checkpoint,
+    write_folder_dataset,
+)
+from training.evaluate_profvlm import compute_metrics, metrics_from_predictions, read_predictions, write_outputs
+from training.evaluation_predictions import (
+    VIEW_SETTINGS,
+    TakePredictions,
+    predict_takes,
+    view_setting_mask,
+    view_settings_for,
+)
 from training.evaluation_metrics import label_metrics
 from training.metrics import LOCAL_METRICS, hub_offline, load_metric, local_metric_path
 
 NOV, EARLY, INTER, LATE = PROFICIENCY_LABELS
 VIEWS = ["ego", "exo1", "exo2", "exo3", "exo4"]
 METRICS_KEYS = {"accuracy", "macro_f1", "per_scenario", "per_view_setting", "feedback",
-                "generation_label_accuracy", "num_samples"}
+                "generation_label_accuracy", "num_samples",
+                "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa", "expected_calibration_error",
+                "per_view_setting_metrics", "main_view_setting", "reliability_bins"}
+# The figures metrics_from_predictions recomputes: all of metrics.json but the text metrics and the provenance.
+LABEL_KEYS = METRICS_KEYS - {"feedback"}
+EGO_EXOS = [NOV, EARLY, EARLY, INTER, LATE, LATE, LATE, NOV]  # 5/8 right
+EGO_EXOS_CONFIDENCE = [0.95, 0.55, 0.72, 0.81, 0.45, 0.99, 0.66, 0.38]
+
+
+def probabilities_for(predicted: list, confidence: list[float]) -> list:
+    """Per take: `confidence` on the predicted label, the rest spread evenly (None where nothing was predicted)."""
+    rows = []
+    for label, c in zip(predicted, confidence):
+        rows.append(None if label is None else
+                    [c if name == label else (1 - c) / (len(PROFICIENCY_LABELS) - 1) for name in PROFICIENCY_LABELS])
+    return rows
 
 
 def hand_built_predictions() -> TakePredictions:
-    """Eight takes in two scenarios with known answers in every view setting."""
+    """Eight takes in two scenarios with known answers and label probabilities in every view setting."""
     refs = [NOV, NOV, EARLY, INTER, INTER, LATE, LATE, EARLY]
+    predictions = {
+        "ego": [NOV, NOV, None, INTER, INTER, LATE, INTER, EARLY],  # take 2 has no ego view: 6/7
+        "exos": [EARLY, EARLY, EARLY, EARLY, EARLY, EARLY, EARLY, EARLY],  # 2/8
+        "ego_exos": EGO_EXOS,
+    }
+    confidence = {"ego": [0.6] * 8, "exos": [0.3 + 0.05 * i for i in range(8)], "ego_exos": EGO_EXOS_CONFIDENCE}
     preds = TakePredictions(
         take_uids=[f"t{i}" for i in range(8)],
         scenarios=["Cooking"] * 3 + ["Basketball"] * 5,
         references=refs,
-        predictions={
-            "ego_exos": [NOV, EARLY, EARLY, INTER, LATE, LATE, LATE, NOV],  # 5/8 right
-            "ego": [NOV, NOV, None, INTER, INTER, LATE, INTER, EARLY],  # take 2 has no ego view: 6/7
-            "exos": [EARLY, EARLY, EARLY, EARLY, EARLY, EARLY, EARLY, EARLY],  # 2/8
-        },
+        predictions=predictions,
+        probabilities={s: probabilities_for(p, confidence[s]) for s, p in predictions.items()},
         generated_labels=[NOV, None, EARLY, "Intermediate Expert", None, LATE, EARLY, EARLY],  # 5/8
         feedback={f"t{i}": f"the performer moves {'smoothly' if i % 2 else 'erratically'} with steady rhythm"
                   for i in range(8)},
@@ -73,6 +109,65 @@ def test_label_metrics_reject_unknown_labels():
         label_metrics([NOV], ["Expert Plus"], ["Cooking"], PROFICIENCY_LABELS)
 
 
+def manual_quadratic_kappa(refs, preds, labels):
+    """Cohen's kappa with weights (i - j)^2 / (K - 1)^2, from its definition."""
+    k, n = len(labels), len(refs)
+    observed = np.zeros((k, k))
+    for r, p in zip(refs, preds):
+        observed[labels.index(r), labels.index(p)] += 1
+    expected = np.outer(observed.sum(1), observed.sum(0)) / n
+    weights = np.array([[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)])
+    return 1 - (weights * observed).sum() / (weights * expected).sum()
+
+
+def test_ordinal_and_calibration_metrics_match_independent_computation():
+    preds = hand_built_predictions()
+    metrics, _ = compute_metrics(preds, COMMENTARY, PROFICIENCY_LABELS)
+    steps = [abs(PROFICIENCY_LABELS.index(r) - PROFICIENCY_LABELS.index(p)) for r, p in zip(preds.references, EGO_EXOS)]
+    assert metrics["mean_absolute_error"] == pytest.approx(3 / 8) == pytest.approx(np.mean(steps))
+    assert metrics["within_one_accuracy"] == pytest.approx(1.0)
+    assert metrics["quadratic_weighted_kappa"] == pytest.approx(
+        manual_quadratic_kappa(preds.references, EGO_EXOS, PROFICIENCY_LABELS))
+    # ECE by hand: bins 3..9 hold one take each except bin 9 (0.95 and 0.99, both right); |accuracy - confidence|
+    # weighted by 1/8 per take: (0.06 + 0.55 + 0.28 + 0.19 + 0.45 + 0.34 + 0.38) / 8
+    assert metrics["expected_calibration_error"] == pytest.approx(2.25 / 8)
+    assert [b["count"] for b in metrics["reliability_bins"]] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 2]
+    # per view setting: each setting's own figures, over the takes that have its views
+    ego = metrics["per_view_setting_metrics"]["ego"]
+    assert ego["num_samples"] == 7 and ego["accuracy"] == pytest.approx(6 / 7) == metrics["per_view_setting"]["ego"]
+    assert ego["mean_absolute_error"] == pytest.approx(1 / 7)  # take 6: Late predicted Intermediate
+    assert ego["expected_calibration_error"] == pytest.approx(abs(6 / 7 - 0.6))
+    exos = metrics["per_view_setting_metrics"]["exos"]
+    assert exos["quadratic_weighted_kappa"] == pytest.approx(0.0)  # one constant prediction: chance agreement
+    assert exos["within_one_accuracy"] == pytest.approx(6 / 8)  # every take but the two Late ones
+    main = metrics["per_view_setting_metrics"]["ego_exos"]
+    assert {k: main[k] for k in ("accuracy", "mean_absolute_error", "quadratic_weighted_kappa")} == {
+        k: metrics[k] for k in ("accuracy", "mean_absolute_error", "quadratic_weighted_kappa")}
+
+
+def test_predictions_jsonl_reproduces_every_label_figure_of_metrics_json(tmp_path):
+    preds = hand_built_predictions()
+    metrics, confusion = compute_metrics(preds, COMMENTARY, PROFICIENCY_LABELS)
+    write_outputs(metrics, confusion, preds, PROFICIENCY_LABELS, tmp_path, COMMENTARY)
+    lines = read_predictions(tmp_path / "predictions.jsonl")
+    assert len(lines) == 8 * len(VIEW_SETTINGS)  # one line per take and view setting
+    first = next(line for line in lines if line["take_uid"] == "t1" and line["view_setting"] == "ego_exos")
+    assert first["reference"] == NOV and first["predicted"] == EARLY
+    assert first["probabilities"][EARLY] == pytest.approx(0.55) and set(first["probabilities"]) == set(PROFICIENCY_LABELS)
+    assert first["reference_feedback"] == [row["feedback"] for row in COMMENTARY if row["take_uid"] == "t1"]
+    assert first["feedback"] == preds.feedback["t1"]
+    missing = next(line for line in lines if line["take_uid"] == "t2" and line["view_setting"] == "ego")
+    assert missing["predicted"] is None and missing["probabilities"] is None and missing["feedback"] is None
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    recomputed = metrics_from_predictions(tmp_path / "predictions.jsonl", PROFICIENCY_LABELS)
+    assert set(recomputed) == LABEL_KEYS
+    assert {k: written[k] for k in LABEL_KEYS} == recomputed
+    # a changed line changes the figures: the file really is where they come from
+    lines[0]["predicted"] = LATE if lines[0]["predicted"] != LATE else NOV
+    assert metrics_from_predictions(lines, PROFICIENCY_LABELS) != recomputed
+    assert (tmp_path / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_metrics_json_has_the_issue_keys_and_independent_values(tmp_path):
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
@@ -80,7 +175,8 @@ def test_metrics_json_has_the_issue_keys_and_independent_values(tmp_path):
     preds = hand_built_predictions()
     metrics, confusion = compute_metrics(preds, COMMENTARY, PROFICIENCY_LABELS)
     assert set(metrics) == METRICS_KEYS
-    assert set(metrics["per_view_setting"]) == set(VIEW_SETTINGS)
+    assert set(metrics["per_view_setting"]) == set(VIEW_SETTINGS) == set(metrics["per_view_setting_metrics"])
+    assert metrics["main_view_setting"] == "ego_exos"
     assert metrics["num_samples"] == 8
     assert metrics["accuracy"] == pytest.approx(5 / 8) == metrics["per_view_setting"]["ego_exos"]
     assert metrics["per_view_setting"]["ego"] == pytest.approx(6 / 7)  # the take without ego is not counted
@@ -97,7 +193,7 @@ def test_metrics_json_has_the_issue_keys_and_independent_values(tmp_path):
 
     write_outputs(metrics, confusion, preds, PROFICIENCY_LABELS, tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    for name in ("confusion_matrix.png", "per_scenario.png"):
+    for name in ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
 
@@ -109,6 +205,15 @@ def test_view_setting_mask_keeps_only_the_setting_views():
     assert view_setting_mask(mask, VIEWS, "ego_exos").tolist() == mask.tolist()
     with pytest.raises(ValueError, match="ego_only"):
         view_setting_mask(mask, VIEWS, "ego_only")
+    # a folder dataset's settings: every view, or one view by its name
+    two = torch.tensor([[1, 1], [1, 0]])
+    assert view_setting_mask(two, FOLDER_VIEWS, "all").tolist() == two.tolist()
+    assert view_setting_mask(two, FOLDER_VIEWS, "front").tolist() == [[1, 0], [1, 0]]
+    assert view_setting_mask(two, FOLDER_VIEWS, "side").tolist() == [[0, 1], [0, 0]]
+    assert view_settings_for("folder", FOLDER_VIEWS) == ("all", "front", "side")
+    assert view_settings_for("egoexo4d", VIEWS) == VIEW_SETTINGS
+    with pytest.raises(ValueError, match="'all'"):
+        view_settings_for("folder", ["all", "side"])
 
 
 def test_metric_modules_load_offline_and_match_the_libraries():
@@ -179,7 +284,7 @@ def tiny_model_and_rows(tiny_checkpoint, tmp_path_factory):
 
     tree = synthetic_tree(tmp_path_factory)
     model = AutoModel.from_pretrained(tiny_checkpoint).eval()
-    return model, AutoProcessor.from_pretrained(tiny_checkpoint), load_rows(tree, "demonstrator", "validation")
+    return model, AutoProcessor.from_pretrained(tiny_checkpoint), load_rows(tree, "demonstrator", "validation", PROFICIENCY_LABELS)
 
 
 def test_view_settings_really_mask_views(tiny_model_and_rows):
@@ -233,6 +338,121 @@ def test_pixels_and_cached_features_give_the_same_predictions(tiny_model_and_row
         np.testing.assert_allclose(from_pixels.probabilities[setting], from_cache.probabilities[setting], atol=1e-4)
     assert from_pixels.generated_labels == from_cache.generated_labels
     assert set(from_pixels.feedback) == {r["take_uid"] for r in rows}
+
+
+def _sha256_of(root, names):
+    """Independent fingerprint: sha256 over each file's relative name and bytes, names sorted."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_evaluation_writes_provenance_and_predictions_that_reproduce_metrics_json(tiny_checkpoint, tree, feature_cache,
+                                                                                  tmp_path, one_thread):
+    from processing.processing_profvlm import ProfVLMProcessor
+    from training.feature_cache import sampling_spec
+
+    out = tmp_path / "eval"
+    metrics = evaluate(tiny_checkpoint, tree, out, "--features", str(feature_cache))
+    written = json.loads((out / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(metrics)) and set(written) == METRICS_KEYS | {"provenance"}
+    lines = read_predictions(out / "predictions.jsonl")
+    takes = {line["take_uid"] for line in lines}
+    assert len(takes) == written["num_samples"] > 0
+    assert sorted((line["take_uid"], line["view_setting"]) for line in lines) == sorted(
+        (uid, s) for uid in takes for s in VIEW_SETTINGS)
+    prov = written["provenance"]
+    assert {k: written[k] for k in LABEL_KEYS} == metrics_from_predictions(out / "predictions.jsonl", prov["labels"])
+
+    data = prov["dataset"]
+    assert data["kind"] == "egoexo4d" and data["synthetic"] is True and "synthetic" in data["name"].lower()
+    assert data["builder"] == "dataset_scripts/egoexo4d_proficiency.py" and "demonstrator" in data["config"]
+    assert data["takes"]["validation"] == written["num_samples"] and data["takes"]["train"] > 0
+    assert prov["split"] == data["split"] == "validation"
+    names = ["takes.json"] + sorted(f"annotations/{p.name}" for p in (tree / "annotations").glob("*.json"))
+    assert data["annotation_files"] == names
+    assert data["annotation_sha256"] == _sha256_of(tree, names)
+    checkpoint = prov["checkpoint"]
+    assert checkpoint["path"] == str(tiny_checkpoint.absolute()) and checkpoint["vision_tower_random_init"] is True
+    assert checkpoint["weights_sha256"] == _sha256_of(tiny_checkpoint, ["model.safetensors"])
+    processor = ProfVLMProcessor.from_pretrained(tiny_checkpoint)
+    assert prov["frame_sampling"] == {**sampling_spec(processor), "feature_cache": str(feature_cache.absolute())}
+    # the base checkpoint records no training value, so the builder default applies and says so
+    assert (prov["max_feedback_words"], prov["max_feedback_words_source"]) == (200, "default")
+    assert prov["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert set(prov["versions"]) == {"torch", "transformers", "datasets", "trl", "peft"}
+    assert datetime.fromisoformat(prov["date"]).utcoffset().total_seconds() == 0
+    assert (out / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_feedback_word_limit_travels_with_the_checkpoint(tiny_checkpoint, tree, feature_cache, tmp_path, caplog,
+                                                             one_thread):
+    from training.sft import main as sft_main
+    from training.sft_data import load_split
+
+    final = sft_main([str(x) for x in (
+        "--model", tiny_checkpoint, "--data_dir", tree, "--features", feature_cache, "--output_dir", tmp_path / "run",
+        "--max_feedback_words", 11, "--max_steps", 2, "--per_device_train_batch_size", 2, "--eval_split", "none",
+        "--save_strategy", "no", "--report_to", "none", "--seed", 0)])
+    config = json.loads((final / "config.json").read_text())
+    assert config["max_feedback_words"] == 11 and config["proficiency_labels"] == list(PROFICIENCY_LABELS)
+    trained_on = config["training_data"]
+    assert trained_on["kind"] == "egoexo4d" and trained_on["synthetic"] is True and trained_on["split"] == "train"
+    assert trained_on["config"] == "demonstrator_commentary" and trained_on["takes"]["train"] > 0
+    assert trained_on["labels"] == list(PROFICIENCY_LABELS)
+    uncut = load_split(str(tree), "demonstrator_commentary", "validation")["feedback"]
+    assert max(len(text.split()) for text in uncut) > 11  # so the limit has something to cut
+
+    def reference_lengths(out):
+        lines = read_predictions(out / "predictions.jsonl")
+        return [len(text.split()) for line in lines for text in line.get("reference_feedback", [])]
+
+    with caplog.at_level(logging.INFO):
+        metrics = evaluate(final, tree, tmp_path / "eval", "--features", str(feature_cache))  # no flag
+    prov = metrics["provenance"]
+    assert (prov["max_feedback_words"], prov["max_feedback_words_source"]) == (11, "checkpoint")
+    assert prov["dataset"]["annotation_sha256"] == trained_on["annotation_sha256"]
+    assert prov["checkpoint"]["training_data"] == trained_on
+    lengths = reference_lengths(tmp_path / "eval")
+    assert lengths and max(lengths) <= 11 < max(len(text.split()) for text in uncut)
+    assert "the checkpoint's max_feedback_words" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # a flag still wins, and the log says it overrides the checkpoint
+        metrics = evaluate(final, tree, tmp_path / "eval5", "--features", str(feature_cache),
+                           "--max_feedback_words", "5")
+    assert (metrics["provenance"]["max_feedback_words"], metrics["provenance"]["max_feedback_words_source"]) == (5, "flag")
+    assert max(reference_lengths(tmp_path / "eval5")) <= 5
+    assert "--max_feedback_words 5 overrides the checkpoint's 11" in caplog.text
+
+
+def test_folder_dataset_evaluates_all_views_and_each_view_by_name(tiny_text_dir, tmp_path, one_thread):
+    data = write_folder_dataset(tmp_path / "my_folder")
+    checkpoint = folder_checkpoint(tiny_text_dir, tmp_path / "ckpt")
+    out = tmp_path / "eval"
+    metrics = evaluate(checkpoint, data, out)
+    assert list(metrics["per_view_setting"]) == ["all", *FOLDER_VIEWS] and metrics["main_view_setting"] == "all"
+    validation = [t for t in FOLDER_TAKES if t[1] == "validation"]
+    lines = read_predictions(out / "predictions.jsonl")
+    assert sorted((line["take_uid"], line["view_setting"]) for line in lines) == sorted(
+        (t[0], s) for t in validation for s in ("all", *FOLDER_VIEWS))
+    for line in lines:
+        assert line["reference"] == next(t[2] for t in validation if t[0] == line["take_uid"])
+        if line["predicted"] is not None:
+            assert line["predicted"] in FOLDER_LABELS and list(line["probabilities"]) == FOLDER_LABELS
+    no_side = next(line for line in lines if line["take_uid"] == "t6" and line["view_setting"] == "side")
+    assert no_side["predicted"] is None and no_side["probabilities"] is None  # t6 has no side video
+    per_setting = metrics["per_view_setting_metrics"]
+    assert [per_setting[s]["num_samples"] for s in ("all", "front", "side")] == [3, 3, 2]
+    assert {k: metrics[k] for k in LABEL_KEYS} == metrics_from_predictions(out / "predictions.jsonl", FOLDER_LABELS)
+    prov = metrics["provenance"]
+    assert prov["labels"] == FOLDER_LABELS and prov["view_settings"] == ["all", *FOLDER_VIEWS]
+    folder = prov["dataset"]
+    assert folder["kind"] == "folder" and folder["synthetic"] is False and folder["name"] == "my_folder"
+    assert folder["path"] == str(data.absolute()) and folder["takes"] == {"train": 3, "validation": 3}
+    assert folder["annotation_files"] == ["labels.json", "metadata.jsonl"]
+    assert folder["annotation_sha256"] == _sha256_of(data, ["labels.json", "metadata.jsonl"])
 
 
 def test_hub_metric_falls_back_to_the_local_module_when_the_hub_is_unreachable(caplog):

@@ -20,12 +20,11 @@ def _batches(seed: int = 0, dim: int = 6):
     return out
 
 
-def test_fresh_standardizer_is_the_identity_on_present_views_and_zeros_missing_ones():
+def test_fresh_standardizer_is_the_identity_on_present_views():
     norm = ViewFeatureStandardizer(6).eval()
     feats, mask = _batches()[0]
     out = norm(feats, mask)
     torch.testing.assert_close(out[mask], feats[mask], atol=1e-4, rtol=1e-5)
-    assert (out[~mask] == 0).all()
 
 
 def test_training_accumulates_the_average_statistics_of_present_views_only():

@@ -97,3 +97,22 @@ def test_feedback_is_generated_after_the_given_label(model_and_processor, takes)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     ends = [processor.tokenizer.decode(row) for row in seen[0]]
     assert ends[0].endswith("Proficiency: Late Expert") and ends[1].endswith("Proficiency: Novice")
+
+
+@pytest.mark.parametrize("labels", [["beginner", "intermediate", "advanced"],
+                                    ["white", "yellow", "green", "blue", "brown", "black belt"]], ids=["3", "6"])
+def test_scoring_works_for_a_checkpoints_own_labels(labels, tiny_text_dir, tmp_path, takes):
+    from transformers import AutoModel, AutoProcessor
+
+    from profvlm.assemble import build_base_checkpoint
+
+    ckpt = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", proficiency_labels=labels)
+    model, processor = AutoModel.from_pretrained(ckpt).eval(), AutoProcessor.from_pretrained(ckpt)
+    scores = score_labels(model, processor, _batch(processor, takes))
+    assert scores.labels == tuple(labels) and scores.probabilities.shape == (len(takes), len(labels))
+    torch.testing.assert_close(scores.probabilities.sum(-1), torch.ones(len(takes)), atol=1e-5, rtol=0)
+    for i, take in enumerate(takes):
+        direct = direct_label_log_likelihoods(model, processor, take)
+        assert list(direct) == labels
+        torch.testing.assert_close(scores.log_likelihoods[i], torch.tensor([direct[l] for l in labels]), atol=1e-4, rtol=0)
+        assert scores.predicted_labels()[i] == max(direct, key=direct.get)

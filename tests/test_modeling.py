@@ -52,21 +52,34 @@ def test_auto_classes_load_the_saved_model_with_equal_logits(tmp_path):
             torch.testing.assert_close(loaded(**inputs).logits, expected, atol=1e-5, rtol=0)
 
 
-def test_checkpoint_is_safetensors_only_and_carries_auto_map_and_code(tmp_path):
+def test_save_pretrained_writes_weights_only_and_no_code_as_a_side_effect(tmp_path):
     tiny_profvlm().save_pretrained(tmp_path)
     files = {p.name for p in tmp_path.iterdir()}
     assert "model.safetensors" in files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert not [f for f in files if f.endswith(".py")], "code is exported where a checkpoint is finalised, not on save"
+    assert "auto_map" not in json.loads((tmp_path / "config.json").read_text())
+
+
+def test_a_finalised_checkpoint_carries_auto_map_custom_pipelines_and_code(tiny_checkpoint):
+    files = {p.name for p in tiny_checkpoint.iterdir()}
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
     for key in ("AutoConfig", "AutoModel", "AutoModelForImageTextToText"):
-        module = auto_map[key].split(".")[0]
-        assert f"{module}.py" in files, f"{key} -> {auto_map[key]} but {module}.py was not written"
-    assert auto_map["AutoModel"].endswith("ProfVLMForConditionalGeneration")
+        module = config["auto_map"][key].split(".")[0]
+        assert f"{module}.py" in files, f"{key} -> {config['auto_map'][key]} but {module}.py was not written"
+    assert config["auto_map"]["AutoModel"].endswith("ProfVLMForConditionalGeneration")
+    assert config["custom_pipelines"]["proficiency-estimation"]["impl"] == "pipeline_profvlm.ProficiencyEstimationPipeline"
+    processor = json.loads((tiny_checkpoint / "processor_config.json").read_text())
+    assert processor["auto_map"]["AutoProcessor"] == "processing_profvlm.ProfVLMProcessor"
 
 
 def test_trust_remote_code_from_hub_cache_without_the_project(tmp_path):
+    from profvlm.code_export import add_auto_map_to_json, export_code_files
+
     model, inputs = tiny_profvlm(), tiny_inputs()
     model.save_pretrained(tmp_path / "ckpt")
+    export_code_files(tmp_path / "ckpt")
+    add_auto_map_to_json(tmp_path / "ckpt" / "config.json")
     torch.save(inputs, tmp_path / "inputs.pt")
     with torch.no_grad():
         torch.save(model(**inputs).logits, tmp_path / "expected.pt")
@@ -149,7 +162,7 @@ def test_lora_with_gradient_checkpointing_trains_only_lora_and_projector():
 def test_real_smollm2_inside_profvlm_answers_paris(smollm2_dir):
     from transformers import AutoTokenizer
 
-    from modeling_profvlm.assemble import assemble_profvlm
+    from profvlm.assemble import assemble_profvlm
 
     model, _ = assemble_profvlm("random-tiny", str(smollm2_dir))
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
@@ -186,3 +199,42 @@ def test_bad_video_features_shape_is_reported():
     inputs.pop("pixel_values_videos")
     with pytest.raises(ValueError, match=r"video_features must have shape \(batch, 5, 64\), got \(2, 5, 10\)"):
         model(**inputs, video_features=torch.zeros(2, 5, 10))
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), -float("inf"), 1e30])
+def test_a_masked_view_is_inert_through_video_features(poison):
+    model, inputs = tiny_profvlm(), tiny_inputs()
+    with torch.no_grad():
+        features = model.model.encode_views(inputs["pixel_values_videos"], inputs["view_mask"])
+        clean = model(input_ids=inputs["input_ids"], video_features=features, view_mask=inputs["view_mask"])
+        poisoned = features.clone()
+        poisoned[inputs["view_mask"] == 0] = poison  # sample 0 has views 3 and 4 masked
+        dirty = model(input_ids=inputs["input_ids"], video_features=poisoned, view_mask=inputs["view_mask"])
+    assert torch.isfinite(dirty.logits).all()
+    assert torch.equal(dirty.logits, clean.logits)
+    assert torch.equal(dirty.view_weights, clean.view_weights)
+    assert torch.equal(dirty.video_outputs.pooler_output, clean.video_outputs.pooler_output)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), 1e30])
+def test_a_masked_view_is_inert_through_pixels(poison):
+    model, inputs = tiny_profvlm(), tiny_inputs()
+    poisoned = inputs["pixel_values_videos"].clone()
+    poisoned[inputs["view_mask"] == 0] = poison
+    with torch.no_grad():
+        clean = model(**inputs)
+        dirty = model(**{**inputs, "pixel_values_videos": poisoned})
+    assert torch.equal(dirty.logits, clean.logits) and torch.equal(dirty.view_weights, clean.view_weights)
+
+
+def test_view_mask_is_required_with_several_views():
+    model, inputs = tiny_profvlm(), tiny_inputs()
+    with torch.no_grad(), pytest.raises(ValueError, match="view_mask is required with num_views=5"):
+        model(input_ids=inputs["input_ids"], pixel_values_videos=inputs["pixel_values_videos"])
+    features = torch.zeros(2, 5, model.config.vision_config.hidden_size)
+    with torch.no_grad(), pytest.raises(ValueError, match="view_mask is required"):
+        model(input_ids=inputs["input_ids"], video_features=features)
+    single = tiny_profvlm(num_views=1)
+    with torch.no_grad():  # one view: nothing can be missing, so no mask is needed
+        out = single(input_ids=inputs["input_ids"], pixel_values_videos=inputs["pixel_values_videos"][:, :1])
+    assert torch.isfinite(out.logits).all()

@@ -142,4 +142,33 @@ def test_no_label_outside_the_four_even_for_a_degenerate_model(pipe, takes, monk
     monkeypatch.setattr(head, "weight", torch.nn.Parameter(torch.zeros_like(head.weight)))
     result = pipe(takes[0], **GEN)
     check_result(result, takes[0])
-    assert result["proficiency"] in PROFICIENCY_LABELS and not np.isnan(list(result["scores"].values())).any()
+    # Every token then has probability 1/V, so label i scores V**-n_i (n_i = its continuation's token count): the
+    # shortest label wins and the probabilities follow in closed form.
+    tokenizer, vocab = pipe.processor.tokenizer, head.weight.shape[0]
+    counts = {label: len(tokenizer(f"Proficiency: {label}", add_special_tokens=False)["input_ids"])
+              for label in PROFICIENCY_LABELS}
+    weights = {label: float(vocab) ** -(n - min(counts.values())) for label, n in counts.items()}
+    expected = {label: w / sum(weights.values()) for label, w in weights.items()}
+    assert result["scores"] == pytest.approx(expected, abs=1e-5)
+    assert result["proficiency"] == min(PROFICIENCY_LABELS, key=lambda label: (counts[label], PROFICIENCY_LABELS.index(label)))
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_no_dtype_follows_the_device_policy_and_keeps_the_fp32_label(tiny_checkpoint, takes, monkeypatch, native_bf16):
+    import torch
+
+    from modeling_profvlm import device_policy
+
+    monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: native_bf16)  # this machine kind, mocked
+    auto = pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline,
+                    device="cpu")
+    expected = torch.bfloat16 if native_bf16 else torch.float32
+    assert auto.model.model.vision_tower.dtype == expected and auto.model.model.language_model.dtype == expected
+    assert auto.model.model.multi_modal_projector.fc_in.weight.dtype == torch.float32
+    assert auto.device_policy.tower_dtype == expected
+    fp32 = pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline,
+                    device="cpu")
+    fp32.set_device_policy("float32")  # an explicit dtype wins over the policy
+    assert fp32.model.model.vision_tower.dtype == torch.float32
+    for take in takes:
+        assert auto(take, return_feedback=False)["proficiency"] == fp32(take, return_feedback=False)["proficiency"]

@@ -5,19 +5,38 @@ import shutil
 import pytest
 from huggingface_hub import ModelCard
 
-from modeling_profvlm.cli import main
+from profvlm.cli import main
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
 from tests.serving_helpers import TINY_MAX_NEW_TOKENS, check_result, write_take
 
+ORDINAL = {"mean_absolute_error": 0.71, "within_one_accuracy": 0.86, "quadratic_weighted_kappa": 0.42,
+           "expected_calibration_error": 0.09}
+ORDINAL_NAMES = {"mean_absolute_error": "Mean absolute error (label steps)", "within_one_accuracy": "Within-one accuracy",
+                 "quadratic_weighted_kappa": "Quadratic weighted kappa",
+                 "expected_calibration_error": "Expected calibration error (10 bins)"}
+SETTING_TITLES = {"ego": "Ego", "exos": "Exos", "ego_exos": "Ego+Exos"}
+PER_SETTING = {"ego": {"accuracy": 0.41, "num_samples": 466, "mean_absolute_error": 0.9, "within_one_accuracy": 0.8,
+                       "quadratic_weighted_kappa": 0.2, "expected_calibration_error": 0.15},
+               "exos": {"accuracy": 0.45, "num_samples": 460, "mean_absolute_error": 0.8, "within_one_accuracy": 0.82,
+                        "quadratic_weighted_kappa": 0.3, "expected_calibration_error": 0.12},
+               "ego_exos": {"accuracy": 0.4821, "num_samples": 466, **ORDINAL}}
 METRICS = {
     "accuracy": 0.4821,
     "macro_f1": 0.4117,
+    **ORDINAL,
     "per_scenario": {"Basketball": 0.61, "Cooking": 0.5, "Dance": 0.25, "Music": 0.55, "Bouldering": 0.33, "Soccer": 0.75},
     "per_view_setting": {"ego": 0.41, "exos": 0.45, "ego_exos": 0.4821},
+    "per_view_setting_metrics": PER_SETTING,
+    "main_view_setting": "ego_exos",
     "feedback": {"rouge_l": 0.4312, "bleu": 0.1234, "bertscore_f1": 0.8553},
     "generation_label_accuracy": 0.47,
     "num_samples": 466,
+    "provenance": {"dataset": {"name": "EgoExo4D demonstrator proficiency", "id": "egoexo4d_proficiency",
+                               "kind": "egoexo4d", "synthetic": False, "split": "validation",
+                               "annotation_sha256": "ab" * 32},
+                   "split": "validation", "max_feedback_words": 200, "date": "2026-01-31T12:00:00+00:00"},
 }
+PLOTS = ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.png")
 
 
 @pytest.fixture
@@ -28,11 +47,11 @@ def checkpoint_copy(tiny_checkpoint, tmp_path):
 
 @pytest.fixture
 def eval_dir(tmp_path):
-    """metrics.json with both plots next to it, as training/evaluate_profvlm.py writes them."""
+    """metrics.json with its three plots next to it, as training/evaluate_profvlm.py writes them."""
     out = tmp_path / "eval"
     out.mkdir()
     (out / "metrics.json").write_text(json.dumps(METRICS))
-    for name in ("confusion_matrix.png", "per_scenario.png"):
+    for name in PLOTS:
         (out / name).write_bytes(b"\x89PNG\r\n\x1a\n" + name.encode())
     return out
 
@@ -80,16 +99,36 @@ def test_card_round_trips_eval_results_plots_and_random_tower_warning(checkpoint
     expected = {"Accuracy": METRICS["accuracy"], "Macro F1": METRICS["macro_f1"],
                 "Accuracy (Ego)": 0.41, "Accuracy (Exos)": 0.45, "Accuracy (Ego+Exos)": 0.4821,
                 "Label accuracy of free generation": 0.47, "ROUGE-L": 0.4312, "BLEU": 0.1234, "BERTScore F1": 0.8553}
+    expected |= {ORDINAL_NAMES[k]: v for k, v in ORDINAL.items()}
+    expected |= {f"{ORDINAL_NAMES[k]} ({SETTING_TITLES[s]})": m[k] for s, m in PER_SETTING.items() for k in ORDINAL}
     expected |= {f"Accuracy ({s})": v for s, v in METRICS["per_scenario"].items()}
     assert values == expected
     assert {r.dataset_split for r in data.eval_results} == {"validation"}
+    # the dataset is the one metrics.json's provenance names, not a command-line default
+    assert {(r.dataset_name, r.dataset_type) for r in data.eval_results} == {
+        ("EgoExo4D demonstrator proficiency", "egoexo4d_proficiency")}
     text = card.text
     assert "randomly initialised" in text
-    assert "![confusion matrix](confusion_matrix.png)" in text and "![per scenario](per_scenario.png)" in text
-    assert (checkpoint_copy / "confusion_matrix.png").is_file() and (checkpoint_copy / "per_scenario.png").is_file()
+    for plot in PLOTS:
+        assert f"![{plot[:-4].replace('_', ' ')}]({plot})" in text and (checkpoint_copy / plot).is_file()
     assert "| Basketball | 0.6100 |" in text
+    assert "| Ego+Exos | 466 | 0.4821 | 0.7100 | 0.8600 | 0.4200 | 0.0900 |" in text  # the per-view-setting table
+    assert "the paper's numbers, not this checkpoint's" in text  # the paper's 48.2% is never passed off as ours
     assert 'pipeline(model="org/profvlm", trust_remote_code=True)' in text and "AutoProcessor" in text
     assert "arXiv:2509.26278" in text and "@article{" in text
+
+
+def test_card_options_override_the_recorded_dataset_and_an_unrecorded_one_is_not_guessed(checkpoint_copy, tmp_path):
+    old = {k: v for k, v in METRICS.items() if k != "provenance"}  # an evaluation file from before provenance
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    assert main(["card", "--model", str(checkpoint_copy), "--eval", str(tmp_path / "metrics.json")]) == 0
+    names = {r.dataset_name for r in ModelCard.load(checkpoint_copy / "README.md").data.eval_results}
+    assert len(names) == 1 and "EgoExo4D" not in names.pop()  # no default claims EgoExo4D
+    assert main(["card", "--model", str(checkpoint_copy), "--eval", str(tmp_path / "metrics.json"),
+                 "--dataset_name", "My rehearsal takes", "--dataset", "org/rehearsals", "--split", "test"]) == 0
+    results = ModelCard.load(checkpoint_copy / "README.md").data.eval_results
+    assert {(r.dataset_name, r.dataset_type, r.dataset_split) for r in results} == {
+        ("My rehearsal takes", "org/rehearsals", "test")}
 
 
 def test_card_without_eval_and_with_a_broken_eval(checkpoint_copy, tmp_path, capsys):

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, format_target
 from processing.processing_profvlm import ProfVLMProcessor
-from processing.text_format import format_target
 from tests.training_helpers import (
     REPO_ROOT,
     adapter_weights,
@@ -56,7 +56,7 @@ def test_labels_cover_only_the_assistant_answer_and_its_end_token(tiny_checkpoin
     if variant == "prompts_of_different_length":
         from processing.text_format import build_messages
 
-        def messages(row):  # the label-only row gets a much longer instruction than the other
+        def messages(row, labels):  # the label-only row gets a much longer instruction than the other
             words = "Estimate the proficiency. " * (1 if row["feedback"] else 12)
             return build_messages(row["label"], row["feedback"] or None, instruction=words.strip())
 
@@ -66,11 +66,11 @@ def test_labels_cover_only_the_assistant_answer_and_its_end_token(tiny_checkpoin
         tok.padding_side = "left"
     if variant == "pad_is_eos":  # as in SmolLM2: the end token must stay labelled, the padding must not
         tok.pad_token = tok.eos_token
-    with_feedback = to_training_rows(load_split(str(tree), "demonstrator_commentary", "train"))
-    label_only = to_training_rows(load_split(str(tree), "demonstrator", "train"))
+    with_feedback = to_training_rows(load_split(str(tree), "demonstrator_commentary", "train"), PROFICIENCY_LABELS)
+    label_only = to_training_rows(load_split(str(tree), "demonstrator", "train"), PROFICIENCY_LABELS)
     rows = [with_feedback[0], label_only[0]]
     assert rows[0]["feedback"] and not rows[1]["feedback"]
-    batch = ProfVLMCollator(processor)(rows)
+    batch = ProfVLMCollator(processor, PROFICIENCY_LABELS)(rows)
     assert batch["input_ids"].shape == batch["labels"].shape
     assert int(batch["attention_mask"].sum(1).min()) < batch["input_ids"].shape[1]  # one sample is padded
     for i, row in enumerate(rows):
@@ -165,7 +165,7 @@ def test_two_cpu_ranks_train_disjoint_shards_and_only_rank0_writes_the_final_che
     log = proc.stdout + proc.stderr
     seen = {rank: read_seen_takes(out, rank) for rank in (0, 1)}
     takes = {rank: [uid for r in records for uid in r["take_uids"]] for rank, records in seen.items()}
-    expected = to_training_rows(load_split(str(tree), "demonstrator", "train"), 8)["take_uid"]
+    expected = to_training_rows(load_split(str(tree), "demonstrator", "train"), PROFICIENCY_LABELS, 8)["take_uid"]
     assert len(seen[0]) == len(seen[1]) == 2  # 8 rows / (2 ranks x batch 2)
     assert not set(takes[0]) & set(takes[1]), "the ranks saw overlapping takes"
     assert sorted(takes[0] + takes[1]) == sorted(expected)
@@ -194,7 +194,7 @@ def test_evaluates_each_epoch_and_the_final_checkpoint_is_the_merged_adapter(tin
     trainer = build_trainer(script_args, args)
     trainer.train()
     assert [h["epoch"] for h in trainer.state.log_history if "eval_loss" in h] == [1.0, 2.0]  # evaluated each epoch
-    save_final(trainer, out)
+    save_final(trainer, out, tiny_checkpoint)
     final = out / "final"
     config = json.loads((final / "config.json").read_text())
     assert config["auto_map"]["AutoModel"].endswith("ProfVLMForConditionalGeneration")
@@ -221,7 +221,7 @@ def test_max_feedback_words_cuts_the_training_targets(tiny_checkpoint, tree, tmp
     def feedback_lengths(*extra):
         script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
                                         "--output_dir", str(tmp_path), *extra])
-        train, _ = load_datasets(script_args, args)
+        train, _ = load_datasets(script_args, args, list(PROFICIENCY_LABELS), ["ego", "exo1", "exo2", "exo3", "exo4"])
         return [len(text.split()) for text in train["feedback"]]
 
     default, short = feedback_lengths(), feedback_lengths("--max_feedback_words", "6")

@@ -3,18 +3,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modeling_profvlm import configuration_profvlm
-from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIDEO_TOKEN
-from processing import text_format
-from processing.text_format import (
-    CHAT_TEMPLATE,
-    build_messages,
-    build_prompt,
+from modeling_profvlm import configuration_profvlm, profvlm_facts
+from modeling_profvlm.profvlm_facts import (
+    PROFICIENCY_LABELS,
+    VIDEO_TOKEN,
+    check_label_list,
     format_label_prefix,
     format_target,
-    label_continuations,
     parse_output,
 )
+from processing import text_format
+from processing.text_format import CHAT_TEMPLATE, build_messages, build_prompt
 
 FEEDBACKS = [
     "Smooth, controlled movement.",
@@ -45,9 +44,26 @@ def test_target_puts_the_label_first():
     assert format_label_prefix("Early Expert") == "Proficiency: Early Expert"
 
 
-def test_labels_come_from_the_config_module_in_ordinal_order():
-    assert text_format.PROFICIENCY_LABELS is configuration_profvlm.PROFICIENCY_LABELS
-    assert label_continuations() == [f"Proficiency: {label}" for label in PROFICIENCY_LABELS]
+def test_labels_views_and_token_have_one_owner_the_leaf_module():
+    assert text_format.PROFICIENCY_LABELS is profvlm_facts.PROFICIENCY_LABELS
+    assert configuration_profvlm.PROFICIENCY_LABELS is profvlm_facts.PROFICIENCY_LABELS
+    assert configuration_profvlm.VIEW_NAMES is profvlm_facts.VIEW_NAMES
+    assert PROFICIENCY_LABELS == ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
+
+
+@pytest.mark.parametrize("labels", [("beginner", "intermediate", "advanced"), tuple(f"L{i}" for i in range(6))])
+def test_the_answer_format_works_with_a_checkpoints_own_labels(labels):
+    for label in labels:
+        assert parse_output(format_target(label, "ok", labels), labels) == (label, "ok")
+    with pytest.raises(ValueError, match="unknown proficiency label 'Novice'"):
+        format_target("Novice", "x", labels)
+    assert parse_output("Proficiency: Novice\nFeedback: x", labels) == (None, "Proficiency: Novice\nFeedback: x")
+
+
+@pytest.mark.parametrize("bad", [["only"], ["a", "a"], ["a", ""], ["a", "b\nc"], ["a", " b"]])
+def test_a_label_list_needs_two_distinct_single_line_labels(bad):
+    with pytest.raises(ValueError, match="labels"):
+        check_label_list(bad, "labels")
 
 
 @pytest.mark.parametrize("bad", ["Expert", "novice", "", "Intermediate"])

@@ -222,3 +222,12 @@ def test_errors_without_a_view_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^file '.*x\.mp4': video file not found"):
         probe_video(tmp_path / "x.mp4")
     assert video_io.describe_source("a.mp4", "exo1") == "view 'exo1', file 'a.mp4'"
+
+
+def test_a_text_file_is_not_a_video_even_though_ffmpeg_opens_it(tmp_path):
+    from processing.video_io import VideoReadError, probe_video
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Coach's notes: keep the elbow in.\n" * 50)
+    with pytest.raises(VideoReadError, match=r"view 'ego', file '.*notes\.txt': not a video, it is a text file"):
+        probe_video(notes, "ego")

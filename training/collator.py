@@ -32,8 +32,9 @@ class ProfVLMCollator:
     cache, `video_features` by take_uid; `labels` cover only the assistant answer and its end token.
     Each batch also carries `take_uids` (a list, popped by the trainer before the forward)."""
 
-    def __init__(self, processor, features: FeatureCache | None = None, frame_sampler: str | None = None):
+    def __init__(self, processor, labels, features: FeatureCache | None = None, frame_sampler: str | None = None):
         self.processor = processor
+        self.labels = list(labels)  # the checkpoint's config.proficiency_labels
         self.features = features
         self.frame_sampler = frame_sampler
         tokenizer = processor.tokenizer
@@ -43,7 +44,7 @@ class ProfVLMCollator:
 
     def render(self, row: dict) -> tuple[str, str]:
         """(full chat text, prompt text up to the assistant header) for one row."""
-        messages = row_messages(row)
+        messages = row_messages(row, self.labels)
         if messages[-1]["role"] != "assistant":
             raise ValueError(f"take {row['take_uid']}: the training chat must end with the assistant answer.")
         full = self.processor.apply_chat_template(messages, tokenize=False)

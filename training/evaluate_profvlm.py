@@ -1,12 +1,16 @@
-"""Evaluate a ProfVLM checkpoint on an EgoExo4D-layout tree: label accuracy (overall, per scenario, per view setting),
-macro-F1, free-generation label accuracy and feedback quality, written as OUT/metrics.json plus two PNG plots.
+"""Evaluate a ProfVLM checkpoint on an EgoExo4D-layout tree or a multi-view folder dataset: label accuracy (overall,
+per scenario, per view setting), macro-F1, the ordinal and calibration metrics (MAE in label steps, within-one
+accuracy, quadratic weighted kappa, ECE), free-generation label accuracy and feedback quality. Writes OUT/metrics.json
+(with its provenance), OUT/predictions.jsonl (one line per take and view setting) and three PNG plots.
 
     python training/evaluate_profvlm.py --model DIR --data_dir ROOT --split validation --output_dir OUT \
-        [--features CACHE] [--bertscore_model PATH] [--max_new_tokens N] [--batch_size N]
+        [--features CACHE] [--bertscore_model PATH] [--max_new_tokens N] [--batch_size N] [--max_feedback_words N]
 
-Labels come from scoring the four label continuations (modeling_profvlm/label_scoring.py) on every labelled take of
-the `demonstrator` config; view settings (Ego / Exos / Ego+Exos) mask views of the same model. Feedback is the text
-the model generates after its predicted label, scored against every `demonstrator_commentary` row of the take.
+Labels come from scoring the label continuations (modeling_profvlm/label_scoring.py) on every labelled take;
+view settings mask views of the same model: Ego / Exos / Ego+Exos (`ego`, `exos`, `ego_exos`) on EgoExo4D, `all`
+and each view alone (named by the view) on any other dataset. Feedback is the text the model generates after its
+predicted label with every view, scored against every reference feedback of the take, cut to the checkpoint's
+`max_feedback_words` (what it was trained with) unless --max_feedback_words says otherwise.
 """
 import argparse
 import json
@@ -20,65 +24,156 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as `python training/evaluate_profvlm.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
-from training.evaluation_metrics import accuracy, feedback_metrics, label_metrics  # noqa: E402
+from training.evaluation_metrics import (  # noqa: E402
+    accuracy,
+    feedback_metrics,
+    label_metrics,
+    ordinal_metrics,
+    reliability_bins,
+)
 from training.evaluation_predictions import (  # noqa: E402
     DEFAULT_MAX_NEW_TOKENS,
-    VIEW_SETTINGS,
     TakePredictions,
+    all_views_setting,
     predict_takes,
+    view_setting_title,
+    view_settings_for,
 )
-from training.plots import plot_confusion_matrix, plot_per_scenario  # noqa: E402
+from training.plots import plot_confusion_matrix, plot_per_scenario, plot_reliability_diagram  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
+PREDICTIONS_FILE = "predictions.jsonl"
+PLOT_FILES = ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.png")
 
-def compute_metrics(preds: TakePredictions, commentary_rows: list[dict], labels: tuple[str, ...],
-                    bertscore_model: str | None = None) -> tuple[dict, list[list[int]]]:
-    """metrics.json's content (exactly the issue's keys) and the confusion matrix of the Ego+Exos setting."""
-    main = preds.predictions["ego_exos"]
-    core = label_metrics(preds.references, main, preds.scenarios, labels)
-    per_view = {}
-    for setting in VIEW_SETTINGS:
-        idx = [i for i, p in enumerate(preds.predictions[setting]) if p is not None]
-        per_view[setting] = accuracy([preds.references[i] for i in idx], [preds.predictions[setting][i] for i in idx])
-    pairs = [(preds.feedback[r["take_uid"]], r["feedback"]) for r in commentary_rows if r["take_uid"] in preds.feedback]
+
+def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
+                    commentary_rows: list[dict] | None = None) -> list[dict]:
+    """predictions.jsonl's lines: per take and view setting the reference, the predicted label (None where the take
+    lacks that setting's views) and {label: probability}. The all-views line also has the generated feedback, the
+    label free generation chose (`generated_label`, only when generation ran) and the take's reference feedback;
+    the other lines have `feedback: null` (feedback is generated with every view only)."""
+    references = {}
+    for row in commentary_rows or []:
+        references.setdefault(row["take_uid"], []).append(row["feedback"])
+    lines = []
+    for i, uid in enumerate(preds.take_uids):
+        for setting, predicted in preds.predictions.items():
+            probs = preds.probabilities.get(setting) or []
+            p = probs[i] if i < len(probs) else None
+            line = {"take_uid": uid, "view_setting": setting, "scenario": preds.scenarios[i],
+                    "reference": preds.references[i], "predicted": predicted[i],
+                    "probabilities": None if p is None else dict(zip(labels, map(float, p))), "feedback": None}
+            if setting == preds.main_setting:
+                line["feedback"] = preds.feedback.get(uid)
+                if preds.generated_labels:
+                    line["generated_label"] = preds.generated_labels[i]
+                line["reference_feedback"] = references.get(uid, [])
+            lines.append(line)
+    return lines
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """The lines of a predictions.jsonl."""
+    lines = []
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            if text.strip():
+                try:
+                    lines.append(json.loads(text))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path} line {number}: not valid JSON ({err}).") from err
+    return lines
+
+
+def setting_figures(lines: list[dict], labels: tuple[str, ...]) -> dict:
+    """accuracy, macro_f1, the ordinal / calibration metrics and num_samples of one view setting's lines, over the
+    takes that have its views; ECE is None when a scored line has no probabilities."""
+    scored = [line for line in lines if line["predicted"] is not None]
+    refs, predicted = [line["reference"] for line in scored], [line["predicted"] for line in scored]
+    probs = [line["probabilities"] for line in scored]
+    core = label_metrics(refs, predicted, [""] * len(scored), labels)
+    ordinal = ordinal_metrics(refs, predicted, None if None in probs else probs, labels)
+    return {"accuracy": core["accuracy"], "macro_f1": core["macro_f1"], **ordinal, "num_samples": len(scored)}
+
+
+def _label_figures(lines: list[dict], labels: tuple[str, ...]) -> tuple[dict, list[list[int]]]:
+    settings = list(dict.fromkeys(line["view_setting"] for line in lines))
+    if not settings:
+        raise ValueError("no prediction lines to compute metrics from.")
+    main = all_views_setting(settings)
+    by_setting = {s: [line for line in lines if line["view_setting"] == s] for s in settings}
+    rows = by_setting[main]
+    refs, predicted = [r["reference"] for r in rows], [r["predicted"] for r in rows]
+    core = label_metrics(refs, predicted, [r["scenario"] for r in rows], labels)
+    per_setting = {s: setting_figures(by_setting[s], labels) for s in settings}
+    probs = [r["probabilities"] for r in rows]
+    generated = [r["generated_label"] for r in rows] if all("generated_label" in r for r in rows) else None
     metrics = {
         "accuracy": core["accuracy"],
         "macro_f1": core["macro_f1"],
+        **{k: per_setting[main][k] for k in ("mean_absolute_error", "within_one_accuracy",
+                                             "quadratic_weighted_kappa", "expected_calibration_error")},
         "per_scenario": core["per_scenario"],
-        "per_view_setting": per_view,
-        "feedback": feedback_metrics([p for p, _ in pairs], [r for _, r in pairs], bertscore_model),
-        "generation_label_accuracy": accuracy(preds.references, preds.generated_labels) if preds.generated_labels else None,
-        "num_samples": len(preds.references),
+        "per_view_setting": {s: figures["accuracy"] for s, figures in per_setting.items()},
+        "per_view_setting_metrics": per_setting,
+        "main_view_setting": main,
+        "reliability_bins": None if None in probs else reliability_bins(probs, refs, labels),
+        "generation_label_accuracy": accuracy(refs, generated) if generated else None,
+        "num_samples": len(rows),
     }
     return metrics, core["confusion_matrix"]
 
 
+def metrics_from_predictions(path_or_rows: str | Path | list[dict], labels: tuple[str, ...] | list[str]) -> dict:
+    """Every label figure of metrics.json (all but `feedback` and `provenance`), recomputed from predictions.jsonl
+    (a path, or its lines); `labels` are the ordered labels (metrics.json's provenance.labels)."""
+    lines = read_predictions(path_or_rows) if isinstance(path_or_rows, (str, Path)) else list(path_or_rows)
+    return _label_figures(lines, tuple(labels))[0]
+
+
+def compute_metrics(preds: TakePredictions, commentary_rows: list[dict], labels: tuple[str, ...],
+                    bertscore_model: str | None = None) -> tuple[dict, list[list[int]]]:
+    """metrics.json's figures (provenance aside) and the confusion matrix of the all-views setting. The label
+    figures are computed from the prediction lines, so predictions.jsonl reproduces them exactly."""
+    metrics, confusion = _label_figures(prediction_rows(preds, labels), labels)
+    pairs = [(preds.feedback[r["take_uid"]], r["feedback"]) for r in commentary_rows if r["take_uid"] in preds.feedback]
+    metrics["feedback"] = feedback_metrics([p for p, _ in pairs], [r for _, r in pairs], bertscore_model)
+    return metrics, confusion
+
+
 def write_outputs(metrics: dict, confusion: list[list[int]], preds: TakePredictions, labels: tuple[str, ...],
-                  output_dir: str | Path) -> Path:
-    """OUT/metrics.json, OUT/confusion_matrix.png, OUT/per_scenario.png."""
+                  output_dir: str | Path, commentary_rows: list[dict] | None = None) -> Path:
+    """OUT/metrics.json, OUT/predictions.jsonl, OUT/confusion_matrix.png, OUT/per_scenario.png and, when there are
+    probabilities, OUT/reliability_diagram.png."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_confusion_matrix(confusion, labels, output_dir / "confusion_matrix.png")
+    with open(output_dir / PREDICTIONS_FILE, "w", encoding="utf-8") as f:
+        for line in prediction_rows(preds, labels, commentary_rows):
+            f.write(json.dumps(line) + "\n")
+    title = view_setting_title(preds.main_setting)
+    plot_confusion_matrix(confusion, labels, output_dir / "confusion_matrix.png",
+                          title=f"Proficiency confusion matrix ({title})")
     counts = {s: preds.scenarios.count(s) for s in metrics["per_scenario"]}
     plot_per_scenario(metrics["per_scenario"], counts, output_dir / "per_scenario.png",
                       overall=metrics["accuracy"], chance=1.0 / len(labels))
+    if metrics.get("reliability_bins"):
+        plot_reliability_diagram(metrics["reliability_bins"], output_dir / "reliability_diagram.png",
+                                 ece=metrics["expected_calibration_error"],
+                                 title=f"Label confidence reliability ({title})")
     return path
 
 
 def load_checkpoint(model_dir: str | Path):
     """(model, processor) of a saved, self-contained ProfVLM checkpoint, in eval mode."""
     import modeling_profvlm  # noqa: F401  (registers the Auto classes)
-    import processing.processing_profvlm  # noqa: F401  (registers AutoProcessor)
+    import processing  # noqa: F401  (registers AutoProcessor)
+    from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint
     from transformers import AutoModel, AutoProcessor
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"--model {model_dir}: no config.json; expected a ProfVLM checkpoint folder "
-                                "(e.g. OUTPUT_DIR/final written by training/sft.py).")
+    model_dir = require_profvlm_checkpoint(model_dir)
     model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     return model, AutoProcessor.from_pretrained(model_dir)
 
@@ -90,46 +185,84 @@ def open_feature_cache(cache_dir: str | Path, model, processor):
     return FeatureCache(cache_dir, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
 
 
-def load_rows(data_dir: str | Path, config: str, split: str, **config_kwargs) -> list[dict]:
-    """The rows of one builder config and split, as dicts (ClassLabel names checked)."""
+def load_rows(data_dir: str | Path, config: str, split: str, labels: tuple[str, ...], **config_kwargs) -> list[dict]:
+    """The rows of one builder config and split, as dicts (ClassLabel names checked against the checkpoint's)."""
     from training.sft_data import label_names, load_split
 
     dataset = load_split(str(data_dir), config, split, **config_kwargs)
-    label_names(dataset)
+    label_names(dataset, labels)
     return list(dataset)
 
 
 def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, output_dir: str | Path,
                         features: str | Path | None = None, bertscore_model: str | None = None,
                         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8,
-                        max_feedback_words: int = DEFAULT_MAX_FEEDBACK_WORDS) -> dict:
-    """Run the whole evaluation and write OUT/metrics.json and the two PNGs; returns the metrics. The reference
-    feedback is cut to `max_feedback_words` as in training (use the value the model was trained with)."""
+                        max_feedback_words: int | None = None, model_dir: str | Path | None = None) -> dict:
+    """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
+    the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
+    value (config.max_feedback_words), else to the builder default."""
+    from dataset_scripts.proficiency_data import dataset_kind
+    from training.evaluation_provenance import resolve_max_feedback_words
+
     labels = tuple(model.config.proficiency_labels)
-    label_rows = load_rows(data_dir, "demonstrator", split)
+    settings = view_settings_for(dataset_kind(data_dir), list(model.config.view_names))
+    words, words_source = resolve_max_feedback_words(max_feedback_words, model.config)
+    label_rows = load_rows(data_dir, "demonstrator", split, labels)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
-    commentary_rows = load_rows(data_dir, "demonstrator_commentary", split, max_feedback_words=max_feedback_words)
+    commentary_rows = [r for r in load_rows(data_dir, "demonstrator_commentary", split, labels,
+                                            max_feedback_words=words) if r["feedback"]]
     cache = open_feature_cache(features, model, processor) if features else None
-    preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens)
+    preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens, settings)
     metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model)
-    write_outputs(metrics, confusion, preds, labels, output_dir)
+    model_dir = model_dir if model_dir is not None else getattr(model, "name_or_path", None) or None
+    metrics["provenance"] = evaluation_provenance(model, processor, data_dir, split, settings, model_dir, features,
+                                                  words, words_source, max_new_tokens)
+    write_outputs(metrics, confusion, preds, labels, output_dir, commentary_rows)
     return metrics
+
+
+def evaluation_provenance(model, processor, data_dir: str | Path, split: str, settings: tuple[str, ...],
+                          model_dir: str | Path | None, features: str | Path | None, max_feedback_words: int,
+                          max_feedback_words_source: str, max_new_tokens: int) -> dict:
+    """metrics.json's `provenance`: dataset (with its annotation fingerprint), split, labels, view settings,
+    checkpoint (weights hash), frame sampling, feedback word limit (and where it came from), versions, date."""
+    from training.evaluation_provenance import checkpoint_provenance, dataset_provenance, package_versions, utc_now
+    from training.feature_cache import sampling_spec
+
+    return {
+        "tool": "training/evaluate_profvlm.py",
+        "dataset": dataset_provenance(data_dir, split, config=["demonstrator", "demonstrator_commentary"]),
+        "split": split,
+        "labels": list(model.config.proficiency_labels),
+        "view_settings": list(settings),
+        "checkpoint": checkpoint_provenance(model_dir, model.config),
+        "frame_sampling": {**sampling_spec(processor), "feature_cache": None if features is None else
+                           str(Path(features).expanduser().absolute())},
+        "max_feedback_words": max_feedback_words,
+        "max_feedback_words_source": max_feedback_words_source,
+        "max_new_tokens": max_new_tokens,
+        "versions": package_versions(),
+        "date": utc_now(),
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a ProfVLM checkpoint folder (e.g. OUTPUT_DIR/final)")
-    parser.add_argument("--data_dir", required=True, help="EgoExo4D-layout root (takes.json, annotations/, takes/)")
-    parser.add_argument("--split", default="validation", choices=["train", "validation"])
-    parser.add_argument("--output_dir", required=True, help="where metrics.json and the PNGs go")
+    parser.add_argument("--data_dir", required=True, help="EgoExo4D-layout root (takes.json, annotations/, takes/) or "
+                        "a multi-view folder dataset (labels.json + metadata.jsonl / .csv)")
+    parser.add_argument("--split", default="validation", choices=["train", "validation", "test"],
+                        help="split to evaluate (`test` exists in folder datasets only)")
+    parser.add_argument("--output_dir", required=True, help="where metrics.json, predictions.jsonl and the PNGs go")
     parser.add_argument("--features", default=None, help="feature cache from training/extract_features.py (optional)")
     parser.add_argument("--bertscore_model", default=None, help="BERT-like model (name or local folder) for BERTScore")
     parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
-                        help="cut reference feedback like training did (sft.py --max_feedback_words)")
+    parser.add_argument("--max_feedback_words", type=int, default=None,
+                        help="cut reference feedback to N words (default: the checkpoint's training value, "
+                             "config.max_feedback_words; a flag overrides it and the log says so)")
     return parser.parse_args(argv)
 
 
@@ -139,12 +272,17 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
-                                  args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words)
-    summary = {k: metrics[k] for k in ("accuracy", "macro_f1", "generation_label_accuracy", "num_samples")}
-    print(json.dumps({**summary, "per_view_setting": metrics["per_view_setting"], "feedback": metrics["feedback"]}))
-    print(f"Wrote {Path(args.output_dir) / 'metrics.json'}, confusion_matrix.png, per_scenario.png")
+                                  args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
+                                  model_dir=args.model)
+    keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
+            "expected_calibration_error", "generation_label_accuracy", "num_samples")
+    print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],
+                      "feedback": metrics["feedback"]}))
+    print(f"Wrote {Path(args.output_dir) / 'metrics.json'}, {PREDICTIONS_FILE}, {', '.join(PLOT_FILES)}")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    from training.script_errors import run_with_one_line_errors
+
+    sys.exit(run_with_one_line_errors("training/evaluate_profvlm.py", main))

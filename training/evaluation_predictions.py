@@ -4,12 +4,41 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from dataset_scripts.proficiency_data import EGOEXO4D
 from modeling_profvlm.label_scoring import generate_after_labels, generate_continuations, score_labels, unpadded_rows
-from processing.text_format import parse_output
+from modeling_profvlm.profvlm_facts import parse_output
 from training.sft_data import row_videos
 
+# EgoExo4D's view settings (the paper's Ego / Exos / Ego+Exos); `ego_exos` is the all-views one.
 VIEW_SETTINGS: tuple[str, ...] = ("ego", "exos", "ego_exos")
+# Any other dataset: `all` views, then each view alone, named by the view.
+ALL_VIEWS = "all"
+_VIEW_SETTING_TITLES = {"ego": "Ego", "exos": "Exos", "ego_exos": "Ego+Exos", ALL_VIEWS: "All views"}
 DEFAULT_MAX_NEW_TOKENS = 96
+
+
+def view_setting_title(setting: str) -> str:
+    """How a view setting is written in tables and cards ("ego_exos" -> "Ego+Exos"); other names as they are."""
+    return _VIEW_SETTING_TITLES.get(setting, setting)
+
+
+def view_settings_for(dataset_kind: str, view_names: list[str]) -> tuple[str, ...]:
+    """The view settings evaluated on a dataset: Ego / Exos / Ego+Exos for EgoExo4D (`egoexo4d`), else `all` and
+    one setting per view (a folder with views front/side gives all, front, side)."""
+    if dataset_kind == EGOEXO4D:
+        return VIEW_SETTINGS
+    if ALL_VIEWS in view_names:  # the per-view setting would be indistinguishable from the all-views one
+        raise ValueError(f"view_names {list(view_names)}: a view named {ALL_VIEWS!r} clashes with the all-views "
+                         "setting; rename that view (labels.json `views` and the metadata columns).")
+    return (ALL_VIEWS, *view_names)
+
+
+def all_views_setting(settings: tuple[str, ...] | list[str]) -> str:
+    """The setting that sees every view: `all` when evaluated (any non-EgoExo4D dataset), else `ego_exos`."""
+    for name in (ALL_VIEWS, "ego_exos"):
+        if name in settings:
+            return name
+    raise ValueError(f"view settings {list(settings)} have no all-views setting ({ALL_VIEWS!r} or 'ego_exos').")
 
 
 @dataclass
@@ -24,17 +53,22 @@ class TakePredictions:
     probabilities: dict[str, list[list[float] | None]] = field(default_factory=lambda: {s: [] for s in VIEW_SETTINGS})
     generated_labels: list[str | None] = field(default_factory=list)  # parsed from free generation
     feedback: dict[str, str] = field(default_factory=dict)  # take_uid -> feedback after the predicted label
+    main_setting: str = "ego_exos"  # the all-views setting: the top-level figures and the feedback use it
 
 
 def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: str) -> torch.Tensor:
-    """`view_mask` (B, V) restricted to one view setting: `ego` keeps the ego view, `exos` every other view,
-    `ego_exos` all; views already missing stay missing."""
-    if setting not in VIEW_SETTINGS:
-        raise ValueError(f"Unknown view setting {setting!r}; expected one of {VIEW_SETTINGS}.")
-    if setting == "ego_exos":
+    """`view_mask` (B, V) restricted to one view setting: a view's name keeps that view alone, `ego_exos` / `all`
+    keep every view, `exos` every view but `ego`; views already missing stay missing."""
+    if setting in view_names:  # checked first: in EgoExo4D `ego` is both a view and a setting, with one meaning
+        keep = [name == setting for name in view_names]
+    elif setting in ("ego_exos", ALL_VIEWS):
         return view_mask.clone()
-    keep = torch.tensor([(name == "ego") == (setting == "ego") for name in view_names], dtype=view_mask.dtype)
-    return view_mask * keep.to(view_mask.device)
+    elif setting == "exos":
+        keep = [name != "ego" for name in view_names]
+    else:
+        raise ValueError(f"Unknown view setting {setting!r}; expected one of {VIEW_SETTINGS}, {ALL_VIEWS!r} or a view "
+                         f"name of {list(view_names)}.")
+    return view_mask * torch.tensor(keep, dtype=view_mask.dtype, device=view_mask.device)
 
 
 @torch.no_grad()
@@ -50,7 +84,7 @@ def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: li
                           video_features: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int) -> list[str]:
     """The feedback the model writes after each take's predicted label (as the pipeline serves it). Where free
     generation already chose that label, its feedback is that same greedy continuation and is reused."""
-    parsed = [parse_output(text) for text in free_texts]
+    parsed = [parse_output(text, model.config.proficiency_labels) for text in free_texts]
     feedback = [fb.strip() if label == want else None for (label, fb), want in zip(parsed, labels)]
     redo = [i for i, fb in enumerate(feedback) if fb is None]
     if redo:
@@ -76,18 +110,22 @@ def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict
 
 
 def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: int = 8, generate: bool = True,
-                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> TakePredictions:
-    """Score the labels of every take in each view setting; with `generate`, also free generation and feedback."""
+                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                  settings: tuple[str, ...] = VIEW_SETTINGS) -> TakePredictions:
+    """Score the labels of every take in each view setting (`view_settings_for`); with `generate`, also free
+    generation and the feedback, both with every view."""
     # A PEFT-wrapped model (evaluation right after training) runs through its base model, LoRA layers included.
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
     labels = tuple(model.config.proficiency_labels)
+    main = all_views_setting(settings)
     result = TakePredictions([r["take_uid"] for r in rows], [r["scenario"] for r in rows],
-                             [label_name(r, labels) for r in rows])
+                             [label_name(r, labels) for r in rows], predictions={s: [] for s in settings},
+                             probabilities={s: [] for s in settings}, main_setting=main)
     tokenizer = processor.tokenizer
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating takes", unit="batch"):
         chunk = rows[start: start + batch_size]
         prompts, features, view_mask = batch_features(model, processor, chunk, cache)
-        for setting in VIEW_SETTINGS:
+        for setting in settings:
             chosen, probabilities = score_setting(model, processor, prompts, features, view_mask, setting)
             result.predictions[setting] += chosen
             result.probabilities[setting] += probabilities
@@ -95,9 +133,9 @@ def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: in
             continue
         token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))
         free = generate_after(model, tokenizer, token_rows, features, view_mask, max_new_tokens)
-        result.generated_labels += [parse_output(text)[0] for text in free]
-        texts = feedback_after_labels(model, tokenizer, token_rows, result.predictions["ego_exos"][start: start + len(chunk)], free,
-                                      features, view_mask, max_new_tokens)
+        result.generated_labels += [parse_output(text, labels)[0] for text in free]
+        texts = feedback_after_labels(model, tokenizer, token_rows, result.predictions[main][start: start + len(chunk)],
+                                      free, features, view_mask, max_new_tokens)
         result.feedback.update(zip(result.take_uids[start: start + batch_size], texts))
     return result
 
@@ -133,6 +171,10 @@ def label_name(row: dict, labels: tuple[str, ...]) -> str:
 
 __all__ = [
     "VIEW_SETTINGS",
+    "ALL_VIEWS",
+    "view_setting_title",
+    "view_settings_for",
+    "all_views_setting",
     "DEFAULT_MAX_NEW_TOKENS",
     "TakePredictions",
     "view_setting_mask",

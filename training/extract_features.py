@@ -23,6 +23,7 @@ from accelerate import PartialState  # noqa: E402
 from accelerate.utils import parse_flag_from_env  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.feature_cache import (  # noqa: E402
     COMPATIBILITY_KEYS,
@@ -40,14 +41,16 @@ from training.feature_cache import (  # noqa: E402
 )
 from training.sft_data import load_splits, row_videos  # noqa: E402
 
-logger = logging.getLogger("profvlm.extract_features")
+logger = logging.getLogger("training.extract_features")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see `--help`)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="ProfVLM checkpoint folder (its tower and processor are used)")
-    parser.add_argument("--data_dir", required=True, help="EgoExo4D root (real or synthetic)")
+    parser.add_argument("--data_dir", required=True,
+                        help="EgoExo4D root (real or synthetic) or a multi-view folder (metadata.jsonl/.csv + labels.json)")
+    parser.add_argument("--views", nargs="+", default=None, help="extract only these views (default: every view)")
     parser.add_argument("--output", required=True, help="feature cache folder (created; resumed when it exists)")
     parser.add_argument("--dataset_config", default="demonstrator",
                         help="builder config whose takes are cached (default: demonstrator = every labelled take)")
@@ -73,11 +76,11 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
-def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True
-                  ) -> dict[str, dict[str, str]]:
+def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
+                  views: list[str] | None = None) -> dict[str, dict[str, str]]:
     """{take_uid: {view: path}} over the splits, sorted by take_uid (every rank sees the same order)."""
     takes = {}
-    for dataset in load_splits(data_dir, dataset_config, splits, rebuild).values():
+    for dataset in load_splits(data_dir, dataset_config, splits, rebuild, views=views).values():
         for row in dataset:
             takes.setdefault(row["take_uid"], row_videos(row))
     return dict(sorted(takes.items()))
@@ -136,7 +139,7 @@ def extract(args: argparse.Namespace) -> dict:
 
     # PartialState does not read ACCELERATE_USE_CPU itself (Accelerator does); without it CPU ranks never meet.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
-    model = ProfVLMForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
+    model = ProfVLMForConditionalGeneration.from_pretrained(require_profvlm_checkpoint(args.model), dtype=torch.float32)
     processor = ProfVLMProcessor.from_pretrained(args.model)
     dtype = resolve_dtype(args.dtype, state.device)
     output = Path(args.output)
@@ -147,7 +150,8 @@ def extract(args: argparse.Namespace) -> dict:
     encoder.vision_tower.to(state.device, dtype).eval()
 
     with state.local_main_process_first():  # it builds the dataset; the other ranks reuse its Arrow cache
-        takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process)
+        takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process,
+                              views=args.views)
     shard = dict(list(takes.items())[state.process_index :: state.num_processes])
     todo = pending_takes(output, shard, manifest)
     logger.info("rank %d: %d takes in shard, %d cached already, %d to extract (%s, dtype %s)", state.process_index,
@@ -178,4 +182,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from training.script_errors import run_with_one_line_errors
+
+    sys.exit(run_with_one_line_errors("training/extract_features.py", main))

@@ -8,11 +8,12 @@ Every SFTConfig / TrainingArguments field is an option too (--num_train_epochs, 
 and `--config YAML` sets any of them, script options included (command-line options win; ready-made YAMLs in
 training/configs/). `--resume_from_checkpoint last` resumes from the newest OUT/checkpoint-*. Writes checkpoints to OUT/checkpoint-*, the LoRA
 adapter (+ projector) to OUT/adapter and a merged, self-contained checkpoint (model, processor, code files,
-auto_map) to OUT/final.
+auto_map) to OUT/final, whose config.json records max_feedback_words, the labels and the training data's provenance.
 """
 import argparse
 import json
 import logging
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +26,15 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 
 from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
+from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
 from training.feature_cache import FeatureCache, build_manifest, sampling_spec  # noqa: E402
-from training.sft_data import load_splits, to_training_rows  # noqa: E402
+from training.sft_data import check_views, label_names, load_splits, to_training_rows  # noqa: E402
 from training.trl_compat import score_only_labelled_positions_on_cpu  # noqa: E402
 
-logger = logging.getLogger("profvlm.sft")
+logger = logging.getLogger("training.sft")
 
 
 @dataclass
@@ -40,7 +42,8 @@ class ProfVLMArguments:
     """What to train and on which data (the SFTConfig fields say how)."""
 
     model: str = field(metadata={"help": "Base ProfVLM checkpoint folder (`profvlm init --out DIR`)."})
-    data_dir: str = field(metadata={"help": "EgoExo4D root (real or synthetic) with takes.json and annotations/."})
+    data_dir: str = field(metadata={"help": "EgoExo4D root (takes.json, annotations/; real or synthetic) or a multi-view "
+                                            "folder dataset (metadata.jsonl or .csv + labels.json)."})
     dataset_config: str = field(
         default="demonstrator_commentary",
         metadata={"help": "`demonstrator_commentary` (label + feedback) or `demonstrator` (label only)."},
@@ -63,6 +66,9 @@ class ProfVLMArguments:
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "v_proj"], metadata={"help": "LM linears that get LoRA."}
+    )
+    views: list[str] | None = field(
+        default=None, metadata={"help": "Use only these views (e.g. `--views ego`: Ego-only needs only the ego files)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
@@ -101,23 +107,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConf
     return script_args, training_args
 
 
-def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig):
-    """(train rows, eval rows or None). The local main process builds the dataset first; the other ranks reuse
-    its Arrow cache instead of rebuilding it under their feet."""
+def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, labels: list[str], view_names: list[str]):
+    """(train rows, eval rows or None), checked against the checkpoint's `labels` and `view_names`. The local main process builds the
+    dataset first; the other ranks reuse its Arrow cache instead of rebuilding it under their feet."""
     splits = [script_args.train_split]
     if script_args.eval_split.lower() != "none":
         splits.append(script_args.eval_split)
     with training_args.main_process_first(desc="load dataset"):
         loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
                              rebuild=training_args.local_process_index == 0,
-                             max_feedback_words=script_args.max_feedback_words)
-    train = to_training_rows(loaded[script_args.train_split], script_args.max_train_samples)
+                             max_feedback_words=script_args.max_feedback_words, views=script_args.views)
+    for split, dataset in loaded.items():  # labels first: a dataset of another label set is the likelier mistake
+        label_names(dataset, labels)
+        check_views(dataset, view_names, f"{script_args.data_dir} ({split})")
+    train = to_training_rows(loaded[script_args.train_split], labels, script_args.max_train_samples)
     if len(train) == 0:
         raise ValueError(f"{script_args.data_dir}: split '{script_args.train_split}' of config "
                          f"'{script_args.dataset_config}' has no rows to train on.")
     evaluation = None
     if len(splits) > 1:
-        evaluation = to_training_rows(loaded[script_args.eval_split], script_args.max_eval_samples)
+        evaluation = to_training_rows(loaded[script_args.eval_split], labels, script_args.max_eval_samples)
         if len(evaluation) == 0:
             logger.warning("Split '%s' is empty: no evaluation.", script_args.eval_split)
             evaluation = None
@@ -155,16 +164,18 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     """Model, processor, data, collator and LoRA config wired into the trainer."""
     from processing.processing_profvlm import ProfVLMProcessor
 
-    model = ProfVLMForConditionalGeneration.from_pretrained(script_args.model)
-    processor = ProfVLMProcessor.from_pretrained(script_args.model)
-    train, evaluation = load_datasets(script_args, training_args)
+    base = require_profvlm_checkpoint(script_args.model)
+    model = ProfVLMForConditionalGeneration.from_pretrained(base)
+    processor = ProfVLMProcessor.from_pretrained(base)
+    labels = list(model.config.proficiency_labels)
+    train, evaluation = load_datasets(script_args, training_args, labels, list(model.config.view_names))
     features = None
     if script_args.features:
         features = load_feature_cache(script_args.features, model, processor, (train, evaluation))
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
-    collator = ProfVLMCollator(processor, features=features, frame_sampler=script_args.frame_sampler)
+    collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler)
     lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
                                tuple(script_args.lora_target_modules))
     seen = None
@@ -173,6 +184,7 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     trainer = ProfVLMSFTTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                                 processing_class=processor, data_collator=collator, peft_config=lora,
                                 seen_takes_path=seen)
+    trainer.script_args = script_args  # save_final records the training facts from them
     total, trainable = count_parameters(trainer.model)
     if training_args.process_index == 0:
         logger.info("Parameters: %s total, %s trainable (LoRA r=%d + projector); training from %s.", f"{total:,}",
@@ -191,16 +203,71 @@ def resolve_resume(training_args: SFTConfig) -> str | None:
     return resume
 
 
-def save_final(trainer: ProfVLMSFTTrainer, output_dir: str | Path) -> Path:
-    """OUT/adapter (LoRA + projector) and OUT/final (merged model, processor, code files, auto_map); rank 0 writes.
-    Training is over: rank 0 merges the adapter into the trainer's model in place."""
+# The keys that make a checkpoint loadable with trust_remote_code: config.json's `auto_map` and `custom_pipelines`
+# (where pipeline() reads them) and processor_config.json's `auto_map`.
+_HUB_CODE_KEYS = {"config.json": ("auto_map", "custom_pipelines"), "processor_config.json": ("auto_map",)}
+
+
+def carry_hub_code(base_dir: str | Path, final_dir: str | Path) -> list[str]:
+    """Give the trained checkpoint the code its base checkpoint carries (`profvlm init` exported it once): the
+    base's top-level *.py files and its `auto_map` / `custom_pipelines` entries. Returns the code files copied."""
+    base_dir, final_dir = Path(base_dir), Path(final_dir)
+    copied = []
+    for module in sorted(base_dir.glob("*.py")):
+        shutil.copy2(module, final_dir / module.name)
+        copied.append(module.name)
+    for name, keys in _HUB_CODE_KEYS.items():
+        source, target = base_dir / name, final_dir / name
+        if not (source.is_file() and target.is_file()):
+            continue
+        carried = {k: v for k, v in json.loads(source.read_text()).items() if k in keys}
+        if carried:
+            target.write_text(json.dumps({**json.loads(target.read_text()), **carried}, indent=2, sort_keys=True) + "\n")
+    if not copied:
+        logger.warning("%s carries no code files; %s loads only where this package is installed (`profvlm push` "
+                       "exports the code).", base_dir, final_dir)
+    return copied
+
+
+def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str]) -> dict:
+    """What the final checkpoint's config records about its training: the feedback word limit, the label list and
+    the training data's provenance (the dataset block of training/evaluation_provenance.py, for the train split,
+    with the labels the rows were checked against)."""
+    from training.evaluation_provenance import dataset_provenance
+
+    takes = {script_args.train_split: len(set(train_rows["take_uid"]))} if train_rows is not None else None
+    data = dataset_provenance(script_args.data_dir, script_args.train_split, takes, config=script_args.dataset_config)
+    return {
+        "max_feedback_words": int(script_args.max_feedback_words),
+        "proficiency_labels": list(labels),
+        "training_data": {**data, "labels": list(labels), "views": script_args.views},
+    }
+
+
+def save_final(trainer: ProfVLMSFTTrainer, output_dir: str | Path, base_dir: str | Path | None = None,
+               script_args: ProfVLMArguments | None = None) -> Path:
+    """OUT/adapter (LoRA + projector) and OUT/final (merged model, processor, and the base checkpoint's code files
+    and auto_map); rank 0 writes. Training is over: rank 0 merges the adapter into the trainer's model in place.
+    The final config records the training facts (`training_facts`: max_feedback_words, training_data) and the
+    label list, so evaluation, the model card and the demo read them instead of being told again. `base_dir` and
+    `script_args` default to what `build_trainer` used."""
     output_dir = Path(output_dir)
+    script_args = script_args or getattr(trainer, "script_args", None)
     trainer.save_model(str(output_dir / "adapter"))  # PEFT adapter; Trainer writes on the main process only
     final = output_dir / "final"
     if trainer.is_world_process_zero():
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        merged.save_pretrained(final)  # ProfVLMConfig.save_pretrained adds auto_map and the code files
+        base_dir = base_dir if base_dir is not None else merged.config._name_or_path  # the folder it was loaded from
+        if script_args is not None:
+            labels = list(merged.config.proficiency_labels)  # to_training_rows checked the data against them
+            for key, value in training_facts(script_args, trainer.train_dataset, labels).items():
+                setattr(merged.config, key, value)  # on the config before save_pretrained: config.json has them
+        else:
+            logger.warning("No training arguments given: %s/config.json records no max_feedback_words or "
+                           "training_data.", final)
+        merged.save_pretrained(final)
         trainer.processing_class.save_pretrained(final)
+        carry_hub_code(base_dir, final)
         logger.info("Merged checkpoint written to %s", final)
     trainer.accelerator.wait_for_everyone()
     return final
@@ -213,10 +280,12 @@ def main(argv: list[str] | None = None) -> Path:
     logger.setLevel(logging.INFO)
     trainer = build_trainer(script_args, training_args)
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
-    final = save_final(trainer, training_args.output_dir)
+    final = save_final(trainer, training_args.output_dir, script_args.model, script_args)
     logger.info("Training done (global step %d).", trainer.state.global_step)
     return final
 
 
 if __name__ == "__main__":
-    main()
+    from training.script_errors import run_with_one_line_errors
+
+    sys.exit(run_with_one_line_errors("training/sft.py", main))

@@ -1,7 +1,9 @@
-# The one place that turns EgoExo4D proficiency rows into SFT training rows and chat messages.
+# The one place that turns proficiency rows (EgoExo4D or a multi-view folder) into SFT training rows and chat messages.
+from collections.abc import Sequence
+
 from datasets import Dataset
 
-from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
+from processing.text_format import build_messages
 
 # Columns a training row keeps; messages are built per batch in the collator (no nested Arrow structs).
 ROW_COLUMNS = ("take_uid", "scenario", "view_names", "video_paths", "label", "feedback")
@@ -9,17 +11,14 @@ ROW_COLUMNS = ("take_uid", "scenario", "view_names", "video_paths", "label", "fe
 
 def load_splits(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
                 **config_kwargs) -> dict[str, Dataset]:
-    """The EgoExo4D proficiency builder's rows per split (`train` / `validation`). The builder runs once
-    (`rebuild`: from the files on disk; else reuse the Arrow cache another process just built).
-    `config_kwargs` go to the builder config (e.g. `max_feedback_words`)."""
-    from dataset_scripts.egoexo4d_proficiency import load_egoexo4d_proficiency
+    """The proficiency rows per split (`train` / `validation`) of an EgoExo4D root or a multi-view folder
+    (`dataset_scripts.proficiency_data`). The EgoExo4D builder runs once (`rebuild`: from the files on disk; else
+    reuse the Arrow cache another process just built). `config_kwargs` go to the loader (`max_feedback_words`,
+    `views`, `strict`)."""
+    from dataset_scripts.proficiency_data import load_proficiency_split
 
-    out = {}
-    for i, split in enumerate(splits):
-        mode = "force_redownload" if rebuild and i == 0 else "reuse_dataset_if_exists"
-        out[split] = load_egoexo4d_proficiency(data_dir, config=dataset_config, split=split, download_mode=mode,
-                                               **config_kwargs)
-    return out
+    return {split: load_proficiency_split(data_dir, dataset_config, split, rebuild=rebuild and i == 0, **config_kwargs)
+            for i, split in enumerate(splits)}
 
 
 def load_split(data_dir: str, dataset_config: str, split: str, **config_kwargs) -> Dataset:
@@ -27,21 +26,32 @@ def load_split(data_dir: str, dataset_config: str, split: str, **config_kwargs) 
     return load_splits(data_dir, dataset_config, [split], **config_kwargs)[split]
 
 
-def label_names(dataset: Dataset) -> list[str]:
-    """The ClassLabel names of `proficiency`; they must be PROFICIENCY_LABELS in order (one label map)."""
+def label_names(dataset: Dataset, checkpoint_labels: Sequence[str]) -> list[str]:
+    """The ClassLabel names of `proficiency`; they must be the checkpoint's `config.proficiency_labels`, in order.
+    A dataset with other labels is an error naming both lists, never a silent index map."""
     feature = dataset.features.get("proficiency")
     names = list(getattr(feature, "names", []) or [])
-    if names != list(PROFICIENCY_LABELS):
+    if names != list(checkpoint_labels):
         raise ValueError(
-            f"dataset column 'proficiency' has labels {names or feature!r}; expected a ClassLabel with "
-            f"{list(PROFICIENCY_LABELS)} in this order."
+            f"the dataset's 'proficiency' labels {names or feature!r} differ from the checkpoint's proficiency_labels "
+            f"{list(checkpoint_labels)}; build the checkpoint from this dataset (`profvlm init --data_dir DIR`) or use "
+            "a dataset with the checkpoint's labels in the same order."
         )
     return names
 
 
-def to_training_rows(dataset: Dataset, max_samples: int | None = None) -> Dataset:
+def check_views(dataset: Dataset, view_names: Sequence[str], where: str) -> None:
+    """Every view the dataset's rows use must be one of the checkpoint's `view_names`; else an error naming both."""
+    used = sorted({view for views in dataset["view_names"] for view in views}) if len(dataset) else []
+    unknown = [view for view in used if view not in view_names]
+    if unknown:
+        raise ValueError(f"{where}: the data has views {unknown} that the checkpoint does not know (its view_names are "
+                         f"{list(view_names)}); build the checkpoint from this dataset (`profvlm init --data_dir DIR`).")
+
+
+def to_training_rows(dataset: Dataset, checkpoint_labels: Sequence[str], max_samples: int | None = None) -> Dataset:
     """Keep what training needs: take_uid, scenario, views (names + paths), the label string and the feedback."""
-    names = label_names(dataset)
+    names = label_names(dataset, checkpoint_labels)
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
 
@@ -52,11 +62,9 @@ def to_training_rows(dataset: Dataset, max_samples: int | None = None) -> Datase
     return rows.select_columns(list(ROW_COLUMNS))
 
 
-def row_messages(row: dict) -> list[dict]:
-    """The chat (user prompt with `<video>`, assistant answer) for one training row."""
-    from processing.text_format import build_messages
-
-    return build_messages(label=row["label"], feedback=row["feedback"] or None)
+def row_messages(row: dict, labels: Sequence[str]) -> list[dict]:
+    """The chat (user prompt with `<video>`, assistant answer) for one training row; `labels` are the checkpoint's."""
+    return build_messages(label=row["label"], feedback=row["feedback"] or None, labels=labels)
 
 
 def row_videos(row: dict) -> dict[str, str]:
@@ -67,4 +75,4 @@ def row_videos(row: dict) -> dict[str, str]:
     return dict(zip(names, paths))
 
 
-__all__ = ["ROW_COLUMNS", "load_split", "load_splits", "label_names", "to_training_rows", "row_messages", "row_videos"]
+__all__ = ["ROW_COLUMNS", "load_split", "load_splits", "label_names", "check_views", "to_training_rows", "row_messages", "row_videos"]

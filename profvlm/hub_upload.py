@@ -60,9 +60,13 @@ def upload_plan(model_dir: str | Path) -> list[str]:
 
 
 def push_checkpoint(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
-    """Create `repo_id` (if needed) and upload exactly `upload_plan(model_dir)`; returns the commit URL."""
+    """Export the current code into the checkpoint (`finalize_checkpoint`), create `repo_id` (if needed) and upload
+    exactly `upload_plan(model_dir)`; returns the commit URL."""
     from huggingface_hub import HfApi
 
+    from .code_export import finalize_checkpoint
+
+    finalize_checkpoint(model_dir)  # the Hub gets the code this checkout would load the weights with
     files = upload_plan(model_dir)
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

