@@ -1,12 +1,12 @@
 # The `profvlm` command line: offline assets, base checkpoints, parameter counts, synthetic data, predict, card,
-# push and the demo. Expected failures print one line; `--verbose` shows the trace.
+# push, the web app and the demo. Expected failures print one line; `--verbose` shows the trace.
 import argparse
 import logging
 import sys
 
 from training.script_errors import EXPECTED_ERRORS, one_line
 
-from . import serving_cli
+from . import app, serving_cli
 from .assets import AssetError
 
 
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     serving_cli.add_parser(sub)
+    app.add_parser(sub)  # gradio itself is imported only when `profvlm app` runs
 
     from dataset_scripts import synthetic_egoexo4d
     from . import demo
