@@ -200,6 +200,15 @@ def resolve_device_policy(
     return policy
 
 
+def add_device_arguments(parser) -> None:
+    """`--device` and `--dtype` on an argparse parser: the command-line overrides of this policy, the same on
+    every ProfVLM command (profvlm predict / app / demo, feature extraction, evaluation)."""
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
+    parser.add_argument("--dtype", default=None, choices=list(DTYPE_NAMES),
+                        help="tower and language model dtype (default: bf16 where the CPU/GPU has it natively, "
+                             "else float32; the projector always stays float32)")
+
+
 def _first(*dtypes: torch.dtype | None) -> torch.dtype:
     return next(d for d in dtypes if d is not None)
 
@@ -241,6 +250,7 @@ def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
 
 __all__ = [
     "DTYPE_NAMES",
+    "add_device_arguments",
     "PROJECTOR_DTYPE",
     "DevicePolicy",
     "apply_device_policy",

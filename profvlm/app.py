@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
-from profvlm.serving_cli import add_device_arguments
+from modeling_profvlm.device_policy import add_device_arguments
 
 if TYPE_CHECKING:  # only for annotations: gradio, numpy and the pipeline load lazily
     import gradio as gr

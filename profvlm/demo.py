@@ -20,6 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO_ROOT))
 
+from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
+
 # Demo sizes, chosen so the whole job fits in ~20 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
 DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1}
 SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
@@ -111,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     done(t, str(paths["base"]))
 
     t = stage(4, total, "Feature cache: the frozen tower runs once per take and view (resumable)")
+    device = device_flags(args)  # the shared device policy decides unless --device/--dtype say otherwise
     run([sys.executable, "training/extract_features.py", "--model", str(paths["base"]), "--data_dir",
-         str(paths["data"]), "--output", str(paths["features"]), "--dataset_config", "demonstrator"], "features")
+         str(paths["data"]), "--output", str(paths["features"]), "--dataset_config", "demonstrator", *device],
+        "features")
     done(t, str(paths["features"]))
 
     t = stage(5, total, "LoRA SFT: accelerate launch training/sft.py --config training/configs/cpu_demo.yaml")
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if resume:
             print("      (resuming the interrupted run from its last checkpoint)")
         run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+             "--num_machines", "1", "--dynamo_backend", "no",
              "training/sft.py", "--config", str(SFT_CONFIG.relative_to(REPO_ROOT)), "--model", str(paths["base"]),
              "--data_dir", str(paths["data"]), "--features", str(paths["features"]),
              "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
@@ -145,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      (the checkpoint records no max_feedback_words: passing {words[1]} from {SFT_CONFIG.name})")
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), *words], "evaluate")
+             str(paths["features"]), *words, *device], "evaluate")
     print("      " + evaluation_line(json.loads(metrics_file.read_text())))
     done(t, f"{metrics_file}, predictions.jsonl, confusion_matrix.png, per_scenario.png, reliability_diagram.png")
 
     t = stage(7, total, "Prediction on a held-out take, then the model card")
     ego, exos = held_out_take(paths["data"])
     run([sys.executable, "-m", "profvlm.cli", "predict", "--model", str(final), "--ego", ego,
-         "--exo", *exos, "--max_new_tokens", "48"], "predict")
+         "--exo", *exos, "--max_new_tokens", "48", *device], "predict")
     run([sys.executable, "-m", "profvlm.cli", "card", "--model", str(final), "--eval",
          str(paths["eval"] / "metrics.json")], "card")
     done(t, f"model card: {final / 'README.md'}")
@@ -206,6 +210,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
     parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
                         help="random tower size (offline there is no pretrained tower)")
+    add_device_arguments(parser)
     parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
                         help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
     return parser
@@ -218,9 +223,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=lambda args: main(_argv_from(args)))
 
 
+def device_flags(args: argparse.Namespace) -> list[str]:
+    """--device/--dtype to hand on to the extraction, evaluation and prediction stages (none: the policy's choice)."""
+    return [item for k in ("device", "dtype") if getattr(args, k, None) for item in (f"--{k}", getattr(args, k))]
+
+
 def _argv_from(args: argparse.Namespace) -> list[str]:
     keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "max_steps")
-    return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))]
+    return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))] + device_flags(args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from modeling_profvlm.device_policy import DTYPE_NAMES
+from modeling_profvlm.device_policy import add_device_arguments
 from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
 
 BAR_WIDTH = 30
@@ -115,15 +115,6 @@ def run_push(args: argparse.Namespace) -> int:
         return 1
     print(f"Uploaded {len(files)} files to {args.repo}: {url}")
     return 0
-
-
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--device` and `--dtype`, the overrides of the shared device/dtype policy (modeling_profvlm.device_policy)."""
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
-    parser.add_argument("--dtype", default=None, choices=list(DTYPE_NAMES),
-                        help="tower and language model dtype (default: bf16 where the CPU/GPU has it natively, "
-                             "else float32)")
 
 
 def add_parser(sub) -> None:

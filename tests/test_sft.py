@@ -41,8 +41,10 @@ def test_yaml_config_sets_options_the_command_line_wins_and_cpu_needs_no_flag(tm
     assert args.max_length is None and args.remove_unused_columns is False
     assert args.dataset_kwargs["skip_prepare_dataset"] is True
     assert args.eval_strategy == "epoch" and args.save_strategy == "epoch"
-    if not torch.cuda.is_available():
-        assert args.use_cpu is True and args.bf16 is False
+    if not torch.cuda.is_available():  # bf16 autocast exactly where the CPU has native bf16
+        from modeling_profvlm.device_policy import cpu_has_native_bf16
+
+        assert args.use_cpu is True and args.bf16 is cpu_has_native_bf16()
     for shipped in ("cpu_demo.yaml", "egoexo4d_1gpu.yaml"):
         _, a = parse_args(["--config", f"training/configs/{shipped}", "--model", "m", "--data_dir", "d"])
         assert a.eval_strategy == "epoch"
@@ -251,3 +253,15 @@ def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_lo
     answer_positions = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
     assert rows == [answer_positions] and answer_positions < batch["labels"][:, 1:].numel()
     assert abs(fused - full) < 1e-5, (fused, full)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_training_uses_bf16_autocast_only_where_the_cpu_has_it(native, monkeypatch):
+    import training.sft as sft
+
+    monkeypatch.setattr(sft.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sft, "cpu_has_native_bf16", lambda: native)
+    _, args = parse_args(["--model", "m", "--data_dir", "d"])
+    assert args.use_cpu is True and args.bf16 is native
+    _, forced = parse_args(["--model", "m", "--data_dir", "d", "--bf16", "false"])
+    assert forced.bf16 is False  # the command line still wins

@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as `python training/evaluate_profvlm.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 from training.evaluation_metrics import (  # noqa: E402
     accuracy,
     feedback_metrics,
@@ -167,7 +168,8 @@ def write_outputs(metrics: dict, confusion: list[list[int]], preds: TakePredicti
 
 
 def load_checkpoint(model_dir: str | Path):
-    """(model, processor) of a saved, self-contained ProfVLM checkpoint, in eval mode."""
+    """(model, processor) of a saved, self-contained ProfVLM checkpoint, in eval mode and float32 (as saved:
+    `evaluate_checkpoint` then applies the device policy, after the feature cache has checked the tower)."""
     import modeling_profvlm  # noqa: F401  (registers the Auto classes)
     import processing  # noqa: F401  (registers AutoProcessor)
     from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint
@@ -176,6 +178,20 @@ def load_checkpoint(model_dir: str | Path):
     model_dir = require_profvlm_checkpoint(model_dir)
     model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     return model, AutoProcessor.from_pretrained(model_dir)
+
+
+def run_under_device_policy(model, device: str | None = None, dtype: str | None = None):
+    """Put `model` on the shared device policy's device and dtypes (CUDA when present; the tower in bf16 where
+    native, or in the dtype the training features were made in; the projector float32); `device`/`dtype`
+    override it. Returns the policy."""
+    from modeling_profvlm.device_policy import apply_device_policy, resolve_device_policy
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    feature_dtype = getattr(base.config, "vision_feature_dtype", None) if dtype in (None, "auto") else None
+    policy = resolve_device_policy(device, dtype, tower_dtype=feature_dtype)
+    apply_device_policy(model, policy)
+    logger.info("Evaluating on %s", policy.describe())
+    return policy
 
 
 def open_feature_cache(cache_dir: str | Path, model, processor):
@@ -197,7 +213,8 @@ def load_rows(data_dir: str | Path, config: str, split: str, labels: tuple[str, 
 def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, output_dir: str | Path,
                         features: str | Path | None = None, bertscore_model: str | None = None,
                         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8,
-                        max_feedback_words: int | None = None, model_dir: str | Path | None = None) -> dict:
+                        max_feedback_words: int | None = None, model_dir: str | Path | None = None,
+                        device: str | None = None, dtype: str | None = None) -> dict:
     """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
     the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
     value (config.max_feedback_words), else to the builder default."""
@@ -212,12 +229,14 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
     commentary_rows = [r for r in load_rows(data_dir, "demonstrator_commentary", split, labels,
                                             max_feedback_words=words) if r["feedback"]]
-    cache = open_feature_cache(features, model, processor) if features else None
+    cache = open_feature_cache(features, model, processor) if features else None  # hashes the tower as saved
+    policy = run_under_device_policy(model, device, dtype)
     preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens, settings)
     metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model)
     model_dir = model_dir if model_dir is not None else getattr(model, "name_or_path", None) or None
     metrics["provenance"] = evaluation_provenance(model, processor, data_dir, split, settings, model_dir, features,
                                                   words, words_source, max_new_tokens)
+    metrics["provenance"]["device_policy"] = policy.describe()
     write_outputs(metrics, confusion, preds, labels, output_dir, commentary_rows)
     return metrics
 
@@ -263,6 +282,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_feedback_words", type=int, default=None,
                         help="cut reference feedback to N words (default: the checkpoint's training value, "
                              "config.max_feedback_words; a flag overrides it and the log says so)")
+    add_device_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -273,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
                                   args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
-                                  model_dir=args.model)
+                                  model_dir=args.model, device=args.device, dtype=args.dtype)
     keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
             "expected_calibration_error", "generation_label_accuracy", "num_samples")
     print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],

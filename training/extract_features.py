@@ -24,6 +24,8 @@ from accelerate.utils import parse_flag_from_env  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
+from modeling_profvlm.device_policy import add_device_arguments, resolve_device_policy  # noqa: E402
+from modeling_profvlm.timesformer_sdpa import sdpa_recommended, use_sdpa_attention  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.feature_cache import (  # noqa: E402
     COMPATIBILITY_KEYS,
@@ -55,25 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset_config", default="demonstrator",
                         help="builder config whose takes are cached (default: demonstrator = every labelled take)")
     parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="splits whose takes are cached")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
-                        help="tower dtype; auto = bfloat16 where the CPU/GPU supports it, else float32")
+    add_device_arguments(parser)  # --device, --dtype: the shared device policy's overrides
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers that decode videos")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a cache made by another tower/sampling/dtype instead of refusing it")
     return parser.parse_args(argv)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bfloat16 on a GPU or a CPU with native bf16 (AVX512-BF16/AMX), else float32."""
-    if name != "auto":
-        return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    try:
-        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):
-        native = False
-    return torch.bfloat16 if native else torch.float32
 
 
 def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
@@ -138,16 +126,21 @@ def extract(args: argparse.Namespace) -> dict:
     from processing.processing_profvlm import ProfVLMProcessor
 
     # PartialState does not read ACCELERATE_USE_CPU itself (Accelerator does); without it CPU ranks never meet.
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available() or args.device == "cpu"
+    state = PartialState(cpu=cpu)
     model = ProfVLMForConditionalGeneration.from_pretrained(require_profvlm_checkpoint(args.model), dtype=torch.float32)
     processor = ProfVLMProcessor.from_pretrained(args.model)
-    dtype = resolve_dtype(args.dtype, state.device)
+    # The tower in bf16 on a GPU or a CPU with native bf16, float32 elsewhere (or as --dtype says).
+    policy = resolve_device_policy(state.device, args.dtype)
+    dtype = policy.tower_dtype
     output = Path(args.output)
     manifest = build_manifest(model, sampling_spec(processor), dtype, source=str(args.model))  # hashes fp32 weights
     prepare_cache(output, manifest, args.overwrite, state)
     encoder = model.model
     del encoder.language_model, model.lm_head  # only the tower runs here; free the LM's memory
     encoder.vision_tower.to(state.device, dtype).eval()
+    if sdpa_recommended(state.device, dtype):  # measured faster for fp32 towers on CPU (and on CUDA)
+        use_sdpa_attention(encoder.vision_tower)
 
     with state.local_main_process_first():  # it builds the dataset; the other ranks reuse its Arrow cache
         takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process,

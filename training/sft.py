@@ -27,6 +27,7 @@ from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 
 from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
+from modeling_profvlm.device_policy import cpu_has_native_bf16  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
@@ -90,7 +91,9 @@ def training_defaults() -> dict:
         "logging_steps": 10,
     }
     if not torch.cuda.is_available():  # a machine without a GPU trains with no extra flag
-        defaults.update(use_cpu=True, bf16=False)
+        # bf16 autocast only where the CPU has it natively: there a cached-feature step of the demo recipe took
+        # 1.83 s instead of 2.87 s (benchmarks/bench_sft_step.py); elsewhere bf16 is emulated and far slower.
+        defaults.update(use_cpu=True, bf16=cpu_has_native_bf16())
     return defaults
 
 
@@ -230,17 +233,22 @@ def carry_hub_code(base_dir: str | Path, final_dir: str | Path) -> list[str]:
 
 
 def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str]) -> dict:
-    """What the final checkpoint's config records about its training: the feedback word limit, the label list and
-    the training data's provenance (the dataset block of training/evaluation_provenance.py, for the train split,
+    """What the final checkpoint's config records about its training: the feedback word limit, the label list, the
+    dtype of the cached features (if any) and the training data's provenance (the dataset block of training/evaluation_provenance.py, for the train split,
     with the labels the rows were checked against)."""
     from training.evaluation_provenance import dataset_provenance
 
+    from training.feature_cache import read_manifest
+
     takes = {script_args.train_split: len(set(train_rows["take_uid"]))} if train_rows is not None else None
     data = dataset_provenance(script_args.data_dir, script_args.train_split, takes, config=script_args.dataset_config)
+    # Inference then runs the tower in the dtype the training features were made in (the device policy reads it).
+    feature_dtype = read_manifest(script_args.features).get("dtype") if script_args.features else None
     return {
         "max_feedback_words": int(script_args.max_feedback_words),
         "proficiency_labels": list(labels),
         "training_data": {**data, "labels": list(labels), "views": script_args.views},
+        "vision_feature_dtype": feature_dtype,
     }
 
 

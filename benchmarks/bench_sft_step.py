@@ -1,0 +1,119 @@
+"""One LoRA SFT step on cached features, as training/sft.py takes it, side by side in one run: float32, and bf16
+autocast where the CPU has native bf16 (on other CPUs bf16 is emulated, so that case is skipped and says why).
+
+The demo's recipe (training/configs/cpu_demo.yaml: batch 8, 24-word feedback, no activation checkpointing) on a
+small synthetic tree, the real SmolLM2-135M-Instruct and a random tiny tower; the median of the timed steps after
+warm-up, each case in its own subprocess. Writes JSON (default benchmarks/results/bench_sft_step.json) with the
+CPU kind.
+
+    python benchmarks/bench_sft_step.py [--steps 6] [--warmup 2]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # runnable as a plain script
+    sys.path.insert(0, str(REPO_ROOT))
+
+RECIPE = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
+
+
+def prepare(work: Path) -> tuple[Path, Path, Path]:
+    """(base checkpoint, synthetic tree, feature cache), built once under `work` and reused."""
+    base, data, features = work / "base", work / "data", work / "features"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if not (base / "config.json").is_file():
+        subprocess.run([sys.executable, "-m", "profvlm.cli", "init", "--vision", "random-tiny", "--text",
+                        "smollm2-offline", "--out", str(base)], check=True, cwd=REPO_ROOT, env=env)
+    if not (data / "takes.json").is_file():
+        subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--out", str(data), "--takes", "40",
+                        "--size", "32", "--seconds", "1", "--quiet"], check=True, cwd=REPO_ROOT, env=env)
+    if not (features / "manifest.json").is_file():
+        subprocess.run([sys.executable, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
+                        "--output", str(features), "--dtype", "float32"], check=True, cwd=REPO_ROOT, env=env)
+    return base, data, features
+
+
+def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, warmup: int, out: Path) -> dict:
+    """Seconds per `trainer.training_step` for one case (float32 or bf16 autocast)."""
+    import torch
+
+    from training.sft import build_trainer, parse_args
+
+    torch.manual_seed(0)
+    argv = ["--config", str(RECIPE), "--model", str(base), "--data_dir", str(data), "--features", str(features),
+            "--output_dir", str(out), "--eval_split", "none", "--report_to", "none", "--max_steps", str(steps + warmup),
+            "--bf16", "true" if case == "bf16_autocast" else "false"]
+    script_args, training_args = parse_args(argv)
+    trainer = build_trainer(script_args, training_args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's own loop, which we step by hand
+    # prepare_model is where accelerate wraps the forward in autocast when mixed precision is bf16
+    model = trainer.accelerator.prepare_model(trainer.model).train()
+    loader = trainer.get_train_dataloader()
+    batches = (batch for _ in range(steps + warmup) for batch in loader)  # epochs after epochs, as training does
+    times, losses = [], []
+    for i in range(steps + warmup):
+        batch = next(batches)
+        start = time.perf_counter()
+        loss = trainer.training_step(model, batch)
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+            losses.append(float(loss))
+    return {"step_s_median": statistics.median(times), "step_s": times, "losses": losses,
+            "batch": training_args.per_device_train_batch_size, "autocast_bf16": training_args.bf16}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Both cases, each in a subprocess; the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_sft_step.json"))
+    parser.add_argument("--work_dir", default=None, help="where the checkpoint, data and features are kept")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--case", choices=("float32", "bf16_autocast"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from profvlm.assets import cache_dir
+
+    work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_sft_step"
+    base, data, features = prepare(work)
+    if args.case:
+        print(json.dumps(time_steps(args.case, base, data, features, args.steps, args.warmup, work / args.case)))
+        return 0
+
+    from modeling_profvlm.device_policy import cpu_has_native_bf16
+
+    native = cpu_has_native_bf16()
+    report = {"cpu": platform.processor() or platform.machine(), "native_bf16": native, "cores": os.cpu_count(),
+              "load_average_before": os.getloadavg(), "recipe": str(RECIPE.relative_to(REPO_ROOT))}
+    for case in ("float32", "bf16_autocast"):
+        if case == "bf16_autocast" and not native:
+            report[case] = {"skipped": "this CPU has no native bf16: autocast would emulate it, several times slower"}
+            continue
+        proc = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps), "--warmup",
+                               str(args.warmup), "--work_dir", str(work)], cwd=REPO_ROOT, capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_sft_step: case {case} failed:\n{proc.stderr[-3000:]}")
+        report[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+    report["load_average_after"] = os.getloadavg()
+    if "step_s_median" in report.get("bf16_autocast", {}):
+        report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
