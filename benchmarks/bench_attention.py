@@ -11,7 +11,6 @@ On a busy shared CPU, `--threads 1 --clips 1` gives a quieter (same-shaped per c
 """
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_inference import _cpu_name  # noqa: E402  (same machine record as bench_inference)
+from benchmarks.report import cpu_kind, write_report  # noqa: E402
 
 CLIPS, REPEATS, MODULE_REPEATS = 5, 3, 7
 
@@ -60,7 +59,7 @@ def time_attention_module(config, dtypes, use_sdpa, use_eager, clips: int = CLIP
 def main(argv: list[str] | None = None) -> int:
     """Time the four (or two) variants and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "attention.json"))
+    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_attention.json"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--clips", type=int, default=CLIPS, help="batch of 8x3x224x224 clips per tower run")
     args = parser.parse_args(argv)
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "setup": {"tower": "timesformer-base (random weights)", "clips": args.clips, "frames": config.num_frames,
                   "image_size": config.image_size, "repeats": REPEATS, "warmup": 1,
-                  "threads": torch.get_num_threads(), "cpu": _cpu_name(), "native_bf16": native_bf16,
+                  "threads": torch.get_num_threads(), "cpu_kind": cpu_kind(),
                   "torch": torch.__version__, "load_average_before": load_before, "load_average_after": load_after},
         "seconds": {k: {"median": round(medians[k], 4), "runs": [round(t, 4) for t in times[k]]} for k in times},
         "clips_per_second": {k: round(args.clips / m, 3) for k, m in medians.items()},
@@ -123,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         **({"bf16_vs_fp32_eager_max_abs_diff":
             float((outputs["eager_bfloat16"] - outputs["eager_float32"]).abs().max())} if "eager_bfloat16" in outputs else {}),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.output, report)
     return 0
 
 

@@ -81,7 +81,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--skip_generate", action="store_true", help="only the builder benchmark")
     args = parser.parse_args(argv)
     datasets.disable_progress_bars()
-    report = {"machine": {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    from benchmarks.report import cpu_kind
+
+    report = {"machine": {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()],
                           "python": platform.python_version(), "datasets": datasets.__version__}}
     with tempfile.TemporaryDirectory() as tmp:
         root = real_sized_annotations(Path(tmp))

@@ -18,7 +18,6 @@ Each system runs in its own subprocess, so each peak RSS is its own. The JSON re
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -45,15 +44,6 @@ SMOLVLM2_TEXT_TOKENS_PER_FRAME = 10  # "Frame from 00:05:" + <fake_token_around_
 
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
-
-
-def _cpu_name() -> str:
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def write_take(folder: Path, seconds: float, fps: int = 30) -> dict[str, str]:
@@ -298,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     args.take_dir = work / "take"
     write_take(args.take_dir, args.seconds)
     args.checkpoint = build_profvlm_checkpoint(work / "profvlm-random-base")
-    from modeling_profvlm.device_policy import cpu_has_native_bf16
+    from benchmarks.report import cpu_kind, write_report
 
     load_before = os.getloadavg()
     results = {}
@@ -311,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     shell_ratio = results["shell"]["seconds"] / profvlm["classification_only_s"]
     report = {
         "setup": {"views": 5, "frames_per_view": FRAMES_PER_VIEW, "video_height": 448, "new_tokens": NEW_TOKENS,
-                  "threads": args.threads, "cpu": _cpu_name(), "native_bf16": cpu_has_native_bf16(),
+                  "threads": args.threads, "cpu_kind": cpu_kind(),
                   "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "profvlm": profvlm,
         "bare_timesformer_base_5_clips": results["bare_tower"],
@@ -328,9 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             "profvlm_peak_rss_gb": profvlm["peak_rss_gb"] <= TARGETS["profvlm_peak_rss_gb"],
         },
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.output, report)
     return 0
 
 

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
     from processing.processing_profvlm import ProfVLMProcessor
+    from benchmarks.report import cpu_kind
     from profvlm.assets import ensure_smollm2
 
     tmp = None if args.video_dir else tempfile.TemporaryDirectory(prefix="bench_processing_")
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         "targets": TARGETS, "results": results,
         "seek_exact_equals_full_decode": same,
         "snapped_indices_ego": snapped_meta[0]["indices"],
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cpu_kind": cpu_kind(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "loadavg_before": load_before, "loadavg_after": load_after, "python": platform.python_version(),
                     "platform": platform.platform()},
     }

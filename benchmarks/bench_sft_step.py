@@ -11,7 +11,6 @@ CPU kind.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -91,11 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(time_steps(args.case, base, data, features, args.steps, args.warmup, work / args.case)))
         return 0
 
-    from modeling_profvlm.device_policy import cpu_has_native_bf16
+    from benchmarks.report import cpu_kind, write_report
 
-    native = cpu_has_native_bf16()
-    report = {"cpu": platform.processor() or platform.machine(), "native_bf16": native, "cores": os.cpu_count(),
-              "load_average_before": os.getloadavg(), "recipe": str(RECIPE.relative_to(REPO_ROOT))}
+    native = cpu_kind()["native_bf16"]
+    report = {"cpu_kind": cpu_kind(), "recipe": str(RECIPE.relative_to(REPO_ROOT))}
     for case in ("float32", "bf16_autocast"):
         if case == "bf16_autocast" and not native:
             report[case] = {"skipped": "this CPU has no native bf16: autocast would emulate it, several times slower"}
@@ -106,12 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             raise SystemExit(f"bench_sft_step: case {case} failed:\n{proc.stderr[-3000:]}")
         report[case] = json.loads(proc.stdout.strip().splitlines()[-1])
-    report["load_average_after"] = os.getloadavg()
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if "step_s_median" in report.get("bf16_autocast", {}):
         report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.output, report)
     return 0
 
 

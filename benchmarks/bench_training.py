@@ -27,6 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import cpu_kind  # noqa: E402
+
 from modeling_profvlm.configuration_profvlm import TIMESFORMER_BASE_VISION_CONFIG  # noqa: E402
 
 CASES = ("features", "pixels", "skillformer")
@@ -236,7 +238,7 @@ def _report(args, results: dict, language_model: str) -> dict:
                   "warmup_steps": {"features": args.warmup, "pixels_and_skillformer": args.heavy_warmup},
                   "timed_steps": {"features": args.steps, "pixels_and_skillformer": args.heavy_steps},
                   "torch_threads": args.threads or torch.get_num_threads(),
-                  "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__},
+                  "cpu_kind": cpu_kind(), "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__},
         "cases": results,
         "targets": TARGETS,
     }

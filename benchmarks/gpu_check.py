@@ -12,7 +12,6 @@ tower, 2 SFT steps, no inference benchmark), so the script itself stays tested; 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,9 @@ def machine() -> dict:
     """What the check ran on: GPU name and memory, CPU kind, native bf16, torch version."""
     import torch
 
-    from modeling_profvlm.device_policy import cpu_has_native_bf16
+    from benchmarks.report import cpu_kind
 
-    info = {"cpu": platform.processor() or platform.machine(), "cpu_native_bf16": cpu_has_native_bf16(),
-            "cores": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    info = {"cpu_kind": cpu_kind(), "torch": torch.__version__, "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 1e9, 1),
@@ -58,8 +56,6 @@ def run(stage: str, cmd: list[str], timings: dict, env: dict) -> subprocess.Comp
 
 def check(work: Path, text: str, dry: bool) -> dict:
     """Every stage in order; returns the report."""
-    import torch
-
     sizes = SIZES["dry" if dry else "gpu"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -133,15 +129,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from benchmarks.report import write_report
+
     dry = args.dry_run or not torch.cuda.is_available()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; running the CPU dry run at tiny size instead (no GPU numbers).",
               file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         report = check(Path(args.work_dir or tmp), args.text, dry)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.output, report)
     return 0
 
 

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=discover(), help="run only these benchmarks")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0]},
+    from benchmarks.report import cpu_kind
+
+    summary = {"machine": {"platform": platform.platform(), "cpu_kind": cpu_kind(), "python": sys.version.split()[0]},
                "benchmarks": {name: run_one(name) for name in (args.only or discover())}}
     Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
     failed = [n for n, e in summary["benchmarks"].items() if e["returncode"] != 0]

@@ -1,7 +1,6 @@
 """The `proficiency-estimation` pipeline: input forms, batching, masked views, bad input, and the Hub-cache path."""
 import json
 
-import numpy as np
 import pytest
 from transformers import pipeline
 
@@ -172,3 +171,22 @@ def test_no_dtype_follows_the_device_policy_and_keeps_the_fp32_label(tiny_checkp
     assert fp32.model.model.vision_tower.dtype == torch.float32
     for take in takes:
         assert auto(take, return_feedback=False)["proficiency"] == fp32(take, return_feedback=False)["proficiency"]
+
+
+def test_a_checkpoint_trained_on_fp32_features_keeps_its_tower_in_fp32(tiny_checkpoint, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import torch
+
+    from modeling_profvlm import device_policy
+
+    ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "vision_feature_dtype": "float32"}))
+    monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: True)
+    pipe = pipeline("proficiency-estimation", model=str(ckpt), pipeline_class=ProficiencyEstimationPipeline, device="cpu")
+    assert pipe.model.model.vision_tower.dtype == torch.float32  # the dtype its training features were made in
+    assert pipe.model.model.language_model.dtype == torch.bfloat16  # the rest follows the policy
+    pipe.set_device_policy("bfloat16")  # told otherwise
+    assert pipe.model.model.vision_tower.dtype == torch.bfloat16

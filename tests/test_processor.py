@@ -1,5 +1,4 @@
 """ProfVLMProcessor: multi-view batches, pixels against an independent reference, text expansion, save/load, errors."""
-import json
 
 import av
 import numpy as np

@@ -1,6 +1,5 @@
 """[demo] Every fenced Python block of the README runs, against a tiny local checkpoint laid out as the Hub cache."""
 import re
-from pathlib import Path
 
 from tests.hub_cache import REPO_ROOT, make_hub_cache, run_isolated
 from tests.serving_helpers import write_take
