@@ -185,14 +185,10 @@ def resolve_device_policy(
     else:  # mps, xpu, ...: float32 is the dtype every backend supports
         auto_tower, auto_lm, reason = torch.float32, torch.float32, f"{chosen.type} device"
 
-    if tower is not None or lm is not None or both is not None:
-        reason = f"{reason}; dtype set explicitly"
-    policy = DevicePolicy(
-        device=chosen,
-        tower_dtype=_first(tower, both, auto_tower),
-        lm_dtype=_first(lm, both, auto_lm),
-        reason=reason,
-    )
+    tower_dtype, lm_dtype = _first(tower, both, auto_tower), _first(lm, both, auto_lm)
+    if (tower_dtype, lm_dtype) != (auto_tower, auto_lm):  # say so only when an override changed the choice
+        reason = f"{reason}; dtype overridden"
+    policy = DevicePolicy(device=chosen, tower_dtype=tower_dtype, lm_dtype=lm_dtype, reason=reason)
     line = policy.describe()
     if line not in _logged:  # once per process (per distinct policy), not on every call
         _logged.add(line)

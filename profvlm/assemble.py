@@ -17,7 +17,7 @@ from processing.text_format import CHAT_TEMPLATE
 
 from training.script_errors import one_line
 
-from .assets import SMOLLM2_HUB_ID
+from .assets import SMOLLM2_HUB_ID, is_converted_smollm2
 from .code_export import finalize_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
     tower, random_tower = load_vision_tower(vision, seed)
     lm, tokenizer = load_language_model(text)
     config_overrides.setdefault("vision_tower_source", vision)
-    # The offline SmolLM2 is a conversion of the Hub model; name the Hub model (its licence and card apply).
-    config_overrides.setdefault("language_model_source", SMOLLM2_HUB_ID if text == OFFLINE_TEXT else text)
+    # The offline SmolLM2 (by name, or its converted folder) is the Hub model: name that (its licence and card apply).
+    offline = text == OFFLINE_TEXT or is_converted_smollm2(text)
+    config_overrides.setdefault("language_model_source", SMOLLM2_HUB_ID if offline else text)
     tokenizer.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]})
     video_token_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
     text_config = lm.config

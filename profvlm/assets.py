@@ -99,6 +99,11 @@ def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def is_converted_smollm2(folder: str | os.PathLike) -> bool:
+    """True for a folder `convert_gguf_to_safetensors` wrote (SmolLM2-135M-Instruct from the PyPI wheel)."""
+    return (Path(folder) / _DONE_MARKER).is_file()
+
+
 def ensure_smollm2() -> Path:
     """Fetch and convert SmolLM2-135M-Instruct once; a no-op when the converted folder is already there."""
     target = smollm2_dir()

@@ -121,3 +121,18 @@ def test_profvlm_synthetic_writes_a_marked_tree(tmp_path, capsys):
     assert (out / "takes.json").is_file() and len(list(out.rglob("*.mp4"))) == 10
     assert json.loads((out / "profvlm_synthetic.json").read_text())["synthetic"] is True
     assert f"wrote 2 synthetic takes to {out}" in capsys.readouterr().out
+
+
+def test_init_names_the_components_it_was_built_from(tiny_text_dir, tmp_path):
+    import shutil
+
+    from profvlm.assemble import build_base_checkpoint
+    from profvlm.assets import SMOLLM2_HUB_ID
+
+    plain = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "plain")
+    config = json.loads((plain / "config.json").read_text())
+    assert (config["vision_tower_source"], config["language_model_source"]) == ("random-tiny", str(tiny_text_dir))
+    converted = shutil.copytree(tiny_text_dir, tmp_path / "smollm2-135m-instruct")
+    (converted / assets._DONE_MARKER).write_text("converted\n")  # what `profvlm assets` leaves in its folder
+    offline = build_base_checkpoint("random-tiny", str(converted), tmp_path / "offline")
+    assert json.loads((offline / "config.json").read_text())["language_model_source"] == SMOLLM2_HUB_ID

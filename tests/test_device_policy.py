@@ -68,7 +68,9 @@ def test_explicit_dtypes_win(machine):
     machine(cpu_bf16=True)
     both = resolve_device_policy(dtype="fp32")
     assert (both.tower_dtype, both.lm_dtype) == (torch.float32, torch.float32)
-    assert "explicit" in both.reason
+    assert "dtype overridden" in both.reason
+    same = resolve_device_policy(dtype="bf16")  # what the policy would pick anyway: nothing was overridden
+    assert "overridden" not in same.reason
     mixed = resolve_device_policy(dtype="float32", tower_dtype=torch.bfloat16)
     assert (mixed.tower_dtype, mixed.lm_dtype) == (torch.bfloat16, torch.float32)
     only_lm = resolve_device_policy(lm_dtype="float32")
