@@ -60,13 +60,9 @@ def _time_steps(step, warmup: int, steps: int) -> list[float]:
 
 def _profvlm_batch(tokenizer, video_token_id: int, batch: int):
     """Token ids and labels for `batch` chat samples with one `<video>` each (the answer is ~130 tokens)."""
-    try:
-        from processing.text_format import build_messages
+    from processing.text_format import build_messages
 
-        messages = build_messages(label="Intermediate Expert", feedback=_FEEDBACK.strip())
-    except ImportError:  # processing/ not there yet: an equivalent ChatML prompt
-        messages = [{"role": "user", "content": "<video>\nEstimate the proficiency of the performer."},
-                    {"role": "assistant", "content": "Proficiency: Intermediate Expert\nFeedback: " + _FEEDBACK}]
+    messages = build_messages(label="Intermediate Expert", feedback=_FEEDBACK.strip())
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"]).repeat(batch, 1)
     if int((ids[0] == video_token_id).sum()) != 1:

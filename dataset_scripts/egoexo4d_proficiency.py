@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="truncate each feedback text to this many words")
     parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
-    parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a skipped row")
+    parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a masked view")
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder (default: the HF datasets cache)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -611,4 +611,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from dataset_scripts.script_errors import run_with_one_line_errors
+
+    sys.exit(run_with_one_line_errors("dataset_scripts/egoexo4d_proficiency.py", main))

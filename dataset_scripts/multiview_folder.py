@@ -238,6 +238,12 @@ def folder_features(labels: list[str]) -> datasets.Features:
     return datasets.Features({**FEATURES, "proficiency": datasets.ClassLabel(names=list(labels))})
 
 
+def folder_splits(root: str | os.PathLike) -> list[str]:
+    """The splits that have rows in the folder's metadata, in train / validation / test order."""
+    takes = read_folder(root)[3]
+    return [s for s in SPLITS if any(t.split == s for t in takes)]
+
+
 def load_multiview_folder_with_report(
     root: str | os.PathLike, split: str = "train", *, strict: bool = False, views: list[str] | None = None,
 ) -> tuple[datasets.Dataset, FolderReport]:
@@ -394,4 +400,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from dataset_scripts.script_errors import run_with_one_line_errors
+
+    sys.exit(run_with_one_line_errors("dataset_scripts/multiview_folder.py", main))

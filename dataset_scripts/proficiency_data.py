@@ -11,7 +11,14 @@ from dataset_scripts.egoexo4d_proficiency import (
     load_egoexo4d_proficiency,
     truncate_words,
 )
-from dataset_scripts.multiview_folder import METADATA_FILES, folder_views, is_multiview_folder, load_multiview_folder, read_labels
+from dataset_scripts.multiview_folder import (
+    METADATA_FILES,
+    folder_splits,
+    folder_views,
+    is_multiview_folder,
+    load_multiview_folder,
+    read_labels,
+)
 from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES
 
 EGOEXO4D, FOLDER = "egoexo4d", "folder"
@@ -43,6 +50,13 @@ def dataset_views_and_labels(data_dir: str | os.PathLike, views: list[str] | Non
     return [v for v in known if views is None or v in views], read_labels(data_dir)
 
 
+def available_splits(data_dir: str | os.PathLike) -> list[str]:
+    """The splits a data_dir can give: train and validation for EgoExo4D, the splits with rows for a folder."""
+    if dataset_kind(data_dir) == EGOEXO4D:
+        return ["train", "validation"]
+    return folder_splits(data_dir)
+
+
 def is_synthetic(data_dir: str | os.PathLike) -> bool:
     """True for a tree written by the synthetic generator (it leaves a marker file at the root)."""
     return (Path(data_dir) / SYNTHETIC_MARKER).is_file()
@@ -70,4 +84,4 @@ def load_proficiency_split(data_dir: str | os.PathLike, config: str, split: str,
     return dataset
 
 
-__all__ = ["EGOEXO4D", "FOLDER", "dataset_kind", "dataset_views_and_labels", "is_synthetic", "load_proficiency_split"]
+__all__ = ["EGOEXO4D", "FOLDER", "available_splits", "dataset_kind", "dataset_views_and_labels", "is_synthetic", "load_proficiency_split"]

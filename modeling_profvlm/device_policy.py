@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .timesformer_sdpa import sdpa_recommended, use_eager_attention, use_sdpa_attention
+
 logger = logging.getLogger(__name__)
 
 PROJECTOR_DTYPE = torch.float32
@@ -196,6 +198,20 @@ def resolve_device_policy(
     return policy
 
 
+def policy_for_checkpoint(config, device: str | torch.device | None = None,
+                          dtype: str | torch.dtype | None = None) -> DevicePolicy:
+    """The policy for a ProfVLM checkpoint: without `dtype`, its tower runs in the dtype its training features were
+    made in (`config.vision_feature_dtype`), so the projector sees features like those it learned from; the rest as
+    `resolve_device_policy`. A bf16 feature dtype on a CPU without native bf16 is kept (it is what the checkpoint
+    learned) but logged, since there it is emulated and several times slower than `--dtype float32`."""
+    feature_dtype = getattr(config, "vision_feature_dtype", None) if parse_dtype(dtype) is None else None
+    policy = resolve_device_policy(device, dtype, tower_dtype=feature_dtype)
+    if policy.device.type == "cpu" and policy.tower_dtype == torch.bfloat16 and not cpu_has_native_bf16():
+        logger.warning("The tower runs in bfloat16 (the dtype this checkpoint's training features were made in), "
+                       "which this CPU emulates slowly; pass --dtype float32 (dtype=\"float32\") for speed.")
+    return policy
+
+
 def add_device_arguments(parser) -> None:
     """`--device` and `--dtype` on an argparse parser: the command-line overrides of this policy, the same on
     every ProfVLM command (profvlm predict / app / demo, feature extraction, evaluation)."""
@@ -219,7 +235,8 @@ def _components(model: nn.Module) -> nn.Module:
 def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower`, `.model.multi_modal_projector`,
     `.model.language_model`, `.lm_head`) to `policy.device`: the tower in `tower_dtype`, the language model and LM
-    head in `lm_dtype`, the projector in float32. Tied input/output embeddings stay tied. Returns `model`."""
+    head in `lm_dtype`, the projector in float32; the tower's attention through SDPA where that is faster
+    (`timesformer_sdpa.sdpa_recommended`). Tied input/output embeddings stay tied. Returns `model`."""
     inner = _components(model)
     embeddings = inner.model.language_model.get_input_embeddings()
     tied = embeddings.weight is inner.lm_head.weight
@@ -241,12 +258,16 @@ def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     # future torch swaps parameters on conversion (torch.__future__.set_overwrite_module_params_on_conversion).
     if tied and inner.lm_head.weight is not embeddings.weight:
         inner.lm_head.weight = embeddings.weight
+    # TimeSformer attention through SDPA exactly where that measured faster for this device and tower dtype.
+    swap = use_sdpa_attention if sdpa_recommended(policy.device, policy.tower_dtype) else use_eager_attention
+    swap(inner.model.vision_tower)
     return model
 
 
 __all__ = [
     "DTYPE_NAMES",
     "add_device_arguments",
+    "policy_for_checkpoint",
     "PROJECTOR_DTYPE",
     "DevicePolicy",
     "apply_device_policy",

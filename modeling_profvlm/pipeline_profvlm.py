@@ -1,10 +1,10 @@
 # The `proficiency-estimation` pipeline: one take's camera views in; level, probabilities, feedback, camera weights out.
-from transformers import Pipeline
+import torch
+from transformers import Pipeline, pipeline
 
-from .device_policy import DevicePolicy, apply_device_policy, resolve_device_policy
+from .device_policy import DevicePolicy, apply_device_policy, policy_for_checkpoint, resolve_device_policy
 from .label_scoring import generate_after_labels, score_labels, unpadded_rows
 from .take_inputs import split_takes
-from .timesformer_sdpa import sdpa_recommended, use_eager_attention, use_sdpa_attention
 
 DEFAULT_MAX_NEW_TOKENS = 128
 
@@ -40,13 +40,8 @@ class ProficiencyEstimationPipeline(Pipeline):
         features were made in), else `dtype` for tower and LM; the projector stays float32; TimeSformer attention
         goes through SDPA where that measured faster. Loading in float32 and calling this with a dtype keeps the
         projector's weights exact, unlike `pipeline(..., dtype=...)`, which loads every weight in that dtype."""
-        feature_dtype = getattr(self.model.config, "vision_feature_dtype", None) if dtype is None else None
-        policy = resolve_device_policy(self.device, dtype=dtype, tower_dtype=feature_dtype)
-        apply_device_policy(self.model, policy)
-        if sdpa_recommended(policy.device, policy.tower_dtype):
-            use_sdpa_attention(self.model.model.vision_tower)
-        else:
-            use_eager_attention(self.model.model.vision_tower)
+        policy = policy_for_checkpoint(self.model.config, self.device, dtype)
+        apply_device_policy(self.model, policy)  # also picks the tower's attention kernel (SDPA where faster)
         self.device_policy = policy
         return policy
 
@@ -111,4 +106,14 @@ class ProficiencyEstimationPipeline(Pipeline):
         }
 
 
-__all__ = ["ProficiencyEstimationPipeline", "DEFAULT_MAX_NEW_TOKENS"]
+def load_proficiency_pipeline(model: str, device=None, dtype=None, **kwargs) -> ProficiencyEstimationPipeline:
+    """The installed `proficiency-estimation` pipeline for a checkpoint folder or Hub id, under the device policy
+    (`device`/`dtype` override it). The weights load in float32 and are cast once to the chosen dtypes, so the
+    projector stays exact and `dtype="float32"` means the weights as saved, never a bf16-rounded copy."""
+    pipe = pipeline("proficiency-estimation", model=model, pipeline_class=ProficiencyEstimationPipeline,
+                    device=resolve_device_policy(device).device, dtype=torch.float32, **kwargs)
+    pipe.set_device_policy(dtype)  # None/"auto": the policy's choice for this machine
+    return pipe
+
+
+__all__ = ["ProficiencyEstimationPipeline", "load_proficiency_pipeline", "DEFAULT_MAX_NEW_TOKENS"]

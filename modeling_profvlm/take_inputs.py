@@ -16,9 +16,13 @@ def _is_frame(x) -> bool:
 
 
 def is_clip(x) -> bool:
-    """One view's decoded frames: a 4-D array/tensor, a 3-D (T, H, W) gray array, or a non-empty list of frames."""
-    if getattr(x, "ndim", None) in (3, 4) and not isinstance(x, (list, tuple)):
+    """One view's decoded frames: a 4-D array/tensor, a 3-D (T, H, W) gray array, or a non-empty list of frames.
+    A lone (H, W, C) image (C = 1, 3 or 4) is not a clip: one picture cannot show how someone moves."""
+    ndim = getattr(x, "ndim", None)
+    if ndim == 4 and not isinstance(x, (list, tuple)):
         return True
+    if ndim == 3 and not isinstance(x, (list, tuple)):
+        return x.shape[-1] not in (1, 3, 4)
     return isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_frame(f) for f in x)
 
 

@@ -7,7 +7,8 @@ so weights, state_dict keys and checkpoints are unchanged, and `use_eager_attent
 Whether it pays depends on the dtype (measured on a native-bf16 AMD EPYC CPU, torch 2.13, 1 thread, base tower,
 one 8x3x224x224 clip, median of 3): float32 eager 5.75 s -> SDPA 4.87 s (1.18x faster); bfloat16 eager 2.33 s
 -> SDPA 2.53 s (0.92x: slower, torch's CPU flash kernel loses to oneDNN's bf16 matmuls at these short sequences
-of 197 and 8 tokens). `sdpa_recommended()` encodes that: on a CPU, SDPA for float32 towers only.
+of 197 and 8 tokens). `sdpa_recommended()` encodes that: on a CPU, SDPA for float32 towers only; on CUDA it is
+not measured yet, so eager stays the default there. The device policy (`apply_device_policy`) applies the choice.
 
 Adapted from TimesformerSelfAttention.forward in transformers/models/timesformer/modeling_timesformer.py
 (itself from facebookresearch/TimeSformer timesformer/models/vit.py)."""
@@ -53,12 +54,10 @@ def _swap(module: nn.Module, source: type, target: type) -> int:
 
 
 def sdpa_recommended(device: torch.device | str, dtype: torch.dtype) -> bool:
-    """Whether SDPA is the faster TimeSformer attention for a tower on `device` in `dtype`: on a CPU only in
-    float32 (measured, see the module docstring); on CUDA always (fused flash/memory-efficient kernels; not
-    measured in this repository)."""
+    """Whether SDPA is the faster TimeSformer attention for a tower on `device` in `dtype`: measured on a CPU, where
+    it is faster in float32 only (see the module docstring). On CUDA it has not been measured in this repository,
+    so eager stays the default there until `make gpu-check` says otherwise."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return True
     return device.type == "cpu" and dtype == torch.float32
 
 

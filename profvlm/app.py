@@ -61,21 +61,15 @@ def load_estimator(model: str, device: str | None = None,
 
     The one place where the app picks its device and dtypes: the shared device policy decides (CUDA when
     available; bf16 where the hardware has it natively), `device`/`dtype` override it."""
-    from transformers import pipeline
-
-    from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint
-    from modeling_profvlm.device_policy import resolve_device_policy
-    from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
     import processing  # noqa: F401  (registers ProfVLMProcessor with AutoProcessor: no remote code needed)
+    from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 
     if _looks_local(model):
         model = str(require_profvlm_checkpoint(Path(model).expanduser(), "--model"))
-    # The installed class, not the checkpoint's copy (which transformers would pick from custom_pipelines); it
-    # applies the shared device policy itself, with `device`/`dtype` as overrides.
-    pipe = pipeline("proficiency-estimation", model=model, pipeline_class=ProficiencyEstimationPipeline,
-                    device=resolve_device_policy(device).device)
-    if dtype is not None:
-        pipe.set_device_policy(dtype)
+    # The installed class, not the checkpoint's copy (which transformers would pick from custom_pipelines), under the
+    # shared device policy, with `device`/`dtype` as overrides and the weights cast once from float32.
+    pipe = load_proficiency_pipeline(model, device, dtype)
     logger.info("ProfVLM app: model %s, %s", model, pipe.device_policy.describe())
     return pipe, pipe.device_policy
 
@@ -225,7 +219,7 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
             logger.info("rejected request: %s", err)
             raise gr.Error(str(err), duration=30, print_exception=False) from None
         except Exception as err:  # never a traceback for the visitor; the server log keeps it
-            from training.script_errors import one_line
+            from dataset_scripts.script_errors import one_line
 
             logger.exception("estimation failed")
             raise gr.Error(f"Estimation failed: {one_line(err)}", duration=30, print_exception=False) from None

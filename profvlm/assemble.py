@@ -15,7 +15,7 @@ from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
 from processing.processing_profvlm import ProfVLMProcessor
 from processing.text_format import CHAT_TEMPLATE
 
-from training.script_errors import one_line
+from dataset_scripts.script_errors import one_line
 
 from .assets import SMOLLM2_HUB_ID, is_converted_smollm2
 from .code_export import finalize_checkpoint

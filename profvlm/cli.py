@@ -4,7 +4,7 @@ import argparse
 import logging
 import sys
 
-from training.script_errors import EXPECTED_ERRORS, one_line
+from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line
 
 from . import app, serving_cli
 from .assets import AssetError

@@ -62,20 +62,14 @@ def format_report(result: dict, take: dict[str, str], random_tower: bool = False
 
 def run_predict(args: argparse.Namespace) -> int:
     """`profvlm predict`: run the pipeline on one take and print the report (or JSON)."""
-    from transformers import pipeline
-
     import processing  # noqa: F401  (registers AutoProcessor for the installed classes)
     from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
-    from modeling_profvlm.device_policy import resolve_device_policy
-    from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 
     config = ProfVLMConfig.from_pretrained(require_profvlm_checkpoint(args.model))
     take = take_from_args(args.ego, args.exo, list(config.view_names), args.view)
     # The installed class, not the checkpoint's copy (which transformers would pick from custom_pipelines).
-    pipe = pipeline("proficiency-estimation", model=args.model, pipeline_class=ProficiencyEstimationPipeline,
-                    device=resolve_device_policy(args.device).device)
-    if args.dtype is not None:
-        pipe.set_device_policy(args.dtype)
+    pipe = load_proficiency_pipeline(args.model, args.device, args.dtype)
     result = pipe(take, return_feedback=not args.no_feedback, max_new_tokens=args.max_new_tokens)
     if args.json:
         print(json.dumps({**result, "views": take}, indent=2))
@@ -104,7 +98,8 @@ def run_push(args: argparse.Namespace) -> int:
     files = upload_plan(args.model)
     if args.dry_run:
         visibility = "private" if args.private else "public"
-        print(f"Would upload {len(files)} files from {args.model} to {args.repo} ({visibility}):")
+        print(f"Would upload {len(files)} files from {args.model} to {args.repo} ({visibility}), after writing "
+              "this checkout's code files into the folder (as a real push does first):")
         for name in files:
             print(f"  {name}  ({(Path(args.model) / name).stat().st_size:,} bytes)")
         return 0

@@ -113,6 +113,14 @@ def test_training_scripts_end_in_one_line_too(tmp_path):
         assert proc.returncode == 1, proc.stderr[-2000:]
         lines = [line for line in proc.stderr.splitlines() if line.startswith(script)]
         assert lines and "no config.json there" in lines[-1] and "Traceback" not in proc.stderr
+    for script, expected in (("dataset_scripts/egoexo4d_proficiency.py", "Ego-Exo4D root not found"),
+                             ("dataset_scripts/multiview_folder.py", "labels.json not found")):
+        proc = subprocess.run([sys.executable, script, "--data_dir", str(tmp_path / "nope"), "--output",
+                               str(tmp_path / "o")], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
+                              timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and lines[-1].startswith(f"{script}: ") and expected in lines[-1], proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def test_profvlm_synthetic_writes_a_marked_tree(tmp_path, capsys):

@@ -175,3 +175,20 @@ def test_apply_device_policy_on_tiny_model(lm_dtype):
         generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     assert out.logits.dtype == lm_dtype and torch.isfinite(out.logits.float()).all()
     assert generated.shape == (2, inputs["input_ids"].shape[1] + 3)
+
+
+def test_a_checkpoint_keeps_its_feature_dtype_and_an_emulated_bf16_is_said(machine, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from modeling_profvlm.device_policy import policy_for_checkpoint
+
+    machine(cpu_bf16=False)
+    config = SimpleNamespace(vision_feature_dtype="bfloat16")
+    with caplog.at_level(logging.WARNING, logger="modeling_profvlm.device_policy"):
+        policy = policy_for_checkpoint(config)
+    assert (policy.tower_dtype, policy.lm_dtype) == (torch.bfloat16, torch.float32)
+    assert "emulates slowly" in caplog.text and "--dtype float32" in caplog.text
+    told = policy_for_checkpoint(config, dtype="float32")  # told otherwise: the feature dtype no longer decides
+    assert told.tower_dtype == torch.float32
+    assert policy_for_checkpoint(SimpleNamespace(vision_feature_dtype=None)).tower_dtype == torch.float32

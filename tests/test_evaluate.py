@@ -287,6 +287,13 @@ def tiny_model_and_rows(tiny_checkpoint, tmp_path_factory):
     return model, AutoProcessor.from_pretrained(tiny_checkpoint), load_rows(tree, "demonstrator", "validation", PROFICIENCY_LABELS)
 
 
+class InMemoryCache(dict):
+    """What evaluation needs of a FeatureCache: take_uid -> (features, view_mask), the mask as given."""
+
+    def features_of(self, take_uid, views):
+        return self[take_uid]
+
+
 def test_view_settings_really_mask_views(tiny_model_and_rows):
     """Ego probabilities ignore the exo features and Exos probabilities ignore the ego features."""
     model, processor, rows = tiny_model_and_rows
@@ -295,7 +302,7 @@ def test_view_settings_really_mask_views(tiny_model_and_rows):
     base = {r["take_uid"]: (torch.randn(views, dim, generator=g), torch.ones(views, dtype=torch.long)) for r in rows}
 
     def probabilities(change_view: slice) -> dict:
-        cache = {}
+        cache = InMemoryCache()
         for uid, (features, mask) in base.items():
             features = features.clone()
             features[change_view] = torch.randn(features[change_view].shape, generator=g) * 5
@@ -315,8 +322,9 @@ def test_takes_without_the_views_of_a_setting_are_left_out(tiny_model_and_rows):
     model, processor, rows = tiny_model_and_rows
     dim = model.config.vision_config.hidden_size
     no_ego = torch.tensor([0, 1, 1, 1, 1])
-    cache = {r["take_uid"]: (torch.randn(5, dim) * no_ego[:, None], no_ego if i == 0 else torch.ones(5, dtype=torch.long))
-             for i, r in enumerate(rows)}
+    cache = InMemoryCache({r["take_uid"]: (torch.randn(5, dim) * no_ego[:, None],
+                                           no_ego if i == 0 else torch.ones(5, dtype=torch.long))
+                           for i, r in enumerate(rows)})
     preds = predict_takes(model, processor, rows, cache, batch_size=2, generate=False)
     assert preds.predictions["ego"][0] is None and preds.probabilities["ego"][0] is None
     assert all(p is not None for p in preds.predictions["ego"][1:] + preds.predictions["exos"])

@@ -80,3 +80,25 @@ def test_a_checkpoint_with_other_labels_refuses_the_dataset_naming_both_lists(fo
     message = str(err.value)
     assert "['beginner', 'intermediate', 'advanced']" in message and "'Novice'" in message
     assert "Traceback" not in message  # a one-line error, not a trace
+
+
+def test_a_folder_with_train_rows_only_trains_without_the_per_epoch_evaluation(tiny_text_dir, tmp_path):
+    from profvlm.cli import main as profvlm
+
+    root = tmp_path / "train_only"
+    (root / "videos").mkdir(parents=True)
+    (root / "labels.json").write_text(json.dumps({"labels": ["low", "high"]}))
+    rows = []
+    for i in range(4):
+        write_pattern_video(root / "videos" / f"t{i}.mp4", num_frames=8, height=32, width=32, seed=i)
+        rows.append(json.dumps({"take_id": f"t{i}", "split": "train", "label": ["low", "high"][i % 2],
+                                "cam_file_name": f"videos/t{i}.mp4"}))
+    (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    base = tmp_path / "base"
+    assert profvlm(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--out", str(base),
+                    "--data_dir", str(root)]) == 0
+    proc = run_script([sys.executable, "training/sft.py", "--model", str(base), "--data_dir", str(root),
+                       "--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--per_device_train_batch_size", "2",
+                       "--report_to", "none", "--save_strategy", "no"])
+    assert "has no split 'validation': no evaluation during training" in proc.stdout + proc.stderr
+    assert (tmp_path / "run" / "final" / "config.json").is_file()

@@ -165,10 +165,16 @@ def test_no_dtype_follows_the_device_policy_and_keeps_the_fp32_label(tiny_checkp
     assert auto.model.model.vision_tower.dtype == expected and auto.model.model.language_model.dtype == expected
     assert auto.model.model.multi_modal_projector.fc_in.weight.dtype == torch.float32
     assert auto.device_policy.tower_dtype == expected
-    fp32 = pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline,
-                    device="cpu")
-    fp32.set_device_policy("float32")  # an explicit dtype wins over the policy
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
+
+    fp32 = load_proficiency_pipeline(str(tiny_checkpoint), "cpu", "float32")  # an explicit dtype wins
     assert fp32.model.model.vision_tower.dtype == torch.float32
+    # ... and means the weights as saved, not a copy rounded to bf16 on the way
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tiny_checkpoint / "model.safetensors"))
+    name = "model.vision_tower.encoder.layer.0.attention.attention.qkv.weight"
+    assert torch.equal(dict(fp32.model.named_parameters())[name], saved[name])
     for take in takes:
         assert auto(take, return_feedback=False)["proficiency"] == fp32(take, return_feedback=False)["proficiency"]
 

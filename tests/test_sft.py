@@ -265,3 +265,13 @@ def test_cpu_training_uses_bf16_autocast_only_where_the_cpu_has_it(native, monke
     assert args.use_cpu is True and args.bf16 is native
     _, forced = parse_args(["--model", "m", "--data_dir", "d", "--bf16", "false"])
     assert forced.bf16 is False  # the command line still wins
+
+
+def test_views_selects_views_with_a_feature_cache_too(tiny_checkpoint, tree, feature_cache):
+    from training.feature_cache import FeatureCache
+
+    processor = ProfVLMProcessor.from_pretrained(tiny_checkpoint)
+    rows = to_training_rows(load_split(str(tree), "demonstrator", "train", views=["ego", "exo2"]), PROFICIENCY_LABELS, 4)
+    batch = ProfVLMCollator(processor, PROFICIENCY_LABELS, features=FeatureCache(feature_cache))(list(rows))
+    # the cache holds every view of these takes; the rows name two, and only those may reach the model
+    assert batch["view_mask"].tolist() == [[1, 0, 1, 0, 0]] * len(rows)

@@ -31,6 +31,7 @@ FORMS = {
 AMBIGUOUS = {
     "dict beside a path": [{"ego": "a.mp4"}, "b.mp4"],
     "frame beside a clip": [np.zeros((8, 8, 3), np.uint8), CLIP],
+    "one (H, W, 3) image, not a clip": np.zeros((8, 8, 3), np.uint8),
     "a number": 3,
     "empty list": [],
 }

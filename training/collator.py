@@ -72,7 +72,7 @@ class ProfVLMCollator:
         texts, prompts = [r[0] for r in rendered], [r[1] for r in rendered]
         if self.features is not None:
             batch = dict(self.processor(text=texts, return_tensors="pt"))
-            cached = [self.features[row["take_uid"]] for row in rows]
+            cached = [self.features.features_of(row["take_uid"], row["view_names"]) for row in rows]
             batch["video_features"] = torch.stack([f for f, _ in cached])  # [B, V, D]
             batch["view_mask"] = torch.stack([m for _, m in cached])  # [B, V]
         else:

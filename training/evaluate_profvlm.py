@@ -33,7 +33,7 @@ from training.evaluation_metrics import (  # noqa: E402
     reliability_bins,
 )
 from training.evaluation_predictions import (  # noqa: E402
-    DEFAULT_MAX_NEW_TOKENS,
+    EVAL_MAX_NEW_TOKENS,
     TakePredictions,
     all_views_setting,
     predict_takes,
@@ -184,11 +184,10 @@ def run_under_device_policy(model, device: str | None = None, dtype: str | None 
     """Put `model` on the shared device policy's device and dtypes (CUDA when present; the tower in bf16 where
     native, or in the dtype the training features were made in; the projector float32); `device`/`dtype`
     override it. Returns the policy."""
-    from modeling_profvlm.device_policy import apply_device_policy, resolve_device_policy
+    from modeling_profvlm.device_policy import apply_device_policy, policy_for_checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    feature_dtype = getattr(base.config, "vision_feature_dtype", None) if dtype in (None, "auto") else None
-    policy = resolve_device_policy(device, dtype, tower_dtype=feature_dtype)
+    policy = policy_for_checkpoint(base.config, device, dtype)
     apply_device_policy(model, policy)
     logger.info("Evaluating on %s", policy.describe())
     return policy
@@ -199,6 +198,22 @@ def open_feature_cache(cache_dir: str | Path, model, processor):
     from training.feature_cache import FeatureCache, build_manifest, sampling_spec
 
     return FeatureCache(cache_dir, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
+
+
+def evaluated_views(data_dir: str | Path, checkpoint_views: list[str], selected: list[str] | None = None
+                    ) -> list[str] | None:
+    """The dataset's views that the checkpoint knows (and `--views` keeps), or None for all of them: a checkpoint
+    built for fewer views (`profvlm init --views ...`) is evaluated on exactly those."""
+    from dataset_scripts.proficiency_data import dataset_views_and_labels
+
+    dataset_views, _ = dataset_views_and_labels(data_dir)
+    unknown = [v for v in selected or [] if v not in checkpoint_views]
+    if unknown:
+        raise ValueError(f"--views {selected}: {unknown} are not views of the checkpoint {checkpoint_views}.")
+    views = [v for v in dataset_views if v in checkpoint_views and (selected is None or v in selected)]
+    if not views:
+        raise ValueError(f"{data_dir}: none of its views {dataset_views} is a view of the checkpoint {checkpoint_views}.")
+    return None if views == dataset_views else views
 
 
 def load_rows(data_dir: str | Path, config: str, split: str, labels: tuple[str, ...], **config_kwargs) -> list[dict]:
@@ -212,9 +227,9 @@ def load_rows(data_dir: str | Path, config: str, split: str, labels: tuple[str, 
 
 def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, output_dir: str | Path,
                         features: str | Path | None = None, bertscore_model: str | None = None,
-                        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8,
+                        max_new_tokens: int = EVAL_MAX_NEW_TOKENS, batch_size: int = 8,
                         max_feedback_words: int | None = None, model_dir: str | Path | None = None,
-                        device: str | None = None, dtype: str | None = None) -> dict:
+                        device: str | None = None, dtype: str | None = None, views: list[str] | None = None) -> dict:
     """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
     the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
     value (config.max_feedback_words), else to the builder default."""
@@ -222,12 +237,13 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     from training.evaluation_provenance import resolve_max_feedback_words
 
     labels = tuple(model.config.proficiency_labels)
+    view_names = evaluated_views(data_dir, list(model.config.view_names), views)
     settings = view_settings_for(dataset_kind(data_dir), list(model.config.view_names))
     words, words_source = resolve_max_feedback_words(max_feedback_words, model.config)
-    label_rows = load_rows(data_dir, "demonstrator", split, labels)
+    label_rows = load_rows(data_dir, "demonstrator", split, labels, views=view_names)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
-    commentary_rows = [r for r in load_rows(data_dir, "demonstrator_commentary", split, labels,
+    commentary_rows = [r for r in load_rows(data_dir, "demonstrator_commentary", split, labels, views=view_names,
                                             max_feedback_words=words) if r["feedback"]]
     cache = open_feature_cache(features, model, processor) if features else None  # hashes the tower as saved
     policy = run_under_device_policy(model, device, dtype)
@@ -277,11 +293,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="where metrics.json, predictions.jsonl and the PNGs go")
     parser.add_argument("--features", default=None, help="feature cache from training/extract_features.py (optional)")
     parser.add_argument("--bertscore_model", default=None, help="BERT-like model (name or local folder) for BERTScore")
-    parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--max_new_tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
+                        help=f"feedback length limit per take (default {EVAL_MAX_NEW_TOKENS})")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_feedback_words", type=int, default=None,
                         help="cut reference feedback to N words (default: the checkpoint's training value, "
                              "config.max_feedback_words; a flag overrides it and the log says so)")
+    parser.add_argument("--views", nargs="+", default=None,
+                        help="evaluate with only these views (default: every view of the checkpoint the data has)")
     add_device_arguments(parser)
     return parser.parse_args(argv)
 
@@ -293,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
                                   args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
-                                  model_dir=args.model, device=args.device, dtype=args.dtype)
+                                  model_dir=args.model, device=args.device, dtype=args.dtype, views=args.views)
     keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
             "expected_calibration_error", "generation_label_accuracy", "num_samples")
     print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],
@@ -303,6 +322,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from training.script_errors import run_with_one_line_errors
+    from dataset_scripts.script_errors import run_with_one_line_errors
 
     sys.exit(run_with_one_line_errors("training/evaluate_profvlm.py", main))

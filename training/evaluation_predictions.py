@@ -14,7 +14,8 @@ VIEW_SETTINGS: tuple[str, ...] = ("ego", "exos", "ego_exos")
 # Any other dataset: `all` views, then each view alone, named by the view.
 ALL_VIEWS = "all"
 _VIEW_SETTING_TITLES = {"ego": "Ego", "exos": "Exos", "ego_exos": "Ego+Exos", ALL_VIEWS: "All views"}
-DEFAULT_MAX_NEW_TOKENS = 96
+# Evaluation generates feedback for every take: a shorter bound than the pipeline's default.
+EVAL_MAX_NEW_TOKENS = 96
 
 
 def view_setting_title(setting: str) -> str:
@@ -23,10 +24,13 @@ def view_setting_title(setting: str) -> str:
 
 
 def view_settings_for(dataset_kind: str, view_names: list[str]) -> tuple[str, ...]:
-    """The view settings evaluated on a dataset: Ego / Exos / Ego+Exos for EgoExo4D (`egoexo4d`), else `all` and
-    one setting per view (a folder with views front/side gives all, front, side)."""
-    if dataset_kind == EGOEXO4D:
+    """The view settings evaluated on a dataset: Ego / Exos / Ego+Exos for EgoExo4D (`egoexo4d`) with an ego view
+    and at least one exo, else `all` and one setting per view (a folder with views front/side gives all, front,
+    side; an exo-only EgoExo4D checkpoint all, exo1, ...)."""
+    if dataset_kind == EGOEXO4D and "ego" in view_names and len(view_names) > 1:
         return VIEW_SETTINGS
+    if dataset_kind == EGOEXO4D:  # an ego-less or single-view EgoExo4D checkpoint: Ego / Exos mean nothing there
+        return (ALL_VIEWS, *view_names)
     if ALL_VIEWS in view_names:  # the per-view setting would be indistinguishable from the all-views one
         raise ValueError(f"view_names {list(view_names)}: a view named {ALL_VIEWS!r} clashes with the all-views "
                          "setting; rename that view (labels.json `views` and the metadata columns).")
@@ -102,7 +106,7 @@ def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict
     prompt = processor.build_prompt()
     if cache is not None:
         prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt"))
-        loaded = [cache[row["take_uid"]] for row in rows]
+        loaded = [cache.features_of(row["take_uid"], row["view_names"]) for row in rows]
         return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded])
     batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt")
     features = model.model.encode_views(batch["pixel_values_videos"].to(model.device), batch["view_mask"].to(model.device))
@@ -110,7 +114,7 @@ def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict
 
 
 def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: int = 8, generate: bool = True,
-                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                  max_new_tokens: int = EVAL_MAX_NEW_TOKENS,
                   settings: tuple[str, ...] = VIEW_SETTINGS) -> TakePredictions:
     """Score the labels of every take in each view setting (`view_settings_for`); with `generate`, also free
     generation and the feedback, both with every view."""
@@ -175,7 +179,7 @@ __all__ = [
     "view_setting_title",
     "view_settings_for",
     "all_views_setting",
-    "DEFAULT_MAX_NEW_TOKENS",
+    "EVAL_MAX_NEW_TOKENS",
     "TakePredictions",
     "view_setting_mask",
     "generate_after",

@@ -131,15 +131,17 @@ def extract(args: argparse.Namespace) -> dict:
     model = ProfVLMForConditionalGeneration.from_pretrained(require_profvlm_checkpoint(args.model), dtype=torch.float32)
     processor = ProfVLMProcessor.from_pretrained(args.model)
     # The tower in bf16 on a GPU or a CPU with native bf16, float32 elsewhere (or as --dtype says).
-    policy = resolve_device_policy(state.device, args.dtype)
-    dtype = policy.tower_dtype
+    # One process may run on the device asked for; ranks of a launch get theirs from accelerate.
+    device = torch.device(args.device) if args.device and state.num_processes == 1 else state.device
+    policy = resolve_device_policy(device, args.dtype)
+    dtype, device = policy.tower_dtype, policy.device
     output = Path(args.output)
     manifest = build_manifest(model, sampling_spec(processor), dtype, source=str(args.model))  # hashes fp32 weights
     prepare_cache(output, manifest, args.overwrite, state)
     encoder = model.model
     del encoder.language_model, model.lm_head  # only the tower runs here; free the LM's memory
-    encoder.vision_tower.to(state.device, dtype).eval()
-    if sdpa_recommended(state.device, dtype):  # measured faster for fp32 towers on CPU (and on CUDA)
+    encoder.vision_tower.to(device, dtype).eval()
+    if sdpa_recommended(device, dtype):  # measured faster for fp32 towers on CPU (and on CUDA)
         use_sdpa_attention(encoder.vision_tower)
 
     with state.local_main_process_first():  # it builds the dataset; the other ranks reuse its Arrow cache
@@ -148,12 +150,12 @@ def extract(args: argparse.Namespace) -> dict:
     shard = dict(list(takes.items())[state.process_index :: state.num_processes])
     todo = pending_takes(output, shard, manifest)
     logger.info("rank %d: %d takes in shard, %d cached already, %d to extract (%s, dtype %s)", state.process_index,
-                len(shard), len(shard) - len(todo), len(todo), state.device, str(dtype).removeprefix("torch."))
+                len(shard), len(shard) - len(todo), len(todo), device, str(dtype).removeprefix("torch."))
     loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
     fingerprint, start = manifest_fingerprint(manifest), time.perf_counter()
     for take_uid, pixels, view_mask in tqdm(loader, total=len(todo), unit="take", desc=f"rank {state.process_index}",
                                             disable=not state.is_local_main_process):
-        features = encoder.encode_views(pixels[None].to(state.device, dtype), view_mask[None].to(state.device))[0]
+        features = encoder.encode_views(pixels[None].to(device, dtype), view_mask[None].to(device))[0]
         write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint)
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
@@ -175,6 +177,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from training.script_errors import run_with_one_line_errors
+    from dataset_scripts.script_errors import run_with_one_line_errors
 
     sys.exit(run_with_one_line_errors("training/extract_features.py", main))

@@ -243,6 +243,13 @@ class FeatureCache:
             self._loaded[take_uid] = read_take(path, self.view_names, self.feature_dim, self.fingerprint)
         return self._loaded[take_uid]
 
+    def features_of(self, take_uid: str, views) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (V, D), view_mask (V,)) of a take with only `views` present: a row that uses fewer views than
+        were cached (`--views ego`, or a file missing on disk now) sees exactly the views it lists."""
+        features, mask = self[take_uid]
+        keep = torch.tensor([name in views for name in self.view_names], dtype=mask.dtype)
+        return features, mask * keep
+
     def preload(self, take_uids) -> None:
         """Load (and so validate) every take up front, so a missing or corrupt file fails before training."""
         missing = sorted({uid for uid in take_uids if uid not in self})

@@ -113,9 +113,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConf
 def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, labels: list[str], view_names: list[str]):
     """(train rows, eval rows or None), checked against the checkpoint's `labels` and `view_names`. The local main process builds the
     dataset first; the other ranks reuse its Arrow cache instead of rebuilding it under their feet."""
+    from dataset_scripts.proficiency_data import available_splits
+
     splits = [script_args.train_split]
     if script_args.eval_split.lower() != "none":
-        splits.append(script_args.eval_split)
+        if {"val": "validation"}.get(script_args.eval_split, script_args.eval_split) in available_splits(script_args.data_dir):
+            splits.append(script_args.eval_split)
+        else:  # e.g. a folder dataset with train rows only: train without the per-epoch evaluation, and say so
+            logger.warning("%s has no split '%s': no evaluation during training (pass --eval_split NAME or none).",
+                           script_args.data_dir, script_args.eval_split)
     with training_args.main_process_first(desc="load dataset"):
         loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
                              rebuild=training_args.local_process_index == 0,
@@ -294,6 +300,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    from training.script_errors import run_with_one_line_errors
+    from dataset_scripts.script_errors import run_with_one_line_errors
 
     sys.exit(run_with_one_line_errors("training/sft.py", main))

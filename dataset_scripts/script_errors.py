@@ -1,5 +1,6 @@
-# One-line errors for ProfVLM's command-line entry points: the expected failures (a missing folder, an unreachable
-# Hub id, a wrong checkpoint, bad data) print one line that says what to do; the full trace only with --verbose.
+# One-line errors for every ProfVLM command line (profvlm, the training and the dataset scripts): the expected
+# failures (a missing folder, an unreachable Hub id, a wrong checkpoint, bad data) print one line that says what to
+# do; the full trace only with --verbose. It lives in the lowest layer that has scripts, so all of them can use it.
 import os
 import sys
 import traceback
