@@ -36,8 +36,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .timesformer_sdpa import sdpa_recommended, use_eager_attention, use_sdpa_attention
-
 logger = logging.getLogger(__name__)
 
 PROJECTOR_DTYPE = torch.float32
@@ -235,8 +233,7 @@ def _components(model: nn.Module) -> nn.Module:
 def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower`, `.model.multi_modal_projector`,
     `.model.language_model`, `.lm_head`) to `policy.device`: the tower in `tower_dtype`, the language model and LM
-    head in `lm_dtype`, the projector in float32; the tower's attention through SDPA where that is faster
-    (`timesformer_sdpa.sdpa_recommended`). Tied input/output embeddings stay tied. Returns `model`."""
+    head in `lm_dtype`, the projector in float32. Tied input/output embeddings stay tied. Returns `model`."""
     inner = _components(model)
     embeddings = inner.model.language_model.get_input_embeddings()
     tied = embeddings.weight is inner.lm_head.weight
@@ -258,9 +255,6 @@ def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     # future torch swaps parameters on conversion (torch.__future__.set_overwrite_module_params_on_conversion).
     if tied and inner.lm_head.weight is not embeddings.weight:
         inner.lm_head.weight = embeddings.weight
-    # TimeSformer attention through SDPA exactly where that measured faster for this device and tower dtype.
-    swap = use_sdpa_attention if sdpa_recommended(policy.device, policy.tower_dtype) else use_eager_attention
-    swap(inner.model.vision_tower)
     return model
 
 

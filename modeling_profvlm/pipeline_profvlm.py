@@ -37,11 +37,11 @@ class ProficiencyEstimationPipeline(Pipeline):
     def set_device_policy(self, dtype=None) -> DevicePolicy:
         """Run the model under the one device/dtype policy (`device_policy`) on this pipeline's device: with no
         `dtype`, the tower in bf16 where the hardware has it natively (or in the dtype the checkpoint's training
-        features were made in), else `dtype` for tower and LM; the projector stays float32; TimeSformer attention
-        goes through SDPA where that measured faster. Loading in float32 and calling this with a dtype keeps the
-        projector's weights exact, unlike `pipeline(..., dtype=...)`, which loads every weight in that dtype."""
+        features were made in), else `dtype` for tower and LM; the projector stays float32. Loading in float32 and
+        calling this with a dtype keeps the projector's weights exact, unlike `pipeline(..., dtype=...)`, which
+        loads every weight in that dtype."""
         policy = policy_for_checkpoint(self.model.config, self.device, dtype)
-        apply_device_policy(self.model, policy)  # also picks the tower's attention kernel (SDPA where faster)
+        apply_device_policy(self.model, policy)
         self.device_policy = policy
         return policy
 

@@ -4,11 +4,13 @@ gives `TimesformerSelfAttention` the same math through `torch.nn.functional.scal
 without touching its parameters: `use_sdpa_attention(tower)` re-classes every self-attention module in place,
 so weights, state_dict keys and checkpoints are unchanged, and `use_eager_attention(tower)` undoes it.
 
-Whether it pays depends on the dtype (measured on a native-bf16 AMD EPYC CPU, torch 2.13, 1 thread, base tower,
-one 8x3x224x224 clip, median of 3): float32 eager 5.75 s -> SDPA 4.87 s (1.18x faster); bfloat16 eager 2.33 s
--> SDPA 2.53 s (0.92x: slower, torch's CPU flash kernel loses to oneDNN's bf16 matmuls at these short sequences
-of 197 and 8 tokens). `sdpa_recommended()` encodes that: on a CPU, SDPA for float32 towers only; on CUDA it is
-not measured yet, so eager stays the default there. The device policy (`apply_device_policy`) applies the choice.
+It is opt-in, not the default: on CPU it did not measurably help (native-bf16 AMD EPYC, torch 2.13,
+benchmarks/bench_attention.py). Base tower, 5 clips of 8x3x224x224, 2 threads, median of 3, load ~1.7: float32
+eager 15.5 s vs SDPA 15.7 s (0.99x), bfloat16 7.07 s vs 6.96 s (1.02x); run to run the same variant moved by up to
+30%. One clip on one thread gave float32 1.18x and bfloat16 0.92x. Per attention module, SDPA was 1.34x faster for
+the spatial attention in float32 but slower for the temporal one (8 tokens) and for both in bfloat16, where
+torch's CPU kernel loses to oneDNN's bf16 matmuls at these short sequences. On CUDA it is not measured yet: try
+`use_sdpa_attention(model.model.vision_tower)` there and compare with `make gpu-check`.
 
 Adapted from TimesformerSelfAttention.forward in transformers/models/timesformer/modeling_timesformer.py
 (itself from facebookresearch/TimeSformer timesformer/models/vit.py)."""
@@ -53,14 +55,6 @@ def _swap(module: nn.Module, source: type, target: type) -> int:
     return swapped
 
 
-def sdpa_recommended(device: torch.device | str, dtype: torch.dtype) -> bool:
-    """Whether SDPA is the faster TimeSformer attention for a tower on `device` in `dtype`: measured on a CPU, where
-    it is faster in float32 only (see the module docstring). On CUDA it has not been measured in this repository,
-    so eager stays the default there until `make gpu-check` says otherwise."""
-    device = torch.device(device)
-    return device.type == "cpu" and dtype == torch.float32
-
-
 def use_sdpa_attention(vision_tower: nn.Module) -> int:
     """Make every TimeSformer self-attention in `vision_tower` (any module containing them, e.g. a whole ProfVLM
     model) use SDPA. Returns how many modules were swapped now; idempotent (a second call returns 0)."""
@@ -72,4 +66,4 @@ def use_eager_attention(vision_tower: nn.Module) -> int:
     return _swap(vision_tower, TimesformerSdpaSelfAttention, TimesformerSelfAttention)
 
 
-__all__ = ["TimesformerSdpaSelfAttention", "sdpa_recommended", "use_eager_attention", "use_sdpa_attention"]
+__all__ = ["TimesformerSdpaSelfAttention", "use_eager_attention", "use_sdpa_attention"]

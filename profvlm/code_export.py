@@ -12,7 +12,6 @@ EXPORTED_MODULES: tuple[str, ...] = (
     "modeling_profvlm/profvlm_facts.py",
     "modeling_profvlm/take_inputs.py",
     "modeling_profvlm/device_policy.py",
-    "modeling_profvlm/timesformer_sdpa.py",
     "modeling_profvlm/configuration_profvlm.py",
     "modeling_profvlm/modeling_profvlm.py",
     "modeling_profvlm/label_scoring.py",

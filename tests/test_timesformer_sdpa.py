@@ -7,7 +7,6 @@ from transformers import AutoModel, TimesformerConfig
 from modeling_profvlm.configuration_profvlm import TIMESFORMER_BASE_VISION_CONFIG, TIMESFORMER_TINY_VISION_CONFIG
 from modeling_profvlm.timesformer_sdpa import (
     TimesformerSdpaSelfAttention,
-    sdpa_recommended,
     use_eager_attention,
     use_sdpa_attention,
 )
@@ -112,24 +111,3 @@ def test_sdpa_bf16_close_to_eager_bf16():
         use_sdpa_attention(tower)
         sdpa = tower(pixel_values=pixels).last_hidden_state.float()
     torch.testing.assert_close(sdpa, eager, atol=5e-2, rtol=5e-2)
-
-
-def test_sdpa_recommended_follows_the_measurements():
-    assert sdpa_recommended("cpu", torch.float32)
-    assert not sdpa_recommended("cpu", torch.bfloat16)  # slower than eager bf16 on a native-bf16 CPU
-    assert not sdpa_recommended(torch.device("cuda", 0), torch.bfloat16)  # not measured on a GPU yet: eager stays
-
-
-def test_the_device_policy_applies_the_attention_choice():
-    from modeling_profvlm.device_policy import DevicePolicy, apply_device_policy
-    from modeling_profvlm.timesformer_sdpa import TimesformerSdpaSelfAttention
-    from tests.tiny_assets import tiny_profvlm
-
-    def sdpa_modules(model):
-        return sum(isinstance(m, TimesformerSdpaSelfAttention) for m in model.modules())
-
-    model = tiny_profvlm()
-    apply_device_policy(model, DevicePolicy(torch.device("cpu"), torch.float32, torch.float32, "test"))
-    assert sdpa_modules(model) == 2 * model.config.vision_config.num_hidden_layers  # spatial + temporal per layer
-    apply_device_policy(model, DevicePolicy(torch.device("cpu"), torch.bfloat16, torch.bfloat16, "test"))
-    assert sdpa_modules(model) == 0

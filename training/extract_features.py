@@ -25,7 +25,6 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments, resolve_device_policy  # noqa: E402
-from modeling_profvlm.timesformer_sdpa import sdpa_recommended, use_sdpa_attention  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.feature_cache import (  # noqa: E402
     COMPATIBILITY_KEYS,
@@ -141,8 +140,6 @@ def extract(args: argparse.Namespace) -> dict:
     encoder = model.model
     del encoder.language_model, model.lm_head  # only the tower runs here; free the LM's memory
     encoder.vision_tower.to(device, dtype).eval()
-    if sdpa_recommended(device, dtype):  # measured faster for fp32 towers on CPU (and on CUDA)
-        use_sdpa_attention(encoder.vision_tower)
 
     with state.local_main_process_first():  # it builds the dataset; the other ranks reuse its Arrow cache
         takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process,
