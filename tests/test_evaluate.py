@@ -19,7 +19,13 @@ from tests.evaluation_fixtures import (
     folder_checkpoint,
     write_folder_dataset,
 )
-from training.evaluate_profvlm import compute_metrics, metrics_from_predictions, read_predictions, write_outputs
+from training.evaluate_profvlm import (
+    compute_metrics,
+    feedback_from_predictions,
+    metrics_from_predictions,
+    read_predictions,
+    write_outputs,
+)
 from training.evaluation_predictions import (
     VIEW_SETTINGS,
     TakePredictions,
@@ -372,6 +378,12 @@ def test_evaluation_writes_provenance_and_predictions_that_reproduce_metrics_jso
         (uid, s) for uid in takes for s in VIEW_SETTINGS)
     prov = written["provenance"]
     assert {k: written[k] for k in LABEL_KEYS} == metrics_from_predictions(out / "predictions.jsonl", prov["labels"])
+    recomputed_feedback = feedback_from_predictions(out / "predictions.jsonl")
+    assert recomputed_feedback == pytest.approx(written["feedback"], abs=1e-9)
+    assert sum(len(line.get("reference_feedback", [])) for line in lines) > 0  # scored pairs, not two empty sets
+    perfect = [{**line, "reference_feedback": [line["feedback"]] * len(line["reference_feedback"])}
+               if "reference_feedback" in line and line["feedback"] else line for line in lines]
+    assert feedback_from_predictions(perfect)["rouge_l"] > recomputed_feedback["rouge_l"]  # it reads the references
 
     data = prov["dataset"]
     assert data["kind"] == "egoexo4d" and data["synthetic"] is True and "synthetic" in data["name"].lower()

@@ -133,6 +133,15 @@ def metrics_from_predictions(path_or_rows: str | Path | list[dict], labels: tupl
     return _label_figures(lines, tuple(labels))[0]
 
 
+def feedback_from_predictions(path_or_rows: str | Path | list[dict], bertscore_model: str | None = None) -> dict:
+    """metrics.json's `feedback` recomputed from predictions.jsonl: each all-views line's generated feedback against
+    every reference it lists (`reference_feedback`, one per expert), as evaluation scores them."""
+    lines = read_predictions(path_or_rows) if isinstance(path_or_rows, (str, Path)) else list(path_or_rows)
+    pairs = [(line["feedback"], ref) for line in lines if "reference_feedback" in line and line["feedback"] is not None
+             for ref in line["reference_feedback"]]
+    return feedback_metrics([p for p, _ in pairs], [r for _, r in pairs], bertscore_model)
+
+
 def compute_metrics(preds: TakePredictions, commentary_rows: list[dict], labels: tuple[str, ...],
                     bertscore_model: str | None = None) -> tuple[dict, list[list[int]]]:
     """metrics.json's figures (provenance aside) and the confusion matrix of the all-views setting. The label
