@@ -473,14 +473,8 @@ def load_egoexo4d_proficiency(
 
 
 # ---------------------------------------------------------------------------------------------------- script mode
-CARD_TEMPLATE = """---
-{yaml}---
-
-# Ego-Exo4D demonstrator proficiency — `{config}`
-
-Built from an Ego-Exo4D root with `dataset_scripts/egoexo4d_proficiency.py` (ProfVLM). Load it without any script:
-
-```python
+# The part of every exported dataset card that says how to load it and what it holds (the folder exporter uses it too).
+CARD_USAGE = """```python
 from datasets import load_dataset
 ds = load_dataset("{where}")
 ```
@@ -488,7 +482,15 @@ ds = load_dataset("{where}")
 | split | rows |
 |---|---|
 {split_rows}
+"""
+CARD_TEMPLATE = """---
+{yaml}---
 
+# Ego-Exo4D demonstrator proficiency — `{config}`
+
+Built from an Ego-Exo4D root with `dataset_scripts/egoexo4d_proficiency.py` (ProfVLM). Load it without any script:
+
+""" + CARD_USAGE + """
 - `proficiency`: ClassLabel {labels} (ordinal; Ego-Exo4D itself has no integer ids).
 - `view_names` / `video_paths`: `ego` first, then `exo1`..`exo4`; absolute paths on the machine that built this
   dataset (the downscaled/448 file when present). The videos are not included.

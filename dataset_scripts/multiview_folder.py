@@ -23,7 +23,7 @@ import datasets
 if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/multiview_folder.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_scripts.egoexo4d_proficiency import FEATURES  # noqa: E402
+from dataset_scripts.egoexo4d_proficiency import CARD_USAGE, FEATURES  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -303,15 +303,7 @@ CARD_TEMPLATE = """---
 
 A multi-view proficiency dataset built with `dataset_scripts/multiview_folder.py` (ProfVLM). Load it with:
 
-```python
-from datasets import load_dataset
-ds = load_dataset("{where}")
-```
-
-| split | rows |
-|---|---|
-{split_rows}
-
+""" + CARD_USAGE + """
 - `proficiency`: ClassLabel {labels}, ordered from lowest to highest; `take_uid` = `take_name` = the take id.
 - `view_names` / `video_paths`: the views a take has, in the order {views}. Absolute paths on the machine that
   built this dataset; the videos are not included. The `license` above is the one given when it was built.

@@ -67,3 +67,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """huggingface_hub.HfApi replaced by a recorder: the list of (call, repo_id, kwargs) a push makes; nothing is
+    uploaded."""
+    import huggingface_hub
+
+    calls: list = []
+
+    class RecordingHfApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
+    return calls

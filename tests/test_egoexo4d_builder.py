@@ -337,31 +337,15 @@ def test_script_help(capsys):
     assert "--data_dir" in out and "--push_to_hub" in out and "egoexo -o" in out
 
 
-class RecordingHfApi:
-    """Stands in for huggingface_hub.HfApi: records the calls a push makes, uploads nothing."""
-
-    calls: list = []
-
-    def create_repo(self, repo_id, **kwargs):
-        RecordingHfApi.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, **kwargs):
-        RecordingHfApi.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
-
-
 @pytest.mark.parametrize("public", [False, True])
-def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp_path, monkeypatch, capsys, public):
-    import huggingface_hub
-
+def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp_path, fake_hub, capsys, public):
     from dataset_scripts.egoexo4d_proficiency import main
 
-    RecordingHfApi.calls = []
-    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
     write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a"), FixtureTake("unc_basketball_v", split="val")])
     out = tmp_path / "out"
     main(["--data_dir", str(tmp_path / "r"), "--config", "demonstrator", "--output", str(out),
           "--cache_dir", str(tmp_path / "c"), "--push_to_hub", "me/egoexo-prof", *(["--public"] if public else [])])
-    (_, repo, create), (_, _, upload) = RecordingHfApi.calls
+    (_, repo, create), (_, _, upload) = fake_hub
     assert repo == "me/egoexo-prof" and create["private"] is (not public) and create["repo_type"] == "dataset"
     card = (out / "README.md").read_text()
     assert "https://ego4d.dev/request/ego-exo4d" in card and "not ours to republish" in card

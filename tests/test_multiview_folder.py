@@ -298,25 +298,6 @@ def test_export_default_license_is_unknown_and_only_present_splits(tmp_path):
     assert set(load_dataset(str(out), cache_dir=str(tmp_path / "c"))) == {"train", "validation"}
 
 
-class FakeHfApi:
-    calls: list = []
-
-    def create_repo(self, repo_id, **kwargs):
-        FakeHfApi.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, **kwargs):
-        FakeHfApi.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    import huggingface_hub
-
-    FakeHfApi.calls = []
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    return FakeHfApi.calls
-
-
 def test_push_to_hub_is_private_by_default(folder, tmp_path, fake_hub):
     out = export_parquet(folder, tmp_path / "out")
     url = push_to_hub(out, "me/my-dataset", license="cc-by-4.0")
