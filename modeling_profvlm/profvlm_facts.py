@@ -1,6 +1,8 @@
-# ProfVLM's shared facts: default labels and their order, view names, the `<video>` token and the answer format.
-# A leaf: it imports nothing of the project, so every layer (model, processing, data, training, CLI) may use it.
+# ProfVLM's shared facts: default labels and their order, view names, the `<video>` token, the time format and the
+# answer format. A leaf: it imports nothing of the project, so every layer (model, processing, data, training, CLI) may use it.
 # A checkpoint's own config owns its labels and views; the tuples here are the EgoExo4D defaults it starts from.
+import math
+import numbers
 import re
 from collections.abc import Sequence
 
@@ -15,6 +17,34 @@ FEEDBACK_PREFIX = "Feedback: "
 
 _LABEL_LINE = re.compile(r"^[ \t]*proficiency[ \t]*:[ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE)
 _FEEDBACK_START = re.compile(r"^[ \t]*feedback[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
+
+
+_TIMESTAMP = re.compile(r"^(?:(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))$")
+
+
+def format_timestamp(seconds: float) -> str:
+    """A time in a take as text: `m:ss` (`0:04`, `12:30`), `h:mm:ss` from one hour on (`1:02:03`). Floored to whole
+    seconds, because a comment is about what has happened by then and the prompt/answer only need whole seconds."""
+    # numbers.Real so numpy scalars pass; bool is an int but never a time
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a timestamp needs a finite number of seconds >= 0, got {seconds!r}.")
+    whole = int(math.floor(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def parse_timestamp(text: str) -> float:
+    """Inverse of `format_timestamp`: `m:ss` or `h:mm:ss` (surrounding spaces allowed) -> seconds. A ValueError
+    naming the text otherwise. Minutes of `m:ss` are not capped at 59, so `75:00` reads as 4500 s."""
+    match = _TIMESTAMP.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"timestamp {text!r} is not m:ss or h:mm:ss.")
+    if match.group(1) is not None:
+        hours, minutes, secs = match.group(1, 2, 3)
+    else:
+        hours, (minutes, secs) = "0", match.group(4, 5)
+    return float(int(hours) * 3600 + int(minutes) * 60 + int(secs))
 
 
 def check_label(label: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> str:
@@ -86,6 +116,8 @@ __all__ = [
     "FEEDBACK_PREFIX",
     "check_label",
     "check_label_list",
+    "format_timestamp",
+    "parse_timestamp",
     "format_label_prefix",
     "format_target",
     "parse_output",
