@@ -108,6 +108,56 @@ def parse_output(text: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> tuple
     return label, (text[: line.start()] + text[line.end() :]).strip()
 
 
+
+# A moment marker in feedback text: `[m:ss]` or `[h:mm:ss]`; spaces inside the brackets tolerated in generated text.
+_MOMENT_MARKER = re.compile(r"\[[ \t]*(\d+:[0-5]\d(?::[0-5]\d)?)[ \t]*\]")
+
+
+def _moment_text(text: str) -> str:
+    # One line per answer, and a bracketed time inside a comment would read back as a second moment: collapse
+    # whitespace and turn such brackets into parentheses.
+    return _MOMENT_MARKER.sub(r"(\1)", " ".join(text.split()))
+
+
+def normalize_moments(moments: Sequence[dict]) -> list[dict]:
+    """Moments ({"time": seconds, "text": str}) as the answer carries them: in time order (stable), times floored to
+    whole seconds (as float), text on one line. A ValueError naming the moment for a bad time or an empty text."""
+    checked = []
+    for index, moment in enumerate(moments):
+        if not isinstance(moment, dict) or "time" not in moment or "text" not in moment:
+            raise ValueError(f"moment {index} must be a dict with 'time' and 'text', got {moment!r}.")
+        time, text = moment["time"], moment["text"]
+        ok_time = not isinstance(time, bool) and isinstance(time, numbers.Real) and math.isfinite(time) and time >= 0
+        if not ok_time:
+            raise ValueError(f"moment {index}: time {time!r} is not a number of seconds >= 0.")
+        if not isinstance(text, str) or not _moment_text(text):
+            raise ValueError(f"moment {index}: text {text!r} is empty or not a string.")
+        checked.append((float(time), _moment_text(text)))
+    checked.sort(key=lambda pair: pair[0])
+    return [{"time": float(math.floor(time)), "text": text} for time, text in checked]
+
+
+def format_moments(moments: Sequence[dict]) -> str:
+    """The feedback of a moments answer: "[m:ss] text [m:ss] text ..." (see `normalize_moments`), to be passed to
+    `format_target` as the feedback. No moments give an empty feedback."""
+    return " ".join(f"[{format_timestamp(m['time'])}] {m['text']}" for m in normalize_moments(moments))
+
+
+def parse_moments(feedback: str) -> list[dict]:
+    """The moments in a feedback text, inverse of `format_moments`: [{"time": float seconds, "text": str}] in time
+    order. Never raises: text before the first marker and markers without text are skipped (generated text may
+    have them), and plain feedback gives []."""
+    if not isinstance(feedback, str):
+        return []
+    markers = list(_MOMENT_MARKER.finditer(feedback))
+    moments = []
+    for marker, following in zip(markers, markers[1:] + [None]):
+        text = " ".join(feedback[marker.end() : following.start() if following else len(feedback)].split())
+        if text:
+            moments.append({"time": parse_timestamp(marker.group(1)), "text": text})
+    moments.sort(key=lambda moment: moment["time"])
+    return moments
+
 __all__ = [
     "PROFICIENCY_LABELS",
     "VIEW_NAMES",
@@ -121,4 +171,7 @@ __all__ = [
     "format_label_prefix",
     "format_target",
     "parse_output",
+    "normalize_moments",
+    "format_moments",
+    "parse_moments",
 ]
