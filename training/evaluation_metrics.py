@@ -64,12 +64,17 @@ def corpus_bleu(predictions: list[str], references: list[str]) -> float:
     return float(result["score"]) / 100.0
 
 
-def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
-    """Mean per-sample ROUGE-L F-measure (no bootstrap, so it is exact and deterministic)."""
+def rouge_l_scores(predictions: list[str], references: list[str]) -> list[float]:
+    """The ROUGE-L F-measure of each (prediction, reference) pair."""
     result = load_metric("rouge").compute(
         predictions=predictions, references=references, rouge_types=["rougeL"], use_aggregator=False
     )
-    return float(np.mean(result["rougeL"]))
+    return [float(score) for score in result["rougeL"]]
+
+
+def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
+    """Mean per-sample ROUGE-L F-measure (no bootstrap, so it is exact and deterministic)."""
+    return float(np.mean(rouge_l_scores(predictions, references)))
 
 
 def bertscore_num_layers(model_path: str) -> int:
@@ -269,6 +274,7 @@ __all__ = [
     "per_group_accuracy",
     "label_metrics",
     "corpus_bleu",
+    "rouge_l_scores",
     "mean_rouge_l",
     "mean_bertscore_f1",
     "bertscore_num_layers",
