@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "PROFVLM_MODEL"
 # Where `make demo` leaves its trained checkpoint; a Space or a local run without PROFVLM_MODEL uses it if present.
 DEMO_CHECKPOINT = Path("demo_outputs") / "sft_run" / "final"
+API_NAME = "predict"  # the button's endpoint, `/predict` for gradio_client, whatever else the page has
+EXAMPLE_API_NAME = "run_example"  # the example's hidden run: its own name, never one the button could lose
 # The Hub id the model card and `profvlm push` examples use; the Space falls back to it.
 DEFAULT_HUB_MODEL = "org/profvlm"
 # The example take matches `make demo`'s synthetic videos (64 px, 4 s), so the demo checkpoint sees familiar input.
@@ -253,15 +255,17 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
         gallery = gr.Gallery(label="Sampled frame per view", columns=min(5, len(view_names)), object_fit="contain",
                              height=170, elem_id="profvlm-frames", render=False)
         outputs = [result_json, level, scores, feedback, weights, gallery, timing]
+        examples = None
         if example:
             try:
                 row, caption = ensure_example_take(example_dir or default_example_dir(), view_names)
             except Exception as err:  # the app works without an example; say why it is missing
                 logger.warning("no example take: %s", err)
             else:
-                gr.Examples(examples=[row], inputs=videos, outputs=outputs, fn=predict, run_on_click=True,
-                            cache_examples=False, example_labels=[caption], label="Example take (one click)",
-                            api_visibility="private")
+                # No fn here: gradio would name the example's hidden run after `predict` and take the name `/predict`
+                # from the button (which became `/predict_1`). It is chained below, under a name of its own.
+                examples = gr.Examples(examples=[row], inputs=videos, example_labels=[caption],
+                                       label="Example take (one click)", api_visibility="private")
         button = gr.Button("Estimate", variant="primary", elem_id="profvlm-estimate")
         with gr.Row():
             with gr.Column(scale=1):
@@ -272,9 +276,12 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
                 gallery.render()
         with gr.Accordion("Result as JSON (what /predict returns first)", open=False):
             result_json.render()
-        button.click(predict, inputs=videos, outputs=outputs, api_name="predict",
+        button.click(predict, inputs=videos, outputs=outputs, api_name=API_NAME,
                      api_description="One video file (or None) per view, in the checkpoint's view order "
                                      f"{view_names}; first output: the pipeline's dict.")
+        if examples is not None:  # one click on the example loads its videos, then estimates
+            examples.load_input_event.then(predict, inputs=videos, outputs=outputs, api_name=EXAMPLE_API_NAME,
+                                           api_visibility="undocumented")
     demo.queue(default_concurrency_limit=concurrency_limit or default_concurrency(policy))
     return demo
 

@@ -93,6 +93,24 @@ def test_predict_matches_the_pipeline(app_url, take, reference):
     assert "Took" in outputs[6]
 
 
+def test_predict_is_the_button_even_with_the_example_take(app_url):
+    """The app under test has the one-click example, whose hidden run once took the name `predict` and pushed the
+    button to `/predict_1`: `/predict` must be the Estimate button's event, and the only documented endpoint."""
+    import json
+    import urllib.request
+
+    from gradio_client import Client
+
+    with urllib.request.urlopen(app_url + "config") as response:
+        config = json.load(response)
+    ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
+    by_name = {d["api_name"]: d for d in config["dependencies"]}
+    assert "load_example" in by_name, "the app under test must have the example take"
+    assert [t[0] for t in by_name["predict"]["targets"]] == [ids["profvlm-estimate"]]
+    named = Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(named) == ["/predict"]
+
+
 def test_three_concurrent_clients_all_get_answers(app_url, take):
     subsets = [("ego",), ("exo1", "exo3"), VIEWS]  # any subset of views may be given
     with ThreadPoolExecutor(max_workers=3) as pool:
