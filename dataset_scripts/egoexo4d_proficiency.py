@@ -29,7 +29,12 @@ from datasets.utils.tqdm import tqdm
 if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/egoexo4d_proficiency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES  # noqa: E402
+from modeling_profvlm.profvlm_facts import (  # noqa: E402
+    PROFICIENCY_LABELS,
+    VIEW_NAMES,
+    format_moments,
+    normalize_moments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,13 @@ FILE_SPLITS = {"train": "train", "validation": "val"}
 SYNTHETIC_MARKER = "profvlm_synthetic.json"
 # Feedback longer than this is cut (at a sentence boundary when possible); training and evaluation import it.
 DEFAULT_MAX_FEEDBACK_WORDS = 200
+# Config `demonstrator_moments`: at most this many timed moments per row, each cut to this many words (a row's feedback
+# stays about as long as the default feedback limit), taken from the expert commentary or the demonstration file.
+DEFAULT_MAX_MOMENTS = 8
+DEFAULT_MAX_MOMENT_WORDS = 25
+MOMENT_SOURCES = ("commentary", "demonstration")
+# Demonstration-proficiency entries are tagged so a moment says which kind of remark it is.
+DEMONSTRATION_PREFIXES = {"good_executions": "good: ", "tips_for_improvement": "tip: "}
 # How to fetch each input with the `egoexo` downloader (pip install ego4d); {root} is the Ego-Exo4D root the user passed.
 DOWNLOAD_COMMANDS = {
     "takes": "egoexo -o {root} --parts metadata -y",
@@ -68,6 +80,10 @@ FEATURES = datasets.Features(
         "expert_uid": datasets.Value("string"),
         "expert_rating": datasets.Value("int32"),
     }
+)
+# Config `demonstrator_moments` adds the moments its feedback renders: [{"time": whole seconds, "text": str}].
+MOMENTS_FEATURES = datasets.Features(
+    {**FEATURES, "moments": datasets.List({"time": datasets.Value("float64"), "text": datasets.Value("string")})}
 )
 
 
@@ -214,6 +230,67 @@ def feedback_text(entries: list[dict], max_words: int) -> str:
     return truncate_words(" ".join(" ".join(e["text"].split()) for e in kept), max_words)
 
 
+def moment_time(value, where: str) -> float:
+    """An annotation's `video_time` as seconds >= 0; a ValueError naming `where` and the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise ValueError(f"{where}: video_time {value!r} is not a number of seconds >= 0.")
+    return float(value)
+
+
+def commentary_moments(entries: list[dict], max_words: int, where: str) -> list[dict]:
+    """An expert's commentary as moments: the entries without an error that have text, {"time": video_time, "text":
+    the text on one line, cut to `max_words`}, in the entries' order (times are floored later, by the answer format)."""
+    moments = []
+    for e in entries:
+        if e.get("error") or not isinstance(e.get("text"), str) or not e["text"].strip():
+            continue
+        text = truncate_words(" ".join(e["text"].split()), max_words)
+        moments.append({"time": moment_time(e.get("video_time"), where), "text": text})
+    return moments
+
+
+def demonstration_moments(record: dict, max_words: int, where: str) -> dict[str, list[dict]]:
+    """A demonstration-proficiency record's timed remarks per expert: {expert_uid: moments}, one moment per entry of
+    `good_executions` ("good: ...") and `tips_for_improvement` ("tip: ..."), its `list` of remarks joined with "; ";
+    entries without any remark are left out."""
+    by_expert: dict[str, list[dict]] = {}
+    for key, prefix in DEMONSTRATION_PREFIXES.items():
+        for e in record.get(key) or []:
+            remarks = [" ".join(r.split()) for r in e.get("list") or [] if isinstance(r, str) and r.strip()]
+            if not remarks:
+                continue
+            expert = e.get("expert_uid")
+            if not isinstance(expert, str) or not expert:
+                raise ValueError(f"{where}: a {key} entry has expert_uid {expert!r}; expected the expert's id.")
+            text = prefix + truncate_words("; ".join(remarks), max_words)
+            by_expert.setdefault(expert, []).append({"time": moment_time(e.get("video_time"), where), "text": text})
+    return by_expert
+
+
+def spread_moments(moments: list[dict], max_moments: int) -> list[dict]:
+    """At most `max_moments` of `moments`, chosen to cover the take rather than its opening: for each of
+    `max_moments` times evenly spaced from the first to the last moment, the closest one not chosen yet (the
+    earlier on a tie). Returned in time order."""
+    ordered = sorted(moments, key=lambda m: m["time"])  # stable: simultaneous remarks keep their order
+    if len(ordered) <= max_moments:
+        return ordered
+    first, last = ordered[0]["time"], ordered[-1]["time"]
+    targets = [first + (last - first) * k / (max_moments - 1) for k in range(max_moments)] if max_moments > 1 \
+        else [(first + last) / 2]
+    chosen: set[int] = set()
+    for target in targets:
+        chosen.add(min((i for i in range(len(ordered)) if i not in chosen),
+                       key=lambda i: (abs(ordered[i]["time"] - target), i)))
+    return [ordered[i] for i in sorted(chosen)]
+
+
+def fit_moments(moments: list[dict], duration_sec, max_moments: int) -> tuple[list[dict], int]:
+    """(the row's moments, how many were past the take's end): moments after `duration_sec` (when known) are dropped,
+    then `spread_moments` keeps at most `max_moments`, in the answer format's form (floored times, time order)."""
+    inside = [m for m in moments if duration_sec is None or m["time"] <= float(duration_sec)]
+    return normalize_moments(spread_moments(inside, max_moments)), len(moments) - len(inside)
+
+
 def parse_rating(value) -> int | None:
     """`data.json` proficiency.rating ("7", 7, "N/A", "_none") -> int, or None when it is not a number."""
     if isinstance(value, bool):
@@ -244,6 +321,7 @@ class SplitReport:
     takes_without_video: int = 0  # takes skipped because none of their (selected) views is on disk
     takes_without_commentary: int = 0
     experts_without_text: int = 0
+    moments_past_end: int = 0  # config demonstrator_moments: timed remarks after the take's duration_sec
 
     @property
     def missing_videos(self) -> int:
@@ -263,6 +341,8 @@ class SplitReport:
             text += f"; {self.takes_without_commentary} labelled takes have no commentary"
         if self.experts_without_text:
             text += f"; {self.experts_without_text} commentaries had no usable text"
+        if self.moments_past_end:
+            text += f"; dropped {self.moments_past_end} moments timed past their take's end"
         return text
 
 
@@ -286,6 +366,31 @@ def load_commentary(root: Path, file_split: str) -> dict[str, list[dict]]:
     return annotations
 
 
+def load_demonstration(root: Path, file_split: str) -> tuple[dict[str, dict], Path]:
+    """proficiency_demonstration_<split>.json as ({take_uid: record}, its path)."""
+    path = require_file(root / "annotations" / f"proficiency_demonstration_{file_split}.json",
+                        "Ego-Exo4D demonstration proficiency annotations", "commentary", root)
+    return {r.get("take_uid"): r for r in read_record_list(path)}, path
+
+
+@dataclass(frozen=True)
+class MomentOptions:
+    """How config `demonstrator_moments` makes a row's moments: at most `max_moments` per row, each cut to
+    `max_words` words, from the expert `commentary` or the `demonstration` file (`MOMENT_SOURCES`)."""
+
+    max_moments: int = DEFAULT_MAX_MOMENTS
+    max_words: int = DEFAULT_MAX_MOMENT_WORDS
+    source: str = "commentary"
+
+    def __post_init__(self):
+        for name in ("max_moments", "max_words"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} is {value!r}; expected a whole number >= 1.")
+        if self.source not in MOMENT_SOURCES:
+            raise ValueError(f"moments_source {self.source!r}; expected one of {list(MOMENT_SOURCES)}.")
+
+
 def check_views(views) -> tuple[str, ...] | None:
     """A `views` selection as a tuple in VIEW_NAMES order; unknown names are an error listing the known ones."""
     if views is None:
@@ -299,15 +404,19 @@ def check_views(views) -> tuple[str, ...] | None:
 
 def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedback_words: int, verify_files: bool,
                  strict: bool, takes: dict[str, dict] | None = None,
-                 views: tuple[str, ...] | None = None) -> tuple[list[dict], SplitReport]:
+                 views: tuple[str, ...] | None = None,
+                 moments: MomentOptions | None = None) -> tuple[list[dict], SplitReport]:
     """All rows of one split plus the report of what was left out. A missing video drops that view, not the take
     (the model masks missing views); a take with no view on disk is skipped. `views` keeps only those views.
+    With `moments` (and `with_commentary`), each (take, expert) row's feedback is its timed moments (`moment_rows`).
     Raises on inconsistent annotations, and on any missing file with `strict`."""
     source = require_file(root / "annotations" / f"proficiency_demonstrator_{file_split}.json",
                           "Ego-Exo4D demonstrator proficiency annotations", "proficiency", root)
     records = read_record_list(source)
     takes = load_takes(root) if takes is None else takes
-    commentary = load_commentary(root, file_split) if with_commentary else {}
+    from_demonstration = with_commentary and moments is not None and moments.source == "demonstration"
+    commentary = load_commentary(root, file_split) if with_commentary and not from_demonstration else {}
+    demonstration, demonstration_path = load_demonstration(root, file_split) if from_demonstration else ({}, None)
     resolver = VideoResolver(root, verify_files)
     selected = check_views(views)
     report, rows, seen = SplitReport(), [], set()
@@ -364,6 +473,12 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
         if not with_commentary:
             rows.append(base)
             continue
+        if moments is not None:
+            where = demonstration_path if from_demonstration else \
+                root / "annotations" / f"expert_commentary_{file_split}.json"
+            rows += moment_rows(root, base, take, commentary.get(take_uid) or [], demonstration.get(take_uid),
+                                moments, f"{where}: take {take_uid}", report)
+            continue
         experts = commentary.get(take_uid) or []
         if not experts:
             report.takes_without_commentary += 1
@@ -381,18 +496,60 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
     return rows, report
 
 
+def moment_rows(root: Path, base: dict, take: dict, experts: list[dict], demonstration: dict | None,
+                options: MomentOptions, where: str, report: SplitReport) -> list[dict]:
+    """The (take, expert) rows of config `demonstrator_moments`: feedback = the expert's moments in the answer format,
+    `moments` = those moments. From `experts` (the take's expert-commentary entries) or, with source `demonstration`,
+    from the take's demonstration record. Moments past the take's `duration_sec` are dropped and counted in `report`;
+    an expert left without moments gives no row."""
+    if options.source == "demonstration":
+        per_expert = demonstration_moments(demonstration or {}, options.max_words, where)
+        sources = [(expert, f"{take['take_name']}/{expert}", found) for expert, found in per_expert.items()]
+    else:
+        sources = []
+        for entry in experts:
+            if not entry.get("commentary"):
+                raise ValueError(f"{where} has an entry without 'commentary'; expected '<take_name>/<expert_uid>'.")
+            found = commentary_moments(entry.get("commentary_data") or [], options.max_words, where)
+            sources.append((entry["commentary"].split("/")[-1], entry["commentary"], found))
+    if not sources:
+        report.takes_without_commentary += 1
+    rows = []
+    for expert, commentary_path, found in sources:
+        kept, past_end = fit_moments(found, take.get("duration_sec"), options.max_moments)
+        report.moments_past_end += past_end
+        if not kept:
+            report.experts_without_text += 1
+            continue
+        rows.append({**base, "feedback": format_moments(kept), "moments": kept, "expert_uid": expert,
+                     "expert_rating": expert_rating(root, commentary_path)})
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------------- builder
 @dataclass
 class EgoExo4DProficiencyConfig(datasets.BuilderConfig):
     """Config of the builder. `with_commentary`: one row per (take, expert) with the expert's feedback text;
     `verify_files`: check every video exists (missing -> that view dropped and counted, or an error with `strict`);
-    `views`: use only these views (e.g. ("ego",): Ego-only training needs only the ego downloads)."""
+    `views`: use only these views (e.g. ("ego",): Ego-only training needs only the ego downloads); `with_moments`:
+    the feedback is timed moments (`max_moments`, `max_moment_words`, `moments_source`: see `MomentOptions`) and
+    `max_feedback_words` does not apply."""
 
     with_commentary: bool = False
     max_feedback_words: int = DEFAULT_MAX_FEEDBACK_WORDS
     verify_files: bool = True
     strict: bool = False
     views: tuple[str, ...] | None = None
+    with_moments: bool = False
+    max_moments: int = DEFAULT_MAX_MOMENTS
+    max_moment_words: int = DEFAULT_MAX_MOMENT_WORDS
+    moments_source: str = "commentary"
+
+    def moment_options(self) -> MomentOptions | None:
+        """The checked moment options of a `with_moments` config, else None."""
+        if not self.with_moments:
+            return None
+        return MomentOptions(self.max_moments, self.max_moment_words, self.moments_source)
 
 
 class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
@@ -407,6 +564,10 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
                                   description="One row per take with its demonstrator proficiency label."),
         EgoExo4DProficiencyConfig(name="demonstrator_commentary", version=VERSION, with_commentary=True,
                                   description="One row per (take, expert): the label plus the expert's commentary."),
+        EgoExo4DProficiencyConfig(name="demonstrator_moments", version=VERSION, with_commentary=True,
+                                  with_moments=True,
+                                  description="One row per (take, expert): the label plus the expert's timed remarks "
+                                              "as moments, '[m:ss] text [m:ss] text ...', and a `moments` column."),
     ]
     DEFAULT_CONFIG_NAME = "demonstrator_commentary"
 
@@ -414,7 +575,7 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description="Ego-Exo4D demonstrator proficiency (4 ordinal levels) with ego + exo video paths"
             + (" and expert commentary feedback." if self.config.with_commentary else "."),
-            features=FEATURES,
+            features=MOMENTS_FEATURES if self.config.with_moments else FEATURES,
             homepage="https://docs.ego-exo4d-data.org/",
             license="Ego-Exo4D license (https://ego4d.dev/request/ego-exo4d)",
         )
@@ -428,12 +589,14 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
         if not root.is_dir():
             raise FileNotFoundError(f"Ego-Exo4D root not found: expected a folder at {root}. "
                                     f"Download it with: {DOWNLOAD_COMMANDS['proficiency'].format(root=root)}")
+        moments = self.config.moment_options()  # checked before any file is read
         takes = load_takes(root)
         self.reports: dict[str, SplitReport] = {}
         self._rows: dict[str, list[dict]] = {}
         for split, file_split in FILE_SPLITS.items():
             rows, report = collect_rows(root, file_split, self.config.with_commentary, self.config.max_feedback_words,
-                                        self.config.verify_files, self.config.strict, takes, self.config.views)
+                                        self.config.verify_files, self.config.strict, takes, self.config.views,
+                                        moments)
             self._rows[split], self.reports[split] = rows, report
             (logger.warning if report.missing_files or report.takes_without_video else logger.info)(
                 report.message(self.config.name, split))
@@ -455,7 +618,7 @@ def load_egoexo4d_proficiency(
 ) -> datasets.Dataset:
     """Build (or, with `download_mode="reuse_dataset_if_exists"`, reuse) the dataset from an Ego-Exo4D root and
     return one split (`train`, `validation`; `val` is accepted). `config_kwargs`: max_feedback_words,
-    verify_files, strict. Rebuilding is the default because the annotations and videos on disk may have changed."""
+    verify_files, strict, views; for `demonstrator_moments` max_moments, max_moment_words, moments_source. Rebuilding is the default because the annotations and videos on disk may have changed."""
     split = {"val": "validation"}.get(split, split)
     if split not in FILE_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {list(FILE_SPLITS)}.")

@@ -15,7 +15,9 @@ ARIA_STREAMS = {"rgb": "214-1", "slam-left": "1201-1", "slam-right": "1201-2", "
 @dataclass
 class FixtureTake:
     """One take of a fixture tree. `experts`: {expert_uid: commentary_data entries}; `ratings`: {expert_uid:
-    data.json rating} (writes the per-expert folder); `skip_videos`: file names not written to disk."""
+    data.json rating} (writes the per-expert folder); `skip_videos`: file names not written to disk; `demonstration`:
+    the take's proficiency_demonstration record fields (good_executions / tips_for_improvement); both splits' files are
+    written when any take has them."""
 
     name: str
     label: object = "Intermediate Expert"
@@ -34,6 +36,8 @@ class FixtureTake:
     extra_cams: dict = field(default_factory=dict)  # more frame_aligned_videos keys, e.g. a "moblie" camera
     experts: dict = field(default_factory=dict)
     ratings: dict = field(default_factory=dict)
+    duration_sec: float = 0.1
+    demonstration: dict = field(default_factory=dict)
 
     @property
     def uid(self) -> str:
@@ -62,7 +66,7 @@ def take_json(t: FixtureTake) -> dict:
     cameras += [{"cam_id": c, "is_ego": False, "device_type": "hero10"} for c in t.exo_cams]
     return {"take_uid": t.uid, "take_name": t.name, "root_dir": f"takes/{t.name}", "task_id": 6002,
             "task_name": "Basketball Drills - Reverse Layup", "parent_task_id": 6000, "parent_task_name": t.scenario,
-            "duration_sec": 0.1, "best_exo": t.best_exo, "university_id": "ego4d-unc", "university_name": "unc",
+            "duration_sec": t.duration_sec, "best_exo": t.best_exo, "university_id": "ego4d-unc", "university_name": "unc",
             "frame_aligned_videos": videos, "capture": {"capture_name": t.name, "cameras": cameras}}
 
 
@@ -101,6 +105,9 @@ def write_tree(root: Path, takes: list[FixtureTake], bare_list_splits: tuple = (
                      "_debug_commentary_name": f"{e}_{t.name}_0", "commentary_data": entries}
                     for e, entries in t.experts.items()]
             for t in takes if t.split == split and t.experts}}
+        if any(t.demonstration for t in takes):  # both splits, as the release ships them
+            files[f"annotations/proficiency_demonstration_{split}.json"] = {"annotations": [
+                {**record_json(t), **t.demonstration} for t in takes if t.split == split]}
     for t in takes:
         for expert, rating in t.ratings.items():
             files[f"annotations/expert_commentary/{t.name}/{expert}/data.json"] = {
@@ -128,3 +135,8 @@ def entry(text, video_time: float, recording: int = 0, error: bool = False) -> d
         e["text"] = text
     e.update({"error": error, "_error_desc": "Traceback ..." if error else None, "duration_approx": 3.0})
     return e
+
+
+def demonstration_entry(video_time: float, remarks: list, expert_uid: str = "6jm95g", video_name: str = "") -> dict:
+    """A good_executions / tips_for_improvement entry of the demonstration-proficiency file (§3.6)."""
+    return {"video_time": video_time, "list": remarks, "expert_uid": expert_uid, "video_name": video_name}
