@@ -7,6 +7,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list
+from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_num_frames
 
 # SmolLM2-135M-Instruct (HF config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
 SMOLLM2_135M_TEXT_CONFIG = {
@@ -27,34 +28,16 @@ SMOLLM2_135M_TEXT_CONFIG = {
     "eos_token_id": 2,
     "pad_token_id": 2,
 }
-# TimeSformer-base as in facebook/timesformer-base-finetuned-k600 (8 frames, 224 px, hidden 768).
-TIMESFORMER_BASE_VISION_CONFIG = {
-    "model_type": "timesformer",
-    "image_size": 224,
-    "patch_size": 16,
-    "num_frames": 8,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-}
-# A tiny tower for tests and quick demos (~0.2M parameters, ~1 ms per clip on a CPU).
-TIMESFORMER_TINY_VISION_CONFIG = {
-    "model_type": "timesformer",
-    "image_size": 32,
-    "patch_size": 8,
-    "num_frames": 4,
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 128,
-}
+# The paper's tower and the tiny test tower: the TimeSformer presets of the tower adapter (their one owner).
+TIMESFORMER_BASE_VISION_CONFIG = TOWER_PRESETS["timesformer"]["base"]
+TIMESFORMER_TINY_VISION_CONFIG = TOWER_PRESETS["timesformer"]["tiny"]
 
 
 class ProfVLMConfig(PreTrainedConfig):
     """Configuration of ProfVLM. With no arguments it describes the paper model:
-    TimeSformer-base (8 frames, 224 px) for each of 5 views, an AttentiveGatedProjector (hidden 1024, 4 heads)
-    and SmolLM2-135M-Instruct. Sub-configs accept dicts, so a tiny test model is a dict away."""
+    TimeSformer-base (8 frames, 224 px) for each of 5 views, one temporal token, an AttentiveGatedProjector
+    (hidden 1024, 4 heads) and SmolLM2-135M-Instruct. The tower may be any family of `tower_adapter`
+    (TimeSformer, VideoMAE, V-JEPA 2, ViViT). Sub-configs accept dicts, so a tiny test model is a dict away."""
 
     model_type = "profvlm"
     sub_configs_defaults = {
@@ -68,8 +51,10 @@ class ProfVLMConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     num_views: int = len(VIEW_NAMES)
     view_names: list[str] | None = None
-    num_frames: int = 8
     num_video_tokens: int = 1
+    # Temporal tokens per view: 1 is the paper (one mean over all of the tower's tokens); N > 1 pools the tower's
+    # tokens per time step into N equal time bins, and the projector emits N x num_video_tokens tokens in time order.
+    temporal_tokens: int = 1
     video_token: str = VIDEO_TOKEN
     video_token_id: int | None = None
     projector_hidden_size: int = 1024
@@ -96,6 +81,9 @@ class ProfVLMConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
+        # The frame count has one owner, the tower's config (`num_frames` below reads it); older config.json files
+        # still carry a copy, which is dropped here rather than kept as a second truth.
+        kwargs.pop("num_frames", None)
         if self.view_names is None:
             self.view_names = list(VIEW_NAMES[: self.num_views])
         if self.proficiency_labels is None:
@@ -110,11 +98,23 @@ class ProfVLMConfig(PreTrainedConfig):
             )
         if self.num_video_tokens < 1:
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
+        check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
             # config.json's `custom_pipelines` (remote code) and demand trust_remote_code. Only the checkpoint tooling
             # (profvlm init / push, the final SFT save) writes it, into config.json, where pipeline() reads it.
             self.__dict__.pop("custom_pipelines", None)
+
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip: the tower's (its config is the one owner of this number)."""
+        return tower_num_frames(self.vision_config)
+
+    @property
+    def num_tokens_per_take(self) -> int:
+        """Language-model tokens one take becomes: temporal_tokens x num_video_tokens."""
+        return self.temporal_tokens * self.num_video_tokens
 
 
 def require_profvlm_checkpoint(path: str | os.PathLike, what: str = "--model") -> Path:

@@ -1,4 +1,4 @@
-# ProfVLM: frozen TimeSformer per camera view -> AttentiveGatedProjector -> SmolLM2 (LLaVA layout and names).
+# ProfVLM: a frozen video tower per camera view -> AttentiveGatedProjector -> SmolLM2 (LLaVA layout and names).
 from dataclasses import dataclass
 
 import torch
@@ -13,14 +13,17 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import slice_logits_to_keep
 
 from .configuration_profvlm import ProfVLMConfig
+from .tower_adapter import pool_tokens, run_tower
 
 
 @dataclass
 class ProfVLMVideoOutput(BaseModelOutputWithPooling):
-    """Video encoder output: `last_hidden_state` (B, V, D_vision) per-view features, `pooler_output`
-    (B, N, D_text) projected video tokens, `view_weights` (B, V) how much each camera contributed."""
+    """Video encoder output: `last_hidden_state` (B, V, N, D_vision) per-view features (N temporal tokens),
+    `pooler_output` (B, N x num_video_tokens, D_text) projected video tokens in time order, `view_weights` (B, V)
+    how much each camera contributed and `step_view_weights` (B, N, V) the same per time step."""
 
     view_weights: torch.FloatTensor | None = None
+    step_view_weights: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -52,7 +55,8 @@ class ViewFeatureStandardizer(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """features (B, V, D), valid (B, V) bool -> standardised features (statistics from present views only)."""
+        """features (B, V, D), valid (B, V) bool -> standardised features (statistics from present views only;
+        the projector folds time steps into B, so each present view at each step counts once)."""
         x = features.float()
         if self.training and int(valid.sum()) > 1:
             present = x[valid]
@@ -71,9 +75,11 @@ class ViewFeatureStandardizer(nn.Module):
 # (random tiny tower: the take-to-take spread is ~30 % of the feature norm and ~12 % of the projected token's),
 # so without it every take looks nearly the same to the language model and the label takes far longer to learn.
 class AttentiveGatedProjector(nn.Module):
-    """Fuses V per-view features into `num_video_tokens` LM embeddings: per-dimension standardisation, per-view
-    LayerNorm, self-attention across views (missing views masked out), masked mean, Linear-GELU-LayerNorm-Dropout,
-    sigmoid gate, Linear-LayerNorm, and a learned re-scaling of the output statistics."""
+    """Fuses V per-view features into `num_video_tokens` LM embeddings at each of N time steps: per-dimension
+    standardisation, per-view LayerNorm, self-attention across the views of the same step (missing views masked
+    out), masked mean, Linear-GELU-LayerNorm-Dropout, sigmoid gate, Linear-LayerNorm, and a learned re-scaling of
+    the output statistics. The same weights serve every step, so N changes no parameter count; N = 1 is the
+    paper's projector exactly."""
 
     def __init__(self, config: ProfVLMConfig):
         super().__init__()
@@ -95,25 +101,32 @@ class AttentiveGatedProjector(nn.Module):
         self.output_scale = nn.Parameter(torch.tensor(config.projector_init_std))
         self.output_shift = nn.Parameter(torch.tensor(config.projector_init_mean))
 
-    def forward(self, view_features: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """view_features (B, V, D_in), view_mask (B, V) with 1 = present -> tokens (B, N, D_out), weights (B, V)."""
-        valid = view_mask.bool()  # missing views must hold finite values (get_video_features makes them 0)
-        x = self.view_norm(self.feature_norm(view_features, valid))
+    def forward(
+        self, view_features: torch.Tensor, view_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """view_features (B, V, N, D_in), view_mask (B, V) with 1 = present -> tokens (B, N x num_tokens, D_out) in
+        time order, view weights (B, V) (mean over steps) and per-step view weights (B, N, V)."""
+        batch, views, steps, dim = view_features.shape
+        # Fold the time steps into the batch: the views are fused within each step, never across steps.
+        x = view_features.transpose(1, 2).reshape(batch * steps, views, dim)
+        # Missing views must hold finite values (get_video_features makes them 0).
+        valid = view_mask.bool().unsqueeze(1).expand(batch, steps, views).reshape(batch * steps, views)
+        x = self.view_norm(self.feature_norm(x, valid))
         # Missing views are excluded as keys, so they cannot influence any present view.
         attended, attn = self.view_attention(
             x, x, x, key_padding_mask=~valid, need_weights=True, average_attn_weights=True
-        )  # attn: [B, V_query, V_key]
+        )  # attn: [B*N, V_query, V_key]
         weights = valid.unsqueeze(-1).to(attended.dtype)
-        fused = (attended * weights).sum(1) / weights.sum(1)  # masked mean over views: [B, D_in]
-        # How much each camera was attended to, averaged over the present query views: [B, V]
-        view_weights = (attn * weights).sum(1) / weights.sum(1)
+        fused = (attended * weights).sum(1) / weights.sum(1)  # masked mean over views: [B*N, D_in]
+        # How much each camera was attended to, averaged over the present query views: [B*N, V]
+        step_weights = ((attn * weights).sum(1) / weights.sum(1)).view(batch, steps, views)
 
         h = self.dropout(self.hidden_norm(self.act(self.fc_in(fused))))
         h = h * torch.sigmoid(self.gate(h))
-        out = self.out_norm(self.fc_out(h).view(-1, self.num_tokens, self.d_out))  # [B, N, D_out]
+        out = self.out_norm(self.fc_out(h).view(-1, self.num_tokens, self.d_out))  # [B*N, tokens, D_out]
         mean, std = out.mean(-1, keepdim=True), out.std(-1, keepdim=True)
         out = (out - mean) / (std + 1e-6) * self.output_scale + self.output_shift
-        return out, view_weights
+        return out.reshape(batch, steps * self.num_tokens, self.d_out), step_weights.mean(1), step_weights
 
 
 class ProfVLMPreTrainedModel(PreTrainedModel):
@@ -126,7 +139,9 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _skip_keys_device_placement = ["past_key_values", "cache"]
-    _no_split_modules = ["TimesformerLayer", "LlamaDecoderLayer"]
+    # No hard-coded layer names: post_init gathers `_no_split_modules` from the children, so whatever tower family
+    # and language model the config names bring their own (TimesformerLayer, VideoMAELayer, ..., LlamaDecoderLayer).
+    _no_split_modules = []
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -141,8 +156,8 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
             init.zeros_(module.num_batches_tracked)
 
     def enable_input_require_grads(self):
-        """Hook only the text embeddings: TimeSformer's patch embedding returns a tuple and would crash the
-        generic hook, and the frozen tower needs no input gradients anyway."""
+        """Hook only the text embeddings: a tower's patch embedding may return a tuple (TimeSformer's does) and
+        would crash the generic hook, and the frozen tower needs no input gradients anyway."""
         hook = self.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True))
         self._require_grads_hooks = [hook]
         self._require_grads_hook = hook
@@ -187,22 +202,22 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
 
     @torch.no_grad()
     def encode_views(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the frozen tower on the present views only and mean-pool its tokens.
-        (B, V, T, 3, H, W) -> (B, V, D_vision), zeros for missing views. This is what the feature cache stores."""
+        """Run the frozen tower on the present views only and pool its tokens into `temporal_tokens` time bins
+        (N = 1: the mean over all of its tokens). (B, V, T, 3, H, W) -> (B, V, N, D_vision), zeros for missing
+        views. This is what the feature cache stores."""
         if pixel_values_videos.ndim != 6:
             raise ValueError(
                 "pixel_values_videos must be 6-D (batch, views, frames, 3, height, width), "
                 f"got {pixel_values_videos.ndim}-D with shape {tuple(pixel_values_videos.shape)}."
             )
-        batch, views = pixel_values_videos.shape[:2]
+        batch, views, frames = pixel_values_videos.shape[:3]
         if views != self.config.num_views:
             raise ValueError(f"pixel_values_videos has {views} views, but the config expects num_views={self.config.num_views}.")
         present = self._check_view_mask(view_mask, batch, pixel_values_videos.device).bool()
         clips = pixel_values_videos[present]  # [B, V, T, C, H, W] -> [n_present, T, C, H, W]
-        tower_dtype = self.vision_tower.dtype
-        tokens = self.vision_tower(pixel_values=clips.to(tower_dtype)).last_hidden_state  # [n, 1 + T*P, D]
-        pooled = tokens.mean(1)
-        features = pooled.new_zeros(batch, views, pooled.shape[-1])
+        tokens = run_tower(self.vision_tower, clips.to(self.vision_tower.dtype))  # [n, tokens, D]
+        pooled = pool_tokens(tokens, self.config.vision_config, self.config.temporal_tokens, frames)  # [n, N, D]
+        features = pooled.new_zeros(batch, views, *pooled.shape[1:])
         features[present] = pooled
         return features
 
@@ -213,25 +228,31 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         video_features: torch.Tensor | None = None,
         **kwargs,
     ) -> ProfVLMVideoOutput:
-        """Encode the views (or take cached per-view `video_features` (B, V, D_vision)) and project them to
-        `num_video_tokens` LM embeddings per sample."""
+        """Encode the views (or take cached per-view `video_features` (B, V, N, D_vision)) and project them to
+        N x `num_video_tokens` LM embeddings per sample, in time order. With N = 1, (B, V, D_vision) is accepted
+        too (features cached before the time axis)."""
         if (pixel_values_videos is None) == (video_features is None):
             raise ValueError("Pass exactly one of pixel_values_videos or video_features.")
         if video_features is None:
             video_features = self.encode_views(pixel_values_videos, view_mask)
-        expected = (self.config.num_views, self.config.vision_config.hidden_size)
-        if video_features.ndim != 3 or tuple(video_features.shape[1:]) != expected:
+        steps, given = self.config.temporal_tokens, tuple(video_features.shape)
+        if video_features.ndim == 3 and steps == 1:
+            video_features = video_features.unsqueeze(2)
+        expected = (self.config.num_views, steps, self.config.vision_config.hidden_size)
+        if video_features.ndim != 4 or tuple(video_features.shape[1:]) != expected:
             raise ValueError(
-                f"video_features must have shape (batch, {expected[0]}, {expected[1]}), got {tuple(video_features.shape)}."
+                f"video_features must have shape (batch, views, temporal_tokens, dim) = (batch, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}), got {given}."
             )
         view_mask = self._check_view_mask(view_mask, video_features.shape[0], video_features.device)
         projector_dtype = self.multi_modal_projector.fc_in.weight.dtype
         # The one place masked views are made inert: whatever they hold (NaN, inf, 1e30) becomes 0 before any
         # arithmetic, since NaN * 0 is still NaN and would leak through the view attention into every present view.
-        present = view_mask.bool().unsqueeze(-1)
+        present = view_mask.bool()[:, :, None, None]
         video_features = torch.where(present, video_features.to(projector_dtype), torch.zeros((), dtype=projector_dtype))
-        tokens, view_weights = self.multi_modal_projector(video_features, view_mask)
-        return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights)
+        tokens, view_weights, step_weights = self.multi_modal_projector(video_features, view_mask)
+        return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights,
+                                  step_view_weights=step_weights)
 
     def get_placeholder_mask(self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, video_features: torch.Tensor):
         """Where the `<video>` placeholders are; checks there are exactly samples x num_video_tokens of them."""
@@ -246,7 +267,8 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         if n_tokens != n_features:
             raise ValueError(
                 f"The text has {n_tokens} `{self.config.video_token}` placeholder tokens, but {video_features.shape[0]} "
-                f"video sample(s) x num_video_tokens={self.config.num_video_tokens} = {n_features} were expected."
+                f"video sample(s) x temporal_tokens={self.config.temporal_tokens} x num_video_tokens="
+                f"{self.config.num_video_tokens} = {n_features} were expected."
             )
         return mask.unsqueeze(-1).expand_as(inputs_embeds)
 
@@ -339,7 +361,7 @@ class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> ProfVLMCausalLMOutputWithPast:
         """Inputs: token ids with `<video>` placeholders and either `pixel_values_videos` (B, V, T, 3, H, W) or
-        cached `video_features` (B, V, D_vision), a `view_mask` (B, V), and unshifted `labels` (-100 = ignored)."""
+        cached `video_features` (B, V, N, D_vision), a `view_mask` (B, V), and unshifted `labels` (-100 = ignored)."""
         outputs = self.model(
             input_ids=input_ids,
             pixel_values_videos=pixel_values_videos,

@@ -11,12 +11,14 @@ from transformers.processing_utils import ProcessorMixin
 from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES
 from modeling_profvlm.take_inputs import split_takes, take_views
 from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
-from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages
+from modeling_profvlm.tower_adapter import TOWER_FAMILIES, token_start_frames
+from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
 from processing.video_io import frames_to_rgb, keyframes_near, probe_video, read_frames
 
-# TimeSformer checkpoints (facebook/timesformer-*) normalise with these, not with the ImageNet 0.485/0.229 set.
-TIMESFORMER_MEAN = (0.45, 0.45, 0.45)
-TIMESFORMER_STD = (0.225, 0.225, 0.225)
+# Without a tower's own normalisation, the paper's tower's (TimeSformer checkpoints use 0.45/0.225, not ImageNet's
+# 0.485/0.229). `profvlm init` saves the chosen tower's own mean/std with the processor.
+TIMESFORMER_MEAN = TOWER_FAMILIES["timesformer"].image_mean
+TIMESFORMER_STD = TOWER_FAMILIES["timesformer"].image_std
 
 
 # Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
@@ -41,9 +43,14 @@ class ProfVLMProcessor(ProcessorMixin):
         view_names: list[str] | None = None,
         frame_sampler: str = "uniform",
         snap_to_keyframes: bool = False,
+        temporal_tokens: int = 1,
+        frames_per_time_step: int = 1,
         **kwargs,
     ):
         self.video_token, self.num_video_tokens, self.num_frames = video_token, num_video_tokens, num_frames
+        # The model's temporal tokens per take and the frames one tower time step covers (`tower_adapter`): with
+        # N > 1 each token is written into the prompt with its time.
+        self.temporal_tokens, self.frames_per_time_step = int(temporal_tokens), int(frames_per_time_step)
         self.image_size, self.frame_sampler, self.snap_to_keyframes = image_size, frame_sampler, snap_to_keyframes
         self.image_mean = list(image_mean if image_mean is not None else TIMESFORMER_MEAN)
         self.image_std = list(image_std if image_std is not None else TIMESFORMER_STD)
@@ -82,7 +89,10 @@ class ProfVLMProcessor(ProcessorMixin):
             raise ValueError("ProfVLMProcessor needs `text`, `videos` or both; got neither.")
         return_metadata = kwargs.pop("return_metadata", False)
         return_offsets = kwargs.pop("return_text_replacement_offsets", False)
+        token_times = kwargs.pop("token_times", None)
         data = self.process_videos(videos, frame_sampler, seed) if videos is not None else {}
+        if videos is not None and self.temporal_tokens > 1:
+            token_times = self.token_times(data["video_metadata"])
         if not return_metadata:
             data.pop("video_metadata", None)
         if text is not None:
@@ -93,12 +103,47 @@ class ProfVLMProcessor(ProcessorMixin):
                     f"expected one {self.video_token!r} per take: got {len(data['view_mask'])} takes in `videos` "
                     f"and {num_placeholders} {self.video_token!r} in `text`."
                 )
-            expanded = [self.video_token * self.num_video_tokens] * num_placeholders
+            expanded = self._video_replacements(num_placeholders, token_times)
             texts, offsets = self.get_text_with_replacements(texts, videos_replacements=expanded)
             data.update(self.tokenizer(texts, **{"padding": True, **kwargs}))
             if return_offsets:
                 data["text_replacement_offsets"] = offsets
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
+
+    def token_times(self, video_metadata: list) -> list[dict]:
+        """Per take, {"times": the start time in seconds of each of the N temporal tokens, "duration": seconds},
+        from the first present view's sampled frame times (the views of a take are frame-aligned). This is what a
+        feature cache stores so that a prompt built without the videos says the same times."""
+        out = []
+        for b, views in enumerate(video_metadata):
+            meta = next((m for m in views if m is not None), None)
+            if meta is None or meta.get("times") is None:
+                raise ValueError(f"take {b}: no sampled frame times in the video metadata; the prompt of a model with "
+                                 f"temporal_tokens={self.temporal_tokens} needs them.")
+            starts = token_start_frames(len(meta["times"]), self.frames_per_time_step, self.temporal_tokens)
+            out.append({"times": [float(meta["times"][i]) for i in starts], "duration": meta.get("duration")})
+        return out
+
+    def _video_replacements(self, num_placeholders: int, token_times: list[dict] | None) -> list[str]:
+        """What each take's `<video>` expands to: today's placeholders with one temporal token; with N > 1 the
+        take's duration and each token's time before its placeholders (`expand_video_placeholder`)."""
+        if self.temporal_tokens == 1:
+            return [expand_video_placeholder(self.num_video_tokens, video_token=self.video_token)] * num_placeholders
+        if token_times is None or len(token_times) != num_placeholders:
+            got = "none" if token_times is None else f"{len(token_times)}"
+            raise ValueError(
+                f"this processor's model has temporal_tokens={self.temporal_tokens}: each take's prompt states its "
+                f"tokens' times, so pass `videos`, or `token_times` (one {{'times': [...], 'duration': s}} per take, as "
+                f"a feature cache stores them) for each of the {num_placeholders} {self.video_token!r}; got {got}."
+            )
+        out = []
+        for b, entry in enumerate(token_times):
+            times = list(entry["times"])
+            if len(times) != self.temporal_tokens:
+                raise ValueError(f"token_times[{b}] has {len(times)} times; expected temporal_tokens="
+                                 f"{self.temporal_tokens}.")
+            out.append(expand_video_placeholder(self.num_video_tokens, times, entry.get("duration"), self.video_token))
+        return out
 
     def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None) -> dict:
         """Video side only: {"pixel_values_videos": float32 (B, V, T, 3, S, S), "view_mask": long (B, V),

@@ -2,7 +2,7 @@
 # chat template. The answer format itself ("Proficiency: ...\nFeedback: ...") lives in modeling_profvlm.profvlm_facts.
 from collections.abc import Sequence
 
-from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, format_target
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, format_target, format_timestamp
 
 # The ProfVLM prototype's inference prompt (arXiv 2509.26278, prototype section), with the video placeholder after it.
 DEFAULT_INSTRUCTION = (
@@ -39,6 +39,23 @@ def build_prompt(instruction: str = DEFAULT_INSTRUCTION, video_token: str = VIDE
     return f"{instruction}\n{video_token}"
 
 
+def expand_video_placeholder(
+    num_video_tokens: int,
+    token_times: Sequence[float] | None = None,
+    duration: float | None = None,
+    video_token: str = VIDEO_TOKEN,
+) -> str:
+    """What one take's `<video>` becomes in the model's input. Without times (one temporal token, the paper):
+    `num_video_tokens` placeholders. With the times of N temporal tokens (seconds), the take's duration and each
+    token's time in text before its placeholders, as LLaVA-Video does, e.g. for 2 tokens of a 24 s take:
+    "(0:24) [0:01]<video> [0:13]<video>". Times are written by `format_timestamp`, the one time format."""
+    placeholders = video_token * num_video_tokens
+    if token_times is None:
+        return placeholders
+    head = f"({format_timestamp(duration)}) " if duration is not None else ""
+    return head + " ".join(f"[{format_timestamp(t)}]{placeholders}" for t in token_times)
+
+
 def build_messages(
     label: str | None = None,
     feedback: str | None = None,
@@ -58,4 +75,4 @@ def build_messages(
     return messages
 
 
-__all__ = ["CHAT_TEMPLATE", "DEFAULT_INSTRUCTION", "build_prompt", "build_messages"]
+__all__ = ["CHAT_TEMPLATE", "DEFAULT_INSTRUCTION", "build_prompt", "build_messages", "expand_video_placeholder"]

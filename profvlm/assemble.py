@@ -1,17 +1,23 @@
 # Assemble a base ProfVLM checkpoint from a video tower and a language model (what `profvlm init` runs).
+import json
 import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, TimesformerConfig
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import cached_file
 
-from modeling_profvlm.configuration_profvlm import (
-    TIMESFORMER_BASE_VISION_CONFIG,
-    TIMESFORMER_TINY_VISION_CONFIG,
-    ProfVLMConfig,
-)
+from modeling_profvlm.configuration_profvlm import ProfVLMConfig
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
 from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
+from modeling_profvlm.tower_adapter import (
+    TOWER_PRESETS,
+    frames_per_time_step,
+    supported_families,
+    tower_family,
+    tower_image_size,
+    tower_num_frames,
+)
 from processing.processing_profvlm import ProfVLMProcessor
 from processing.text_format import CHAT_TEMPLATE
 
@@ -22,28 +28,70 @@ from .code_export import finalize_checkpoint
 
 logger = logging.getLogger(__name__)
 
-RANDOM_TOWERS = {"random-base": TIMESFORMER_BASE_VISION_CONFIG, "random-tiny": TIMESFORMER_TINY_VISION_CONFIG}
+# Offline random towers: random-<family>-<size> for every family, and the paper's TimeSformer as random-base / -tiny.
+RANDOM_TOWERS = {
+    **{f"random-{family}-{size}": preset for family, sizes in TOWER_PRESETS.items() for size, preset in sizes.items()},
+    "random-base": TOWER_PRESETS["timesformer"]["base"],
+    "random-tiny": TOWER_PRESETS["timesformer"]["tiny"],
+}
 OFFLINE_TEXT = "smollm2-offline"
 RANDOM_TOWER_WARNING = (
-    "The video tower is RANDOMLY INITIALISED ({name}) and frozen: no pretrained TimeSformer is reachable offline. "
-    "Predictions only reflect what a random tower preserves. With Hub access use "
+    "The video tower is RANDOMLY INITIALISED ({name}) and frozen: no pretrained tower is reachable offline. "
+    "Predictions only reflect what a random tower preserves. With Hub access use e.g. "
     "--vision facebook/timesformer-base-finetuned-k600."
 )
+# Where a tower repo keeps its normalisation: image processors write preprocessor_config.json, video processors
+# (V-JEPA 2's) video_preprocessor_config.json.
+_PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 
 
 def load_vision_tower(vision: str, seed: int = 0):
-    """`random-base` / `random-tiny` build a randomly initialised TimeSformer; anything else is a Hub id or a
-    folder loaded with AutoModel (a video-classification checkpoint gives its TimesformerModel backbone)."""
+    """(tower, random): `random-<family>-<base|tiny>` (and `random-base` / `random-tiny`, the paper's TimeSformer)
+    build a randomly initialised tower; anything else is a Hub id or a folder of a supported family, loaded with
+    AutoModel (a video-classification checkpoint gives its backbone)."""
     if vision in RANDOM_TOWERS:
         torch.manual_seed(seed)
-        cfg = TimesformerConfig(**{k: v for k, v in RANDOM_TOWERS[vision].items() if k != "model_type"})
+        preset = dict(RANDOM_TOWERS[vision])
+        cfg = AutoConfig.for_model(preset.pop("model_type"), **preset)
         logger.warning(RANDOM_TOWER_WARNING.format(name=vision))
         return AutoModel.from_config(cfg), True
+    families = ", ".join(supported_families())
+    try:
+        config = AutoConfig.from_pretrained(vision)
+    except (OSError, ValueError) as err:  # an unreachable Hub id or a folder without a config: say what works offline
+        raise OSError(f"--vision {vision}: cannot load a video tower ({one_line(err)}). Without Hub access pass a "
+                      f"local folder of a {families} model, or one of {', '.join(RANDOM_TOWERS)} for a random "
+                      "tower.") from err
+    tower_family(config)  # an unsupported model_type fails here, in one line that lists the supported ones
     try:
         return AutoModel.from_pretrained(vision), False
-    except OSError as err:  # an unreachable Hub id or a folder without weights: say what works offline
-        raise OSError(f"--vision {vision}: cannot load a TimeSformer ({one_line(err)}). Without Hub access pass a "
-                      f"local TimeSformer folder, or {' / '.join(RANDOM_TOWERS)} for a random tower.") from err
+    except OSError as err:
+        raise OSError(f"--vision {vision}: cannot load the tower's weights ({one_line(err)}).") from err
+
+
+def tower_normalisation(vision: str, vision_config) -> tuple[list[float], list[float], str]:
+    """(image_mean, image_std, where they came from) for a tower: its own preprocessor config (folder or Hub repo)
+    when it has one, else its family's documented default (random towers always take the default)."""
+    family = tower_family(vision_config)
+    if vision not in RANDOM_TOWERS:
+        for name in _PREPROCESSOR_FILES:
+            path = cached_file(vision, name, _raise_exceptions_for_missing_entries=False,
+                               _raise_exceptions_for_connection_errors=False)
+            if not path:
+                continue
+            try:
+                data = json.loads(Path(path).read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"--vision {vision}: {name} is not valid JSON ({err}).") from err
+            mean, std = data.get("image_mean"), data.get("image_std")
+            if mean is not None and std is not None:
+                mean = [float(mean)] * 3 if isinstance(mean, (int, float)) else [float(x) for x in mean]
+                std = [float(std)] * 3 if isinstance(std, (int, float)) else [float(x) for x in std]
+                if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+                    raise ValueError(f"--vision {vision}: {name} has image_mean {mean} / image_std {std}; expected "
+                                     "3 values each, std > 0.")
+                return mean, std, f"{vision} ({name})"
+    return list(family.image_mean), list(family.image_std), f"{family.name} default"
 
 
 def load_language_model(text: str):
@@ -76,7 +124,6 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
     config = ProfVLMConfig(
         vision_config=tower.config.to_dict(),
         text_config=text_config.to_dict(),
-        num_frames=tower.config.num_frames,
         video_token_id=video_token_id,
         vision_tower_random_init=random_tower,
         **config_overrides,
@@ -97,24 +144,32 @@ def build_base_checkpoint(vision: str, text: str, out: str | Path, seed: int = 0
     """Assemble ProfVLM and save it (safetensors) with its processor and code files to `out`.
     `config_overrides` go to ProfVLMConfig (e.g. `num_views`, `view_names`, `proficiency_labels` of a dataset)."""
     model, tokenizer = assemble_profvlm(vision, text, seed, **config_overrides)
+    mean, std, _ = tower_normalisation(vision, model.config.vision_config)
     out = Path(out)
     model.save_pretrained(out)
-    build_processor(model.config, tokenizer).save_pretrained(out)
+    build_processor(model.config, tokenizer, image_mean=mean, image_std=std).save_pretrained(out)
     finalize_checkpoint(out)  # the one code export of a base checkpoint
     if model.config.vision_tower_random_init:
         logger.warning("Saved %s with a RANDOM video tower (config.json: vision_tower_random_init=true).", out)
     return out
 
 
-def build_processor(config: ProfVLMConfig, tokenizer) -> ProfVLMProcessor:
-    """The ProfVLMProcessor matching `config` (tower size and frames, `<video>` expansion, chat template, views)."""
+def build_processor(config: ProfVLMConfig, tokenizer, image_mean: list[float] | None = None,
+                    image_std: list[float] | None = None) -> ProfVLMProcessor:
+    """The ProfVLMProcessor matching `config`: the tower's frames, size and time steps (from `tower_adapter`), its
+    normalisation (given, else its family's default), the `<video>` expansion, the chat template and the views."""
     vision = config.vision_config
+    family = tower_family(vision)
     return ProfVLMProcessor(
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
         video_token=config.video_token,
         num_video_tokens=config.num_video_tokens,
-        num_frames=config.num_frames,
-        image_size=vision.image_size,
+        num_frames=tower_num_frames(vision),
+        image_size=tower_image_size(vision),
+        image_mean=list(image_mean if image_mean is not None else family.image_mean),
+        image_std=list(image_std if image_std is not None else family.image_std),
         view_names=list(config.view_names),
+        temporal_tokens=config.temporal_tokens,
+        frames_per_time_step=frames_per_time_step(vision),
     )

@@ -4,7 +4,7 @@ import argparse
 import logging
 import sys
 
-from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line
+from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line, reject_renamed_flags
 
 from . import app, serving_cli
 from .assets import AssetError
@@ -37,10 +37,14 @@ def cmd_init(args: argparse.Namespace) -> int:
                                  "pass --data_dir for a dataset with other views.")
             views, labels = [v for v in VIEW_NAMES if v in args.views], list(PROFICIENCY_LABELS)
         overrides = {"num_views": len(views), "view_names": views, "proficiency_labels": labels}
-    out = build_base_checkpoint(args.vision, args.text, args.out, seed=args.seed, **overrides)
+    if args.temporal_tokens != 1:
+        overrides["temporal_tokens"] = args.temporal_tokens
+    out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, **overrides)
     print(f"Base ProfVLM checkpoint written to {out}")
-    if overrides:
+    if "view_names" in overrides:
         print(f"  views {overrides['view_names']}, labels (low -> high) {overrides['proficiency_labels']}")
+    if "temporal_tokens" in overrides:
+        print(f"  {overrides['temporal_tokens']} temporal tokens per take")
     return 0
 
 
@@ -81,10 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_assets)
 
     p = sub.add_parser("init", help="assemble a base checkpoint (tower + projector + LM + tokenizer/processor)")
-    p.add_argument("--vision", required=True, help="Hub id or folder of a TimeSformer, or random-base / random-tiny")
+    p.add_argument("--vision", required=True,
+                   help="Hub id or folder of a TimeSformer, VideoMAE, V-JEPA 2 (vjepa2) or ViViT model, or an offline "
+                        "random tower: random-base / random-tiny (TimeSformer), random-<family>-<base|tiny> "
+                        "(family: timesformer, videomae, vjepa2, vivit)")
     p.add_argument("--text", required=True, help="Hub id or folder of a causal LM, or smollm2-offline")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--output_dir", required=True, help="output folder (the base checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inits (default 0)")
+    p.add_argument("--temporal_tokens", type=int, default=1,
+                   help="tokens per take along time (default 1: the paper, one mean over all tower tokens); N > 1 "
+                        "pools the tower's tokens into N time bins, written in the prompt with their times")
     p.add_argument("--data_dir", help="adopt this dataset's views and ordered labels (an EgoExo4D root or a "
                                       "multi-view folder with labels.json); default: EgoExo4D's 5 views and 4 levels")
     p.add_argument("--views", nargs="+", help="keep only these views (of --data_dir, or of EgoExo4D without it)")
@@ -106,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     synthetic_egoexo4d.build_parser(p)
     demo.add_parser(sub)
-    return parser
+    return reject_renamed_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

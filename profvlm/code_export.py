@@ -11,6 +11,7 @@ _PROJECT_PACKAGES = ("modeling_profvlm", "processing")
 EXPORTED_MODULES: tuple[str, ...] = (
     "modeling_profvlm/profvlm_facts.py",
     "modeling_profvlm/take_inputs.py",
+    "modeling_profvlm/tower_adapter.py",
     "modeling_profvlm/device_policy.py",
     "modeling_profvlm/configuration_profvlm.py",
     "modeling_profvlm/modeling_profvlm.py",

@@ -34,7 +34,7 @@ def _make_cache(path, model, takes=("take-a", "take-b"), sampling=SAMPLING, dtyp
     views = manifest["view_names"]
     for i, uid in enumerate(takes):
         mask = torch.tensor([1, 1, 0, 1, 0])
-        features = torch.randn(len(views), manifest["feature_dim"]) * mask[:, None]
+        features = torch.randn(len(views), 1, manifest["feature_dim"]) * mask[:, None, None]
         write_take(path, uid, features.to(dtype), mask, views, manifest_fingerprint(manifest))
     return manifest
 
@@ -44,7 +44,7 @@ def test_cache_round_trip_keyed_by_take_and_view(tmp_path):
     manifest = _make_cache(tmp_path, model)
     cache = FeatureCache(tmp_path, expected_manifest=build_manifest(model, SAMPLING, torch.float32))
     features, mask = cache["take-a"]
-    assert features.shape == (5, 64) and features.dtype == torch.float32
+    assert features.shape == (5, 1, 64) and features.dtype == torch.float32
     assert mask.tolist() == [1, 1, 0, 1, 0] and torch.all(features[2] == 0) and torch.all(features[4] == 0)
     from safetensors import safe_open
 
@@ -97,14 +97,14 @@ def test_corrupt_take_file_is_reported_by_name(tmp_path, damage):
     elif damage == "garbage":
         path.write_bytes(b"\x00\x01not a safetensors file" * 10)
     elif damage == "nan":
-        write_take(tmp_path, "take-b", torch.full((5, 64), float("nan")), torch.ones(5, dtype=torch.long),
+        write_take(tmp_path, "take-b", torch.full((5, 1, 64), float("nan")), torch.ones(5, dtype=torch.long),
                    manifest["view_names"], manifest_fingerprint(manifest))
     elif damage == "wrong_shape":
         from safetensors.torch import save_file
 
         save_file({"ego": torch.zeros(63)}, str(path), metadata={"fingerprint": manifest_fingerprint(manifest)})
     else:  # a file copied in from a cache of another tower
-        write_take(tmp_path, "take-b", torch.zeros(5, 64), torch.ones(5, dtype=torch.long),
+        write_take(tmp_path, "take-b", torch.zeros(5, 1, 64), torch.ones(5, dtype=torch.long),
                    manifest["view_names"], "0" * 64)
     cache = FeatureCache(tmp_path)
     cache["take-a"]  # the intact file still loads

@@ -197,7 +197,7 @@ def test_bad_input_raises_value_error_with_expected_and_received(change, message
 def test_bad_video_features_shape_is_reported():
     model, inputs = tiny_profvlm(), tiny_inputs()
     inputs.pop("pixel_values_videos")
-    with pytest.raises(ValueError, match=r"video_features must have shape \(batch, 5, 64\), got \(2, 5, 10\)"):
+    with pytest.raises(ValueError, match=r"video_features must have shape \(batch, views, temporal_tokens, dim\) = \(batch, 5, 1, 64\), got \(2, 5, 10\)"):
         model(**inputs, video_features=torch.zeros(2, 5, 10))
 
 

@@ -82,7 +82,6 @@ def tiny_profvlm_config(**overrides):
         text_config=tiny_text_config(TINY_VOCAB).to_dict(),
         projector_hidden_size=48,
         projector_num_heads=2,
-        num_frames=4,
         video_token_id=TINY_VIDEO_TOKEN_ID,
     )
     kwargs.update(overrides)

@@ -71,9 +71,10 @@ class ProfVLMCollator:
         rendered = [self.render(row) for row in rows]
         texts, prompts = [r[0] for r in rendered], [r[1] for r in rendered]
         if self.features is not None:
-            batch = dict(self.processor(text=texts, return_tensors="pt"))
+            uids = [row["take_uid"] for row in rows]
+            batch = dict(self.processor(text=texts, return_tensors="pt", **self.features.prompt_kwargs(uids)))
             cached = [self.features.features_of(row["take_uid"], row["view_names"]) for row in rows]
-            batch["video_features"] = torch.stack([f for f, _ in cached])  # [B, V, D]
+            batch["video_features"] = torch.stack([f for f, _ in cached])  # [B, V, N, D]
             batch["view_mask"] = torch.stack([m for _, m in cached])  # [B, V]
         else:
             kwargs = {}

@@ -101,11 +101,12 @@ def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: li
 
 
 def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """(prompt batch, video_features (B, V, D), view_mask (B, V)) for a batch of takes: from the feature cache when
+    """(prompt batch, video_features (B, V, N, D), view_mask (B, V)) for a batch of takes: from the feature cache when
     given, else by running the processor and the frozen tower once per take."""
     prompt = processor.build_prompt()
     if cache is not None:
-        prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt"))
+        uids = [row["take_uid"] for row in rows]
+        prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt", **cache.prompt_kwargs(uids)))
         loaded = [cache.features_of(row["take_uid"], row["view_names"]) for row in rows]
         return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded])
     batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt")

@@ -1,11 +1,12 @@
-"""Run ProfVLM's frozen video tower once per take and view and cache the mean-pooled features (V, D).
+"""Run ProfVLM's frozen video tower once per take and view and cache the pooled features (V, N, D).
 
-    python training/extract_features.py --model CKPT --data_dir ROOT --output CACHE
+    python training/extract_features.py --model CKPT --data_dir ROOT --output_dir CACHE
     accelerate launch training/extract_features.py ...           (takes are sharded across the processes)
     ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 training/extract_features.py ...
 
-Writes CACHE/manifest.json (tower config + weights hash, frame sampling, views, dtype) and one
-CACHE/features/<take_uid>.safetensors per take (a (D,) tensor per present view). Interrupted runs resume:
+Writes CACHE/manifest.json (tower type, config + weights hash, pooling and temporal_tokens N, frame sampling and
+normalisation, views, dtype) and one CACHE/features/<take_uid>.safetensors per take (an (N, D) tensor per present
+view, and with N > 1 the tokens' times, which the training prompt states). Interrupted runs resume:
 takes already cached are skipped. Train on it with `training/sft.py --features CACHE`.
 """
 import argparse
@@ -23,6 +24,7 @@ from accelerate import PartialState  # noqa: E402
 from accelerate.utils import parse_flag_from_env  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments, resolve_device_policy  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
@@ -30,10 +32,13 @@ from training.feature_cache import (  # noqa: E402
     COMPATIBILITY_KEYS,
     FEATURES_DIR,
     MANIFEST_NAME,
+    LEGACY_VERSION,
     CorruptFeatureCacheError,
+    StaleFeatureCacheError,
     build_manifest,
     check_manifest,
     manifest_fingerprint,
+    read_raw_manifest,
     read_take,
     sampling_spec,
     take_path,
@@ -52,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_dir", required=True,
                         help="EgoExo4D root (real or synthetic) or a multi-view folder (metadata.jsonl/.csv + labels.json)")
     parser.add_argument("--views", nargs="+", default=None, help="extract only these views (default: every view)")
-    parser.add_argument("--output", required=True, help="feature cache folder (created; resumed when it exists)")
+    parser.add_argument("--output_dir", required=True, help="feature cache folder (created; resumed when it exists)")
     parser.add_argument("--dataset_config", default="demonstrator",
                         help="builder config whose takes are cached (default: demonstrator = every labelled take)")
     parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="splits whose takes are cached")
@@ -60,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers that decode videos")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a cache made by another tower/sampling/dtype instead of refusing it")
-    return parser.parse_args(argv)
+    return reject_renamed_flags(parser).parse_args(argv)
 
 
 def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
@@ -78,6 +83,9 @@ def prepare_cache(output: Path, manifest: dict, overwrite: bool, state: PartialS
     with state.main_process_first():
         if (output / MANIFEST_NAME).is_file():
             try:
+                if read_raw_manifest(output).get("version") == LEGACY_VERSION:  # readable as N = 1, not extendable
+                    raise StaleFeatureCacheError(f"{output}: a version-1 feature cache (one vector per view, made "
+                                                 "before temporal tokens); pass --overwrite to extract it again.")
                 check_manifest(output, manifest, keys=COMPATIBILITY_KEYS + ("dtype",))
             except ValueError:
                 if not (overwrite and state.is_main_process):
@@ -90,7 +98,8 @@ def prepare_cache(output: Path, manifest: dict, overwrite: bool, state: PartialS
 
 
 class TakeVideos(torch.utils.data.Dataset):
-    """(take_uid, pixel_values_videos (V, T, 3, H, W), view_mask (V,)) per take, decoded by the processor."""
+    """(take_uid, pixel_values_videos (V, T, 3, H, W), view_mask (V,), token times or None) per take, decoded by
+    the processor. Token times are kept with N > 1 temporal tokens: the prompt states them."""
 
     def __init__(self, takes: list[tuple[str, dict[str, str]]], processor):
         self.takes, self.processor = takes, processor
@@ -101,7 +110,8 @@ class TakeVideos(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         take_uid, videos = self.takes[i]
         out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
-        return take_uid, out["pixel_values_videos"][0], out["view_mask"][0]
+        times = self.processor.token_times(out["video_metadata"])[0] if self.processor.temporal_tokens > 1 else None
+        return take_uid, out["pixel_values_videos"][0], out["view_mask"][0], times
 
 
 def pending_takes(output: Path, takes: dict, manifest: dict) -> list[tuple[str, dict]]:
@@ -111,7 +121,8 @@ def pending_takes(output: Path, takes: dict, manifest: dict) -> list[tuple[str, 
         path = take_path(output, take_uid)
         if path.is_file():
             try:
-                read_take(path, manifest["view_names"], manifest["feature_dim"], fingerprint)
+                read_take(path, manifest["view_names"], manifest["feature_dim"], fingerprint,
+                          manifest["temporal_tokens"])
                 continue
             except CorruptFeatureCacheError as err:
                 logger.warning("%s -- extracting it again.", err)
@@ -134,7 +145,7 @@ def extract(args: argparse.Namespace) -> dict:
     device = torch.device(args.device) if args.device and state.num_processes == 1 else state.device
     policy = resolve_device_policy(device, args.dtype)
     dtype, device = policy.tower_dtype, policy.device
-    output = Path(args.output)
+    output = Path(args.output_dir)
     manifest = build_manifest(model, sampling_spec(processor), dtype, source=str(args.model))  # hashes fp32 weights
     prepare_cache(output, manifest, args.overwrite, state)
     encoder = model.model
@@ -150,10 +161,11 @@ def extract(args: argparse.Namespace) -> dict:
                 len(shard), len(shard) - len(todo), len(todo), device, str(dtype).removeprefix("torch."))
     loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
     fingerprint, start = manifest_fingerprint(manifest), time.perf_counter()
-    for take_uid, pixels, view_mask in tqdm(loader, total=len(todo), unit="take", desc=f"rank {state.process_index}",
-                                            disable=not state.is_local_main_process):
+    for take_uid, pixels, view_mask, times in tqdm(loader, total=len(todo), unit="take",
+                                                   desc=f"rank {state.process_index}",
+                                                   disable=not state.is_local_main_process):
         features = encoder.encode_views(pixels[None].to(device, dtype), view_mask[None].to(device))[0]
-        write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint)
+        write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint, times)
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
     summary = {"rank": state.process_index, "extracted": len(todo), "skipped": len(shard) - len(todo),

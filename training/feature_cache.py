@@ -1,5 +1,6 @@
-# Frozen-tower feature cache: one safetensors file per take, one (D,) tensor per present view, plus a manifest
-# that pins the tower (config + weights hash) and the frame sampling, so features from another tower are refused.
+# Frozen-tower feature cache: one safetensors file per take, one (N, D) tensor per present view (N temporal tokens)
+# plus the tokens' times, and a manifest that pins the tower (type, config, weights hash), the pooling, N and the
+# frame sampling and normalisation, so features made any other way are refused.
 import hashlib
 import json
 import os
@@ -11,12 +12,19 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 CACHE_FORMAT = "profvlm-feature-cache"
-CACHE_VERSION = 1
+# Version 2: (N, D) per view and token times (the time axis). Version 1 stored one (D,) vector per view: such a
+# cache is read as N = 1 (what it is), and refused for anything else.
+CACHE_VERSION = 2
+LEGACY_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FEATURES_DIR = "features"
-POOLING = "mean over all tower tokens (CLS + T*patches)"  # what ProfVLMModel.encode_views does
+# What ProfVLMModel.encode_views does (tower_adapter.pool_tokens), by N.
+POOLING_ALL_TOKENS = "mean over all tower tokens"
+POOLING_TIME_BINS = "per-time-step mean of the patch tokens, then equal time bins"
+_LEGACY_POOLING = "mean over all tower tokens (CLS + T*patches)"  # version 1's wording of the N = 1 pooling
 # Manifest keys that decide whether cached features equal what the model would compute from pixels.
-COMPATIBILITY_KEYS = ("format", "version", "tower", "sampling", "view_names", "feature_dim", "pooling")
+COMPATIBILITY_KEYS = ("format", "version", "tower_type", "tower", "sampling", "view_names", "feature_dim", "pooling",
+                      "temporal_tokens")
 # Config entries that change between saves of the same tower and say nothing about its features.
 _VOLATILE_CONFIG_KEYS = {
     "transformers_version", "_name_or_path", "name_or_path", "dtype", "torch_dtype", "architectures",
@@ -67,17 +75,25 @@ def sampling_spec(processor) -> dict:
     }
 
 
+def pooling_spec(temporal_tokens: int) -> dict:
+    """How per-view features are pooled from the tower's tokens, as data."""
+    method = POOLING_ALL_TOKENS if temporal_tokens == 1 else POOLING_TIME_BINS
+    return {"method": method, "temporal_tokens": int(temporal_tokens)}
+
+
 def build_manifest(model, sampling: dict, dtype: torch.dtype, source: str | None = None) -> dict:
     """Everything that determines the cached features of `model` (a ProfVLMForConditionalGeneration)."""
     config = model.config
     manifest = {
         "format": CACHE_FORMAT,
         "version": CACHE_VERSION,
+        "tower_type": config.vision_config.model_type,
         "tower": tower_identity(model.model.vision_tower),
         "sampling": dict(sampling),
         "view_names": list(config.view_names),
         "feature_dim": int(config.vision_config.hidden_size),
-        "pooling": POOLING,
+        "temporal_tokens": int(config.temporal_tokens),
+        "pooling": pooling_spec(config.temporal_tokens),
         "dtype": str(dtype).removeprefix("torch."),
         "source_model": source,
     }
@@ -112,12 +128,31 @@ def manifest_fingerprint(manifest: dict) -> str:
 
 
 def read_manifest(cache_dir: str | Path) -> dict:
-    """The cache's manifest.json; FileNotFoundError / CorruptFeatureCacheError name the file."""
+    """The cache's manifest.json, a version-1 one read as what it is (N = 1, mean over all tokens; see
+    `upgrade_legacy_manifest`); FileNotFoundError / CorruptFeatureCacheError name the file."""
+    return upgrade_legacy_manifest(read_raw_manifest(cache_dir))
+
+
+def upgrade_legacy_manifest(manifest: dict) -> dict:
+    """A version-1 manifest (one (D,) vector per view, before the time axis) in version 2's terms: one temporal token
+    pooled over all tokens, by its tower's type. `legacy_version` records it (its take files keep the old stamp)."""
+    if manifest.get("version") != LEGACY_VERSION:
+        return manifest
+    if manifest.get("pooling") != _LEGACY_POOLING:
+        raise CorruptFeatureCacheError(f"a version-1 feature cache with unknown pooling {manifest.get('pooling')!r}; "
+                                       "re-extract it with training/extract_features.py --overwrite.")
+    tower_type = ((manifest.get("tower") or {}).get("config") or {}).get("model_type")
+    return {**manifest, "version": CACHE_VERSION, "tower_type": tower_type, "temporal_tokens": 1,
+            "pooling": pooling_spec(1), "legacy_version": LEGACY_VERSION}
+
+
+def read_raw_manifest(cache_dir: str | Path) -> dict:
+    """manifest.json as written; FileNotFoundError / CorruptFeatureCacheError name the file."""
     path = Path(cache_dir) / MANIFEST_NAME
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no feature-cache manifest. Build the cache with `python training/extract_features.py "
-            f"--model MODEL --data_dir ROOT --output {cache_dir}`."
+            f"--model MODEL --data_dir ROOT --output_dir {cache_dir}`."
         )
     try:
         manifest = json.loads(path.read_text())
@@ -144,9 +179,9 @@ def check_manifest(cache_dir: str | Path, expected: dict, keys=COMPATIBILITY_KEY
     diffs = manifest_differences(found, expected, keys)
     if diffs:
         raise StaleFeatureCacheError(
-            f"Feature cache {cache_dir} was made by a different tower, frame sampling or view set than the model "
-            f"being used ({Path(cache_dir) / MANIFEST_NAME}):\n  - " + "\n  - ".join(diffs)
-            + "\nRe-extract with `python training/extract_features.py --model MODEL --output NEW_DIR` "
+            f"Feature cache {cache_dir} was made by a different tower, pooling, temporal_tokens, frame sampling or "
+            f"view set than the model being used ({Path(cache_dir) / MANIFEST_NAME}):\n  - " + "\n  - ".join(diffs)
+            + "\nRe-extract with `python training/extract_features.py --model MODEL --output_dir NEW_DIR` "
             "(or train from pixels without --features)."
         )
     return found
@@ -162,25 +197,29 @@ def take_path(cache_dir: str | Path, take_uid: str) -> Path:
 
 
 def write_take(cache_dir: str | Path, take_uid: str, features: torch.Tensor, view_mask: torch.Tensor,
-               view_names: list[str], fingerprint: str) -> Path:
-    """Store one take: a (D,) tensor per present view, keyed by view name; missing views are simply absent."""
-    if features.ndim != 2 or features.shape[0] != len(view_names) or tuple(view_mask.shape) != (len(view_names),):
+               view_names: list[str], fingerprint: str, token_times: dict | None = None) -> Path:
+    """Store one take: an (N, D) tensor per present view, keyed by view name (missing views are simply absent), and
+    the N tokens' times ({"times": [seconds], "duration": seconds}, `ProfVLMProcessor.token_times`) when known."""
+    if features.ndim != 3 or features.shape[0] != len(view_names) or tuple(view_mask.shape) != (len(view_names),):
         raise ValueError(
-            f"take {take_uid}: expected features ({len(view_names)}, D) and view_mask ({len(view_names)},), "
+            f"take {take_uid}: expected features ({len(view_names)}, N, D) and view_mask ({len(view_names)},), "
             f"got {tuple(features.shape)} and {tuple(view_mask.shape)}."
         )
     tensors = {view: features[i].contiguous().cpu() for i, view in enumerate(view_names) if view_mask[i]}
     metadata = {"take_uid": str(take_uid), "fingerprint": fingerprint, "views": ",".join(tensors)}
+    if token_times is not None:
+        metadata["token_times"] = json.dumps(token_times)
     path = take_path(cache_dir, take_uid)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
 
 
-def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerprint: str | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load one take file as float32 features (V, D) with zeros for missing views, and view_mask (V,) long.
-    Any problem raises CorruptFeatureCacheError naming the file."""
+def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerprint: str | None = None,
+              temporal_tokens: int = 1, legacy: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
+    """Load one take file as float32 features (V, N, D) with zeros for missing views, view_mask (V,) long and the
+    tokens' times (None when not stored). `legacy`: a version-1 file, (D,) per view, read as N = 1. Any problem
+    raises CorruptFeatureCacheError naming the file."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -191,7 +230,8 @@ def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerp
     except Exception as err:  # safetensors raises several types on truncated or garbled files
         raise CorruptFeatureCacheError(f"{path}: corrupt feature-cache file, cannot be read ({err}). Re-run "
                                        "extract_features.py: it extracts this take again.") from err
-    problem = None
+    problem, times = None, None
+    shape = (feature_dim,) if legacy else (temporal_tokens, feature_dim)
     unknown = [k for k in keys if k not in view_names]
     if fingerprint is not None and metadata.get("fingerprint") != fingerprint:
         problem = "written for another tower/sampling than this cache's manifest (fingerprint mismatch)"
@@ -200,25 +240,33 @@ def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerp
     elif not keys:
         problem = "no view features at all"
     else:
-        bad = [k for k, t in tensors.items() if tuple(t.shape) != (feature_dim,) or not t.is_floating_point()]
+        bad = [k for k, t in tensors.items() if tuple(t.shape) != shape or not t.is_floating_point()]
         if bad:
-            problem = f"view(s) {bad} are not float vectors of size {feature_dim}"
+            problem = f"view(s) {bad} are not float tensors of shape {shape}"
         elif not all(torch.isfinite(t).all() for t in tensors.values()):
             problem = "contains NaN or inf"
+        elif "token_times" in metadata:
+            try:
+                times = json.loads(metadata["token_times"])
+                if len(times["times"]) != temporal_tokens:
+                    problem = f"{len(times['times'])} token times for {temporal_tokens} temporal tokens"
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                problem = f"unreadable token times ({err})"
     if problem:
         raise CorruptFeatureCacheError(f"{path}: corrupt feature-cache file: {problem}. Re-run "
                                        "extract_features.py: it extracts this take again.")
-    features = torch.zeros(len(view_names), feature_dim)
+    features = torch.zeros(len(view_names), temporal_tokens, feature_dim)
     view_mask = torch.zeros(len(view_names), dtype=torch.long)
     for i, view in enumerate(view_names):
         if view in tensors:
-            features[i], view_mask[i] = tensors[view].float(), 1
-    return features, view_mask
+            features[i], view_mask[i] = tensors[view].float().reshape(temporal_tokens, feature_dim), 1
+    return features, view_mask, times
 
 
 class FeatureCache:
     """Read side of a cache directory: checks the manifest against what the model expects, then serves
-    (features (V, D) float32, view_mask (V,)) by take_uid. Takes are loaded once and kept in memory."""
+    (features (V, N, D) float32, view_mask (V,)) by take_uid, and the tokens' times (`times_of`). Takes are loaded
+    once and kept in memory. A version-1 cache (one (D,) vector per view) is served as N = 1."""
 
     def __init__(self, cache_dir: str | Path, expected_manifest: dict | None = None):
         self.cache_dir = Path(cache_dir)
@@ -228,8 +276,11 @@ class FeatureCache:
             self.manifest = read_manifest(self.cache_dir)
         self.view_names = list(self.manifest["view_names"])
         self.feature_dim = int(self.manifest["feature_dim"])
-        self.fingerprint = manifest_fingerprint(self.manifest)
-        self._loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.temporal_tokens = int(self.manifest.get("temporal_tokens", 1))
+        self.legacy = self.manifest.get("legacy_version") == LEGACY_VERSION
+        # Take files carry the fingerprint of the manifest as written (a version-1 one for a legacy cache).
+        self.fingerprint = manifest_fingerprint(read_raw_manifest(self.cache_dir) if self.legacy else self.manifest)
+        self._loaded: dict[str, tuple[torch.Tensor, torch.Tensor, dict | None]] = {}
 
     def __contains__(self, take_uid: str) -> bool:
         return take_uid in self._loaded or take_path(self.cache_dir, take_uid).is_file()
@@ -240,15 +291,34 @@ class FeatureCache:
             if not path.is_file():
                 raise KeyError(f"take {take_uid} is not in the feature cache {self.cache_dir} (no {path}); "
                                "run extract_features.py on the same --data_dir to add it.")
-            self._loaded[take_uid] = read_take(path, self.view_names, self.feature_dim, self.fingerprint)
-        return self._loaded[take_uid]
+            self._loaded[take_uid] = read_take(path, self.view_names, self.feature_dim, self.fingerprint,
+                                               self.temporal_tokens, self.legacy)
+        features, mask, _ = self._loaded[take_uid]
+        return features, mask
 
     def features_of(self, take_uid: str, views) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features (V, D), view_mask (V,)) of a take with only `views` present: a row that uses fewer views than
-        were cached (`--views ego`, or a file missing on disk now) sees exactly the views it lists."""
+        """(features (V, N, D), view_mask (V,)) of a take with only `views` present: a row that uses fewer views
+        than were cached (`--views ego`, or a file missing on disk now) sees exactly the views it lists."""
         features, mask = self[take_uid]
         keep = torch.tensor([name in views for name in self.view_names], dtype=mask.dtype)
         return features, mask * keep
+
+    def times_of(self, take_uid: str) -> dict | None:
+        """The take's token times {"times": [N seconds], "duration": seconds} as extracted, or None (not stored)."""
+        self[take_uid]
+        return self._loaded[take_uid][2]
+
+    def prompt_kwargs(self, take_uids) -> dict:
+        """What ProfVLMProcessor.__call__ needs besides the text to build these takes' prompts from cached features:
+        nothing with one temporal token; with N > 1 the tokens' times (`token_times`), which the prompt states."""
+        if self.temporal_tokens == 1:
+            return {}
+        times = [self.times_of(uid) for uid in take_uids]
+        missing = [uid for uid, t in zip(take_uids, times) if t is None]
+        if missing:
+            raise CorruptFeatureCacheError(f"{self.cache_dir}: take(s) {missing[:3]} have no token times, which "
+                                           f"temporal_tokens={self.temporal_tokens} prompts need; re-extract them.")
+        return {"token_times": times}
 
     def preload(self, take_uids) -> None:
         """Load (and so validate) every take up front, so a missing or corrupt file fails before training."""
@@ -280,6 +350,9 @@ __all__ = [
     "StaleFeatureCacheError",
     "CorruptFeatureCacheError",
     "build_manifest",
+    "pooling_spec",
+    "upgrade_legacy_manifest",
+    "read_raw_manifest",
     "sampling_spec",
     "check_manifest",
     "read_manifest",
