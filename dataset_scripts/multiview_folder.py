@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -23,12 +24,15 @@ import datasets
 if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/multiview_folder.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_scripts.egoexo4d_proficiency import CARD_USAGE, FEATURES  # noqa: E402
+from dataset_scripts.egoexo4d_proficiency import CARD_USAGE, FEATURES, MOMENTS_FEATURES  # noqa: E402
+from modeling_profvlm.profvlm_facts import format_moments, normalize_moments  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 FOLDER_FILE_SUFFIX = "_file_name"
 LABELS_FILE = "labels.json"
+# Optional timed feedback: a JSON list of {"time": seconds into the take, "text": ...} (in a CSV cell, a JSON string).
+MOMENTS_COLUMN = "moments"
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 # split name as written in a row or asked for -> datasets split name; the order is the export order
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
@@ -38,13 +42,15 @@ FOLDER_LAYOUT = """folder layout:
     labels.json     {"labels": ["beginner", "intermediate", "advanced"], "views": ["front", "side"]}
     metadata.jsonl  {"take_id": "t001", "split": "train", "label": "beginner",
                      "front_file_name": "videos/t001_front.mp4", "side_file_name": "videos/t001_side.mp4",
-                     "feedback": "optional expert text", "scenario": "optional group"}
+                     "feedback": "optional expert text", "scenario": "optional group",
+                     "moments": [{"time": 4.5, "text": "optional timed remark"}]}
     videos/...
 
   labels: lowest to highest proficiency, 2 or more. views (optional): the view order, else the order in which
   the <view>_file_name columns first appear. split: train, validation (or val), test. metadata.csv with the same
   columns works too. A take without a cell for a view, or whose file is missing (unless --strict), lacks that
-  view. Video paths are relative to the folder, or absolute.
+  view. Video paths are relative to the folder, or absolute. moments (instead of feedback) makes the feedback
+  "[0:04] optional timed remark ..."; a time must lie within the take's videos.
 
 example:
   python dataset_scripts/multiview_folder.py --data_dir my_dataset --output out --license cc-by-4.0"""
@@ -157,6 +163,7 @@ class FolderTake:
     files: dict[str, str]
     scenario: str
     feedback: str
+    moments: list[dict] | None = None  # as written (times checked, not yet floored); None without a moments cell
 
 
 def _cell(path: Path, line: int, row: dict, key: str, required: bool = False) -> str | None:
@@ -170,6 +177,36 @@ def _cell(path: Path, line: int, row: dict, key: str, required: bool = False) ->
     if not isinstance(value, str):
         raise ValueError(f"{path} line {line}: {key} is {value!r}; expected a string.")
     return value.strip()
+
+
+def _moments_cell(path: Path, line: int, row: dict) -> list[dict] | None:
+    """The row's `moments` as [{"time": float, "text": str}] (a JSON list, or a string holding one), times checked to
+    be numbers >= 0; None without the cell."""
+    value = row.get(MOMENTS_COLUMN)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} line {line}: moments is not valid JSON ({err}): {value.strip()[:80]!r}.") from err
+    if not isinstance(value, list):
+        raise ValueError(f"{path} line {line}: moments is {value!r}; expected a list of "
+                         f"{{\"time\": seconds, \"text\": \"...\"}}.")
+    moments = []
+    for i, moment in enumerate(value):
+        if not isinstance(moment, dict) or "time" not in moment or "text" not in moment:
+            raise ValueError(f"{path} line {line}: moment {i} is {moment!r}; expected {{\"time\": seconds, "
+                             f"\"text\": \"...\"}}.")
+        time, text = moment["time"], moment["text"]
+        if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time):
+            raise ValueError(f"{path} line {line}: moment {i} has time {time!r}; expected a number of seconds.")
+        if time < 0:
+            raise ValueError(f"{path} line {line}: moment {i} has time {time!r}; expected seconds >= 0.")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path} line {line}: moment {i} has text {text!r}; expected a non-empty string.")
+        moments.append({"time": float(time), "text": text})
+    return moments
 
 
 def read_folder(root: str | os.PathLike) -> tuple[Path, list[str], list[str], list[FolderTake]]:
@@ -204,9 +241,13 @@ def read_folder(root: str | os.PathLike) -> tuple[Path, list[str], list[str], li
         if not files:
             raise ValueError(f"{path} line {line}: take {take_id!r} has no video; expected a path in at least one of "
                              f"{[v + FOLDER_FILE_SUFFIX for v in views]}.")
+        feedback, moments = _cell(path, line, row, "feedback") or "", _moments_cell(path, line, row)
+        if feedback and moments:  # which one the model should learn would be a guess
+            raise ValueError(f"{path} line {line}: take {take_id!r} has both feedback and moments; the feedback of "
+                             f"a take with moments is its moments, so keep one of the two.")
         takes.append(FolderTake(line, take_id, SPLIT_ALIASES[split], labels.index(label),
                                 {v: files[v] for v in views if v in files},
-                                _cell(path, line, row, "scenario") or "", _cell(path, line, row, "feedback") or ""))
+                                _cell(path, line, row, "scenario") or "", feedback, moments))
     return path, labels, views, takes
 
 
@@ -233,9 +274,31 @@ class FolderReport:
         return text
 
 
-def folder_features(labels: list[str]) -> datasets.Features:
-    """The Ego-Exo4D builder's row schema with the folder's labels as the `proficiency` ClassLabel names."""
-    return datasets.Features({**FEATURES, "proficiency": datasets.ClassLabel(names=list(labels))})
+def folder_features(labels: list[str], with_moments: bool = False) -> datasets.Features:
+    """The Ego-Exo4D builder's row schema with the folder's labels as the `proficiency` ClassLabel names (and its
+    `moments` column when the folder has one)."""
+    base = MOMENTS_FEATURES if with_moments else FEATURES
+    return datasets.Features({**base, "proficiency": datasets.ClassLabel(names=list(labels))})
+
+
+def has_moments(takes: list[FolderTake]) -> bool:
+    """True when any take of the folder has a moments cell: then every split gets the `moments` column."""
+    return any(t.moments is not None for t in takes)
+
+
+def check_moments_within_videos(path: Path, take: FolderTake, video_paths: list[str]) -> None:
+    """A ValueError naming the metadata line when a moment's time lies past the end of the take's longest video."""
+    if not take.moments:
+        return
+    from processing.video_io import probe_video  # only folders with moments pay for opening their videos
+
+    infos = {video: probe_video(video) for video in video_paths}
+    lengths = {video: info.num_frames / info.fps for video, info in infos.items()}
+    video, length = max(lengths.items(), key=lambda item: item[1])
+    late = [m["time"] for m in take.moments if m["time"] > length]
+    if late:
+        raise ValueError(f"{path} line {take.line}: take {take.take_id!r} has a moment at {late[0]!r} s, past the end "
+                         f"of its videos ({length:.2f} s, {video}).")
 
 
 def folder_splits(root: str | os.PathLike) -> list[str]:
@@ -261,7 +324,7 @@ def load_multiview_folder_with_report(
     present = [s for s in SPLITS if any(t.split == s for t in takes)]
     if name not in present:
         raise ValueError(f"{path}: no rows in split {name!r}; the splits present are {present}.")
-    report, rows = FolderReport(name), []
+    report, rows, with_moments = FolderReport(name), [], has_moments(takes)
     for take in (t for t in takes if t.split == name):
         view_names, video_paths = [], []
         for view in (v for v in selected if v in take.files):
@@ -279,14 +342,19 @@ def load_multiview_folder_with_report(
         if not view_names:
             report.skipped_takes += 1
             continue
-        rows.append({"take_uid": take.take_id, "take_name": take.take_id, "scenario": take.scenario, "task_name": "",
-                     "university_id": None, "participant_id": None, "proficiency": take.label,
-                     "view_names": view_names, "video_paths": video_paths, "best_exo": None,
-                     "feedback": take.feedback, "expert_uid": None, "expert_rating": None})
+        row = {"take_uid": take.take_id, "take_name": take.take_id, "scenario": take.scenario, "task_name": "",
+               "university_id": None, "participant_id": None, "proficiency": take.label,
+               "view_names": view_names, "video_paths": video_paths, "best_exo": None,
+               "feedback": take.feedback, "expert_uid": None, "expert_rating": None}
+        if with_moments:
+            check_moments_within_videos(path, take, video_paths)
+            row["moments"] = normalize_moments(take.moments or [])
+            row["feedback"] = format_moments(row["moments"]) if take.moments else take.feedback
+        rows.append(row)
     report.rows = len(rows)
     (logger.warning if report.missing_files or report.skipped_takes else logger.info)(report.message(root))
     # from_list keeps it in memory: a rebuild after videos change on disk sees the new files, never a cache
-    return datasets.Dataset.from_list(rows, features=folder_features(labels)), report
+    return datasets.Dataset.from_list(rows, features=folder_features(labels, with_moments)), report
 
 
 def load_multiview_folder(
@@ -333,7 +401,8 @@ def export_parquet(
     meta = {
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
-        "dataset_info": {"config_name": "default", "features": folder_features(labels)._to_yaml_list()},
+        "dataset_info": {"config_name": "default",
+                         "features": folder_features(labels, has_moments(takes))._to_yaml_list()},
         "license": license or "unknown",
         "task_categories": ["video-classification"],
         "tags": ["proficiency-estimation", "video", "multi-view"],
