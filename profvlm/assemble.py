@@ -45,13 +45,18 @@ RANDOM_TOWER_WARNING = (
 _PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 
 
-def load_vision_tower(vision: str, seed: int = 0):
+def load_vision_tower(vision: str, seed: int = 0, num_frames: int | None = None):
     """(tower, random): `random-<family>-<base|tiny>` (and `random-base` / `random-tiny`, the paper's TimeSformer)
-    build a randomly initialised tower; anything else is a Hub id or a folder of a supported family, loaded with
-    AutoModel (a video-classification checkpoint gives its backbone)."""
+    build a randomly initialised tower (`num_frames` overrides its frame count); anything else is a Hub id or a
+    folder of a supported family, loaded with AutoModel (a video-classification checkpoint gives its backbone)."""
+    if num_frames is not None and vision not in RANDOM_TOWERS:
+        raise ValueError(f"--num_frames {num_frames}: only a random tower's frame count can be chosen; a pretrained "
+                         f"tower ({vision}) keeps the frames it was trained with.")
     if vision in RANDOM_TOWERS:
         torch.manual_seed(seed)
         preset = dict(RANDOM_TOWERS[vision])
+        if num_frames is not None:
+            preset[tower_family(preset).frames_key] = int(num_frames)
         cfg = AutoConfig.for_model(preset.pop("model_type"), **preset)
         logger.warning(RANDOM_TOWER_WARNING.format(name=vision))
         return AutoModel.from_config(cfg), True
@@ -109,9 +114,9 @@ def load_language_model(text: str):
     return model, tokenizer
 
 
-def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
+def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | None = None, **config_overrides):
     """Build (model, tokenizer): tower weights, a fresh projector, the LM weights, `<video>` added to the vocab."""
-    tower, random_tower = load_vision_tower(vision, seed)
+    tower, random_tower = load_vision_tower(vision, seed, num_frames)
     lm, tokenizer = load_language_model(text)
     config_overrides.setdefault("vision_tower_source", vision)
     # The offline SmolLM2 (by name, or its converted folder) is the Hub model: name that (its licence and card apply).
@@ -140,10 +145,12 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, **config_overrides):
     return model.eval(), tokenizer
 
 
-def build_base_checkpoint(vision: str, text: str, out: str | Path, seed: int = 0, **config_overrides) -> Path:
-    """Assemble ProfVLM and save it (safetensors) with its processor and code files to `out`.
-    `config_overrides` go to ProfVLMConfig (e.g. `num_views`, `view_names`, `proficiency_labels` of a dataset)."""
-    model, tokenizer = assemble_profvlm(vision, text, seed, **config_overrides)
+def build_base_checkpoint(vision: str, text: str, out: str | Path, seed: int = 0, num_frames: int | None = None,
+                          **config_overrides) -> Path:
+    """Assemble ProfVLM and save it (safetensors) with its processor and code files to `out`. `num_frames` sets a
+    random tower's frame count. `config_overrides` go to ProfVLMConfig (e.g. `num_views`, `view_names`,
+    `proficiency_labels` of a dataset, `temporal_tokens`)."""
+    model, tokenizer = assemble_profvlm(vision, text, seed, num_frames, **config_overrides)
     mean, std, _ = tower_normalisation(vision, model.config.vision_config)
     out = Path(out)
     model.save_pretrained(out)

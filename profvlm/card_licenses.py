@@ -13,6 +13,10 @@ KNOWN_LICENSES = {
     SMOLLM2: ("apache-2.0", "Apache-2.0"),
     PRETRAINED_TOWER: ("cc-by-nc-4.0", "CC-BY-NC-4.0 (non-commercial)"),
     "facebook/timesformer-base-finetuned-k400": ("cc-by-nc-4.0", "CC-BY-NC-4.0 (non-commercial)"),
+    # Other tower families, each as its Hub model card states it.
+    "MCG-NJU/videomae-base": ("cc-by-nc-4.0", "CC-BY-NC-4.0 (non-commercial)"),
+    "MCG-NJU/videomae-large": ("cc-by-nc-4.0", "CC-BY-NC-4.0 (non-commercial)"),
+    "facebook/vjepa2-vitg-fpc64-384": ("apache-2.0", "Apache-2.0"),
 }
 # Least to most restrictive; None = the component adds no licence (random weights, synthetic data). `other` is a
 # licence of its own (EgoExo4D's signed licence) or an unknown one: nothing weaker may be claimed over it.
@@ -76,7 +80,10 @@ def tower_license(config) -> ComponentLicense:
     if known:
         spdx, written = KNOWN_LICENSES[known]
         return ComponentLicense("Video tower", known, spdx, written, f"https://huggingface.co/{known}")
-    return _unknown("Video tower", source or "not recorded", "the tower's card")
+    # Never a default licence: a tower whose card we have not read (any family) is `other` until its card is checked.
+    family = getattr(config.vision_config, "model_type", "unknown")
+    return _unknown("Video tower", f"{source or 'not recorded'} ({family})",
+                    "the tower's model card: its weights licence is not recorded here")
 
 
 def training_data_license(training_data: dict | None) -> ComponentLicense:

@@ -39,7 +39,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         overrides = {"num_views": len(views), "view_names": views, "proficiency_labels": labels}
     if args.temporal_tokens != 1:
         overrides["temporal_tokens"] = args.temporal_tokens
-    out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, **overrides)
+    out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, num_frames=args.num_frames,
+                                **overrides)
     print(f"Base ProfVLM checkpoint written to {out}")
     if "view_names" in overrides:
         print(f"  views {overrides['view_names']}, labels (low -> high) {overrides['proficiency_labels']}")
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="Hub id or folder of a causal LM, or smollm2-offline")
     p.add_argument("--output_dir", required=True, help="output folder (the base checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inits (default 0)")
+    p.add_argument("--num_frames", type=int, default=None,
+                   help="frames per clip of a random tower (default: the preset's); a pretrained tower keeps its own")
     p.add_argument("--temporal_tokens", type=int, default=1,
                    help="tokens per take along time (default 1: the paper, one mean over all tower tokens); N > 1 "
                         "pools the tower's tokens into N time bins, written in the prompt with their times")

@@ -8,9 +8,10 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
+from modeling_profvlm.tower_adapter import tower_family, tower_image_size
 from training.evaluation_predictions import view_setting_title
 
-from .card_licenses import PRETRAINED_TOWER, card_license, component_licenses, hub_id, license_section
+from .card_licenses import card_license, component_licenses, hub_id, license_section
 
 logger = logging.getLogger(__name__)
 
@@ -234,18 +235,24 @@ def _body(config: ProfVLMConfig, repo_id: str, metrics: dict | None, plots: list
     language_model = ("SmolLM2-135M-Instruct" if _is_smollm2_135m(config) else
                       f"a {text.num_hidden_layers}-layer {text.model_type} model (hidden {text.hidden_size})")
     views = ", ".join(config.view_names)
+    family = tower_family(config.vision_config).name
     warning = (
-        "> **Warning: the video tower of this checkpoint is randomly initialised** (no pretrained TimeSformer "
+        f"> **Warning: the video tower of this checkpoint is randomly initialised** (no pretrained {family} "
         "was reachable when it was built). Its predictions only reflect what a frozen random tower preserves; "
-        f"for real use rebuild it from `{PRETRAINED_TOWER}`.\n\n" if random_tower else ""
+        f"for real use rebuild it from a pretrained tower such as `{tower_family(config.vision_config).hub_example}`."
+        "\n\n" if random_tower else ""
     )
     tower_limit = "- The video tower is randomly initialised (see the warning above).\n" if random_tower else ""
     synthetic_limit = ("- Trained on synthetic data: its level for a real video means nothing.\n"
                        if (training or {}).get("synthetic") else "")
     skew = ("- Labels in EgoExo4D skew toward intermediate and late experts; novices are rare in validation.\n"
             if (training or {}).get("kind") == "egoexo4d" and not training.get("synthetic") else "")
-    tower = ("a randomly initialised, frozen TimeSformer" if random_tower
-             else f"a frozen pretrained TimeSformer ({config.vision_tower_source or 'source not recorded'})")
+    tower = (f"a randomly initialised, frozen {family}" if random_tower
+             else f"a frozen pretrained {family} ({config.vision_tower_source or 'source not recorded'})")
+    steps = config.temporal_tokens
+    pooling = ("tokens mean-pooled per view (one temporal token)" if steps == 1 else
+               f"tokens pooled per time step into {steps} time bins per view (temporal tokens, each stated with its "
+               "time in the prompt)")
     return f"""# ProfVLM
 
 ProfVLM estimates the proficiency of a performer from the camera views of one take ({views}) and writes
@@ -256,9 +263,10 @@ Proficiency Estimation* (Bianchi, Staiano, Liotta; arXiv 2509.26278) as a Huggin
 {warning}## Model
 
 - Views: {views} ({config.num_frames} frames each); missing views are masked.
-- Video encoder: {tower}, {config.vision_config.image_size} px, tokens mean-pooled per view.
-- Fusion: AttentiveGatedProjector (attention across views, gated MLP, hidden {config.projector_hidden_size}),
-  {config.num_video_tokens} video token(s) in the language model's input; its view attention tells which cameras mattered.
+- Video encoder: {tower}, {tower_image_size(config.vision_config)} px, {pooling}.
+- Fusion: AttentiveGatedProjector (attention across the views of each time step, gated MLP, hidden
+  {config.projector_hidden_size}), {config.num_tokens_per_take} video token(s) in the language model's input; its view
+  attention tells which cameras mattered.
 - Language model: {language_model}, adapted with LoRA.
 - Output: `Proficiency: <label>` then `Feedback: <text>`; labels, lowest to highest: {", ".join(config.proficiency_labels)}.
 

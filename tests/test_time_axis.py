@@ -193,3 +193,21 @@ def test_every_tower_family_inits_extracts_trains_and_predicts(family, tiny_text
     result = pipe(take, max_new_tokens=3)
     assert result["proficiency"] in config["proficiency_labels"]
     assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("source, family, expected", [
+    ("MCG-NJU/videomae-base", "videomae", "cc-by-nc-4.0"),
+    ("facebook/vjepa2-vitg-fpc64-384", "vjepa2", "apache-2.0"),
+    ("google/vivit-b-16x2-kinetics400", "vivit", "other"),  # its card's licence is not recorded here: never a default
+    ("/data/my_videomae", "videomae", "other"),
+])
+def test_the_cards_tower_licence_knows_each_family_or_says_other(source, family, expected):
+    from modeling_profvlm.tower_adapter import TOWER_PRESETS
+    from profvlm.card_licenses import tower_license
+    from tests.tiny_assets import tiny_profvlm_config
+
+    config = tiny_profvlm_config(vision_config=TOWER_PRESETS[family]["tiny"], vision_tower_source=source)
+    licence = tower_license(config)
+    assert licence.license == expected
+    if expected == "other":
+        assert family in licence.source and "not recorded" in licence.text
