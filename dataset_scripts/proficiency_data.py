@@ -79,8 +79,9 @@ def load_proficiency_split(data_dir: str | os.PathLike, config: str, split: str,
     dataset = load_multiview_folder(data_dir, split, strict=strict, views=views)
     max_words = config_kwargs.get("max_feedback_words")
     if max_words is not None:
-        dataset = dataset.map(lambda row: {"feedback": truncate_words(row["feedback"] or "", max_words)},
-                              desc="cut feedback")
+        # timed moments are already short remarks, and a cut could end a moment mid-way
+        dataset = dataset.map(lambda row: {"feedback": row["feedback"] if row.get("moments") else
+                                           truncate_words(row["feedback"] or "", max_words)}, desc="cut feedback")
     return dataset
 
 

@@ -112,3 +112,96 @@ def test_bad_inputs_are_named():
         time_grounding([[m(1)]], [[m(1), {"time": "soon", "text": "x"}]])
     with pytest.raises(ValueError, match="1 predicted moment lists but 2 references"):
         time_grounding([[]], [[], []])
+
+
+# ---- wired into evaluation: predictions.jsonl lines carry the moments, metrics.json["time_grounding"] is recomputed
+# from them, and an evaluation without moments is unchanged.
+
+import json  # noqa: E402
+
+from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS  # noqa: E402
+from tests.test_evaluate import COMMENTARY, LABEL_KEYS, hand_built_predictions  # noqa: E402
+from training.evaluate_profvlm import (  # noqa: E402
+    compute_metrics,
+    metrics_from_predictions,
+    read_predictions,
+    write_outputs,
+)
+
+MOMENT_ROWS = [  # take x expert reference rows, as the demonstrator_moments config gives them
+    {"take_uid": "t0", "feedback": "[0:05] the elbow flares", "moments": [m(5.0, "the elbow flares")]},
+    {"take_uid": "t1", "feedback": "[0:10] smooth", "moments": [m(10.0, "smooth")]},
+    {"take_uid": "t1", "feedback": "", "moments": []},  # a second expert with no moment
+    {"take_uid": "t2", "feedback": "[0:20] x", "moments": [m(20.0, "x")]},
+]
+
+
+def moments_predictions():
+    preds = hand_built_predictions()
+    preds.feedback.update({"t0": "[0:04] elbow flares [0:30] late", "t1": "[0:10] smooth", "t2": "no moments here"})
+    return preds
+
+
+def test_evaluation_writes_moments_and_metrics_json_equals_the_recomputation(tmp_path):
+    preds = moments_predictions()
+    metrics, confusion = compute_metrics(preds, MOMENT_ROWS, PROFICIENCY_LABELS, time_tolerances=(2.0, 10.0))
+    write_outputs(metrics, confusion, preds, PROFICIENCY_LABELS, tmp_path, MOMENT_ROWS)
+    lines = read_predictions(tmp_path / "predictions.jsonl")
+    t0 = next(line for line in lines if line["take_uid"] == "t0" and line["view_setting"] == "ego_exos")
+    assert t0["predicted_moments"] == [m(4.0, "elbow flares"), m(30.0, "late")]
+    assert t0["reference_moments"] == [[m(5.0, "the elbow flares")]]
+    assert all("predicted_moments" not in line for line in lines if line["view_setting"] != "ego_exos")
+
+    # by hand, tolerance 2 s: t0 4<->5 (error 1; 30 unmatched), t1 vs expert A 10<->10 (error 0), t1 vs expert B
+    # nothing to match (1 prediction, 0 references), t2 no prediction (1 reference): 2 matched of 4 predicted and
+    # 3 reference moments; ROUGE-L 0.8 ("elbow flares" / "the elbow flares") and 1.0
+    two = metrics["time_grounding"]["overall"]["2"]
+    assert (two["matched"], two["num_predicted"], two["num_reference"]) == (2, 4, 3)
+    assert two["precision"] == pytest.approx(0.5) and two["recall"] == pytest.approx(2 / 3)
+    assert two["f1"] == pytest.approx(4 / 7)
+    assert two["mean_abs_time_error"] == pytest.approx(0.5) and two["rouge_l"] == pytest.approx(0.9)
+    assert metrics["time_grounding"]["overall"]["10"] == two  # nothing more within 10 s: 30 is 25 s from 5
+    assert list(metrics["time_grounding"]["per_scenario"]) == ["Cooking"]  # t0..t2 are the cooking takes
+
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    recomputed = metrics_from_predictions(tmp_path / "predictions.jsonl", PROFICIENCY_LABELS, (2.0, 10.0))
+    assert set(recomputed) == LABEL_KEYS | {"time_grounding"}
+    assert {k: written[k] for k in recomputed} == recomputed
+    # the lines really are the source: move one predicted time and the figures change
+    for line in lines:
+        if "predicted_moments" in line and line["take_uid"] == "t1":
+            line["predicted_moments"] = [m(13.0, "smooth")]
+    assert metrics_from_predictions(lines, PROFICIENCY_LABELS, (2.0, 10.0))["time_grounding"] != recomputed[
+        "time_grounding"]
+
+
+def test_an_evaluation_without_moments_is_unchanged(tmp_path):
+    preds = hand_built_predictions()
+    metrics, confusion = compute_metrics(preds, COMMENTARY, PROFICIENCY_LABELS)
+    assert "time_grounding" not in metrics
+    write_outputs(metrics, confusion, preds, PROFICIENCY_LABELS, tmp_path, COMMENTARY)
+    lines = read_predictions(tmp_path / "predictions.jsonl")
+    assert not any("predicted_moments" in line or "reference_moments" in line for line in lines)
+    assert "time_grounding" not in metrics_from_predictions(lines, PROFICIENCY_LABELS)
+
+
+def test_evaluating_a_folder_with_moments_end_to_end(tiny_text_dir, tmp_path, one_thread):
+    from tests.evaluation_fixtures import FOLDER_LABELS, evaluate, folder_checkpoint, write_folder_dataset
+
+    data = write_folder_dataset(tmp_path / "my_folder")
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    for row in rows:  # the 8-frame videos last 0.27 s: one moment at 0.1 s per take
+        row.pop("feedback", None)
+        row["moments"] = [{"time": 0.1, "text": f"remark on {row['take_id']}"}]
+    (data / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "eval"
+    metrics = evaluate(folder_checkpoint(tiny_text_dir, tmp_path / "ckpt"), data, out, "--moments",
+                       "--time_tolerances", "1", "3")
+    assert metrics["time_grounding"]["tolerances"] == [1.0, 3.0]
+    lines = [line for line in read_predictions(out / "predictions.jsonl") if "reference_moments" in line]
+    assert len(lines) == 3  # the validation takes' all-views lines
+    assert all(line["reference_moments"] == [[m(0.0, f"remark on {line['take_uid']}")]] for line in lines)
+    assert metrics["time_grounding"]["overall"]["1"]["num_reference"] == 3
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["time_grounding"] == metrics_from_predictions(out / "predictions.jsonl", FOLDER_LABELS,
+                                                                 (1.0, 3.0))["time_grounding"]

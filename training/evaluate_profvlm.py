@@ -1,7 +1,9 @@
 """Evaluate a ProfVLM checkpoint on an EgoExo4D-layout tree or a multi-view folder dataset: label accuracy (overall,
 per scenario, per view setting), macro-F1, the ordinal and calibration metrics (MAE in label steps, within-one
 accuracy, quadratic weighted kappa, ECE), free-generation label accuracy and feedback quality. Writes OUT/metrics.json
-(with its provenance), OUT/predictions.jsonl (one line per take and view setting) and three PNG plots.
+(with its provenance), OUT/predictions.jsonl (one line per take and view setting) and three PNG plots. Where the
+reference feedback is timed moments (--moments on EgoExo4D, or a folder with a moments column), metrics.json also has
+`time_grounding` (training/time_grounding.py) at each of --time_tolerances seconds.
 
     python training/evaluate_profvlm.py --model DIR --data_dir ROOT --split validation --output_dir OUT \
         [--features CACHE] [--bertscore_model PATH] [--max_new_tokens N] [--batch_size N] [--max_feedback_words N]
@@ -40,6 +42,11 @@ from training.evaluation_predictions import (  # noqa: E402
     view_setting_title,
     view_settings_for,
 )
+from training.time_grounding import (  # noqa: E402
+    DEFAULT_TIME_TOLERANCES,
+    moment_fields,
+    time_grounding_from_predictions,
+)
 from training.plots import plot_confusion_matrix, plot_per_scenario, plot_reliability_diagram  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -53,10 +60,14 @@ def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
     """predictions.jsonl's lines: per take and view setting the reference, the predicted label (None where the take
     lacks that setting's views) and {label: probability}. The all-views line also has the generated feedback, the
     label free generation chose (`generated_label`, only when generation ran) and the take's reference feedback;
-    the other lines have `feedback: null` (feedback is generated with every view only)."""
-    references = {}
+    the other lines have `feedback: null` (feedback is generated with every view only). When the reference rows
+    carry `moments`, the all-views line also has `predicted_moments` and `reference_moments` (`moment_fields`)."""
+    references, reference_moments = {}, {}
     for row in commentary_rows or []:
         references.setdefault(row["take_uid"], []).append(row["feedback"])
+        if "moments" in row:
+            reference_moments.setdefault(row["take_uid"], []).append(row["moments"])
+    with_moments = any("moments" in row for row in commentary_rows or [])
     lines = []
     for i, uid in enumerate(preds.take_uids):
         for setting, predicted in preds.predictions.items():
@@ -70,6 +81,8 @@ def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
                 if preds.generated_labels:
                     line["generated_label"] = preds.generated_labels[i]
                 line["reference_feedback"] = references.get(uid, [])
+                if with_moments:
+                    line.update(moment_fields(line["feedback"], reference_moments.get(uid, [])))
             lines.append(line)
     return lines
 
@@ -126,11 +139,15 @@ def _label_figures(lines: list[dict], labels: tuple[str, ...]) -> tuple[dict, li
     return metrics, core["confusion_matrix"]
 
 
-def metrics_from_predictions(path_or_rows: str | Path | list[dict], labels: tuple[str, ...] | list[str]) -> dict:
-    """Every label figure of metrics.json (all but `feedback` and `provenance`), recomputed from predictions.jsonl
-    (a path, or its lines); `labels` are the ordered labels (metrics.json's provenance.labels)."""
+def metrics_from_predictions(path_or_rows: str | Path | list[dict], labels: tuple[str, ...] | list[str],
+                             time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES) -> dict:
+    """Every label figure of metrics.json (all but `feedback` and `provenance`), and `time_grounding` when the lines
+    have moments, recomputed from predictions.jsonl (a path, or its lines); `labels` are the ordered labels
+    (metrics.json's provenance.labels), `time_tolerances` its time_grounding.tolerances."""
     lines = read_predictions(path_or_rows) if isinstance(path_or_rows, (str, Path)) else list(path_or_rows)
-    return _label_figures(lines, tuple(labels))[0]
+    metrics = _label_figures(lines, tuple(labels))[0]
+    grounding = time_grounding_from_predictions(lines, time_tolerances)
+    return metrics if grounding is None else {**metrics, "time_grounding": grounding}
 
 
 def feedback_from_predictions(path_or_rows: str | Path | list[dict], bertscore_model: str | None = None) -> dict:
@@ -143,12 +160,17 @@ def feedback_from_predictions(path_or_rows: str | Path | list[dict], bertscore_m
 
 
 def compute_metrics(preds: TakePredictions, commentary_rows: list[dict], labels: tuple[str, ...],
-                    bertscore_model: str | None = None) -> tuple[dict, list[list[int]]]:
+                    bertscore_model: str | None = None,
+                    time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES) -> tuple[dict, list[list[int]]]:
     """metrics.json's figures (provenance aside) and the confusion matrix of the all-views setting. The label
-    figures are computed from the prediction lines, so predictions.jsonl reproduces them exactly."""
+    figures and time_grounding (only when the reference rows have moments) are computed from the prediction lines,
+    so predictions.jsonl reproduces them exactly."""
     metrics, confusion = _label_figures(prediction_rows(preds, labels), labels)
     pairs = [(preds.feedback[r["take_uid"]], r["feedback"]) for r in commentary_rows if r["take_uid"] in preds.feedback]
     metrics["feedback"] = feedback_metrics([p for p, _ in pairs], [r for _, r in pairs], bertscore_model)
+    grounding = time_grounding_from_predictions(prediction_rows(preds, labels, commentary_rows), time_tolerances)
+    if grounding is not None:
+        metrics["time_grounding"] = grounding
     return metrics, confusion
 
 
@@ -238,10 +260,13 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
                         features: str | Path | None = None, bertscore_model: str | None = None,
                         max_new_tokens: int = EVAL_MAX_NEW_TOKENS, batch_size: int = 8,
                         max_feedback_words: int | None = None, model_dir: str | Path | None = None,
-                        device: str | None = None, dtype: str | None = None, views: list[str] | None = None) -> dict:
+                        device: str | None = None, dtype: str | None = None, views: list[str] | None = None,
+                        moments: bool = False,
+                        time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES) -> dict:
     """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
     the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
-    value (config.max_feedback_words), else to the builder default."""
+    value (config.max_feedback_words), else to the builder default. `moments`: the references are timed moments
+    (EgoExo4D's `demonstrator_moments` config; a folder's moments column), scored by time_grounding too."""
     from dataset_scripts.proficiency_data import dataset_kind
     from training.evaluation_provenance import resolve_max_feedback_words
 
@@ -252,15 +277,19 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     label_rows = load_rows(data_dir, "demonstrator", split, labels, views=view_names)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
-    commentary_rows = [r for r in load_rows(data_dir, "demonstrator_commentary", split, labels, views=view_names,
+    feedback_config = "demonstrator_moments" if moments else "demonstrator_commentary"
+    commentary_rows = [r for r in load_rows(data_dir, feedback_config, split, labels, views=view_names,
                                             max_feedback_words=words) if r["feedback"]]
+    if moments and not any(r.get("moments") for r in commentary_rows):
+        raise ValueError(f"{data_dir}: --moments, but no {split} take has reference moments (EgoExo4D: timed expert "
+                         f"commentary; a folder: a moments column).")
     cache = open_feature_cache(features, model, processor) if features else None  # hashes the tower as saved
     policy = run_under_device_policy(model, device, dtype)
     preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens, settings)
-    metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model)
+    metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model, time_tolerances)
     model_dir = model_dir if model_dir is not None else getattr(model, "name_or_path", None) or None
     metrics["provenance"] = evaluation_provenance(model, processor, data_dir, split, settings, model_dir, features,
-                                                  words, words_source, max_new_tokens)
+                                                  words, words_source, max_new_tokens, feedback_config)
     metrics["provenance"]["device_policy"] = policy.describe()
     write_outputs(metrics, confusion, preds, labels, output_dir, commentary_rows)
     return metrics
@@ -268,7 +297,8 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
 
 def evaluation_provenance(model, processor, data_dir: str | Path, split: str, settings: tuple[str, ...],
                           model_dir: str | Path | None, features: str | Path | None, max_feedback_words: int,
-                          max_feedback_words_source: str, max_new_tokens: int) -> dict:
+                          max_feedback_words_source: str, max_new_tokens: int,
+                          feedback_config: str = "demonstrator_commentary") -> dict:
     """metrics.json's `provenance`: dataset (with its annotation fingerprint), split, labels, view settings,
     checkpoint (weights hash), frame sampling, feedback word limit (and where it came from), versions, date."""
     from training.evaluation_provenance import checkpoint_provenance, dataset_provenance, package_versions, utc_now
@@ -276,7 +306,7 @@ def evaluation_provenance(model, processor, data_dir: str | Path, split: str, se
 
     return {
         "tool": "training/evaluate_profvlm.py",
-        "dataset": dataset_provenance(data_dir, split, config=["demonstrator", "demonstrator_commentary"]),
+        "dataset": dataset_provenance(data_dir, split, config=["demonstrator", feedback_config]),
         "split": split,
         "labels": list(model.config.proficiency_labels),
         "view_settings": list(settings),
@@ -310,6 +340,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "config.max_feedback_words; a flag overrides it and the log says so)")
     parser.add_argument("--views", nargs="+", default=None,
                         help="evaluate with only these views (default: every view of the checkpoint the data has)")
+    parser.add_argument("--moments", action="store_true",
+                        help="the reference feedback is timed moments (EgoExo4D: the demonstrator_moments config; a "
+                             "folder: its moments column), scored by metrics.json's time_grounding")
+    parser.add_argument("--time_tolerances", nargs="+", type=float, default=list(DEFAULT_TIME_TOLERANCES),
+                        metavar="SECONDS", help="time_grounding's tolerances: a predicted moment matches a reference "
+                        "one at most this many seconds away")
     add_device_arguments(parser)
     return parser.parse_args(argv)
 
@@ -321,11 +357,14 @@ def main(argv: list[str] | None = None) -> dict:
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
                                   args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
-                                  model_dir=args.model, device=args.device, dtype=args.dtype, views=args.views)
+                                  model_dir=args.model, device=args.device, dtype=args.dtype, views=args.views,
+                                  moments=args.moments, time_tolerances=tuple(args.time_tolerances))
     keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
             "expected_calibration_error", "generation_label_accuracy", "num_samples")
     print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],
-                      "feedback": metrics["feedback"]}))
+                      "feedback": metrics["feedback"],
+                      **({"time_grounding": metrics["time_grounding"]["overall"]} if "time_grounding" in metrics
+                         else {})}))
     print(f"Wrote {Path(args.output_dir) / 'metrics.json'}, {PREDICTIONS_FILE}, {', '.join(PLOT_FILES)}")
     return metrics
 

@@ -5,6 +5,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
+from modeling_profvlm.profvlm_facts import parse_moments
 from training.evaluation_metrics import rouge_l_scores
 
 # Seconds: about one comment's reaction delay, a few seconds of action, one longer phrase of a take.
@@ -106,4 +107,24 @@ def time_grounding(predicted: Sequence[Sequence[dict]], references: Sequence[Seq
     }
 
 
-__all__ = ["DEFAULT_TIME_TOLERANCES", "tolerance_key", "check_tolerances", "match_times", "time_grounding"]
+def moment_fields(feedback: str | None, references: list[list[dict]]) -> dict:
+    """A predictions.jsonl line's `predicted_moments` (parsed from its generated feedback; [] for none) and
+    `reference_moments` (one moment list per reference, e.g. per expert)."""
+    return {"predicted_moments": parse_moments(feedback or ""), "reference_moments": references}
+
+
+def time_grounding_from_predictions(lines: list[dict], tolerances: Sequence[float] = DEFAULT_TIME_TOLERANCES
+                                    ) -> dict | None:
+    """metrics.json's `time_grounding` from predictions.jsonl lines: every line with `reference_moments` compares
+    its `predicted_moments` with each of its references (as feedback is scored against every expert), per scenario
+    by the line's `scenario`. None when no line has moments (a label-only or plain-feedback evaluation)."""
+    scored = [line for line in lines if "reference_moments" in line]
+    if not scored:
+        return None
+    items = [(line["predicted_moments"], reference, line.get("scenario") or "")
+             for line in scored for reference in line["reference_moments"]]
+    return time_grounding([p for p, _, _ in items], [r for _, r, _ in items], [s for _, _, s in items], tolerances)
+
+
+__all__ = ["DEFAULT_TIME_TOLERANCES", "tolerance_key", "check_tolerances", "match_times", "time_grounding",
+           "moment_fields", "time_grounding_from_predictions"]
