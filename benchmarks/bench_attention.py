@@ -5,7 +5,7 @@ Also one self-attention module alone at the tower's two shapes (spatial: clips*f
 clips*196 patches x 8 frames), median of 7 after a warm-up: milliseconds-long, so far less exposed to the noise
 of a shared CPU than the 5-clip tower runs.
 
-    python benchmarks/bench_attention.py [--output benchmarks/results/attention.json] [--threads N] [--clips N]
+    python benchmarks/bench_attention.py [--output_dir benchmarks/results] [--threads N] [--clips N]
 
 On a busy shared CPU, `--threads 1 --clips 1` gives a quieter (same-shaped per clip) comparison in ~1-2 minutes.
 """
@@ -21,7 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import cpu_kind, write_report  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 CLIPS, REPEATS, MODULE_REPEATS = 5, 3, 7
 
@@ -59,10 +60,10 @@ def time_attention_module(config, dtypes, use_sdpa, use_eager, clips: int = CLIP
 def main(argv: list[str] | None = None) -> int:
     """Time the four (or two) variants and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_attention.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_attention.json")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--clips", type=int, default=CLIPS, help="batch of 8x3x224x224 clips per tower run")
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     import torch
     from transformers import AutoModel, TimesformerConfig
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         **({"bf16_vs_fp32_eager_max_abs_diff":
             float((outputs["eager_bfloat16"] - outputs["eager_float32"]).abs().max())} if "eager_bfloat16" in outputs else {}),
     }
-    write_report(args.output, report)
+    write_report(Path(args.output_dir) / "bench_attention.json", report)
     return 0
 
 

@@ -2,10 +2,9 @@
 one (1,983 train + 561 val takes, videos not checked) and (2) generating 200 synthetic takes x 5 views at 112 px
 and 10 s. Writes JSON (default benchmarks/results/bench_dataset.json).
 
-    python benchmarks/bench_dataset.py [--output PATH] [--takes 200 --size 112 --seconds 10 --workers 2]
+    python benchmarks/bench_dataset.py [--output_dir DIR] [--takes 200 --size 112 --seconds 10 --workers 2]
 """
 import argparse
-import json
 import os
 import platform
 import resource
@@ -20,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets  # noqa: E402
 
+from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
 from dataset_scripts.egoexo4d_proficiency import EgoExo4DProficiency  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d  # noqa: E402
 
 REAL_TAKES = {"train": 1983, "validation": 561}  # the v2 demonstrator-proficiency annotation files
@@ -73,15 +74,14 @@ def bench_generate(work: Path, takes: int, size: int, seconds: float, workers: i
 def main(argv=None) -> dict:
     """Run both benchmarks and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "bench_dataset.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_dataset.json")
     parser.add_argument("--takes", type=int, default=200, help="takes to generate")
     parser.add_argument("--size", type=int, default=112, help="shorter video side in pixels")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per take")
     parser.add_argument("--workers", type=int, default=2, help="generator processes")
     parser.add_argument("--skip_generate", action="store_true", help="only the builder benchmark")
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
     datasets.disable_progress_bars()
-    from benchmarks.report import cpu_kind
 
     report = {"machine": {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()],
                           "python": platform.python_version(), "datasets": datasets.__version__}}
@@ -92,10 +92,7 @@ def main(argv=None) -> dict:
         if not args.skip_generate:
             report["generate"] = bench_generate(Path(tmp), args.takes, args.size, args.seconds, args.workers)
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(Path(args.output_dir) / "bench_dataset.json", report)
     return report
 
 

@@ -13,7 +13,7 @@
 
 Each system runs in its own subprocess, so each peak RSS is its own. The JSON records the CPU kind.
 
-    python benchmarks/bench_inference.py [--output benchmarks/results/bench_inference.json]
+    python benchmarks/bench_inference.py [--output_dir benchmarks/results]
 """
 import argparse
 import json
@@ -27,6 +27,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import RESULTS_DIR  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 TARGETS = {"speedup_vs_smolvlm2": 4.0, "classification_vs_bare_tower": 1.2, "shell_vs_in_process": 2.0,
            "profvlm_peak_rss_gb": 2.5}
@@ -250,7 +253,7 @@ def run_smolvlm(take: dict[str, str], threads: int) -> dict:
 
 def _child(system: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", system, "--take_dir", str(args.take_dir), "--threads", str(args.threads),
-           "--checkpoint", str(args.checkpoint)]
+           "--model", str(args.model)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{system} benchmark failed:\n{out.stderr[-3000:]}")
@@ -260,25 +263,25 @@ def _child(system: str, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Run both systems, each in a subprocess, and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_inference.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_inference.json")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each benchmark video")
     parser.add_argument("--work_dir", default=None, help="where the videos and the base checkpoint are kept")
     parser.add_argument("--child", choices=("profvlm", "smolvlm2", "bare_tower", "shell"), help=argparse.SUPPRESS)
     parser.add_argument("--take_dir", help=argparse.SUPPRESS)
-    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     if args.child:
         take = write_take(Path(args.take_dir), args.seconds)
         if args.child == "profvlm":
-            result = run_profvlm(args.checkpoint, take, args.threads)
+            result = run_profvlm(args.model, take, args.threads)
         elif args.child == "smolvlm2":
             result = run_smolvlm(take, args.threads)
         elif args.child == "bare_tower":
             result = bare_tower_seconds(args.threads)
         else:
-            result = shell_predict_seconds(args.checkpoint, take)
+            result = shell_predict_seconds(args.model, take)
         print(json.dumps(result))
         return 0
 
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_inference"
     args.take_dir = work / "take"
     write_take(args.take_dir, args.seconds)
-    args.checkpoint = build_profvlm_checkpoint(work / "profvlm-random-base")
+    args.model = build_profvlm_checkpoint(work / "profvlm-random-base")
     from benchmarks.report import cpu_kind, write_report
 
     load_before = os.getloadavg()
@@ -318,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             "profvlm_peak_rss_gb": profvlm["peak_rss_gb"] <= TARGETS["profvlm_peak_rss_gb"],
         },
     }
-    write_report(args.output, report)
+    write_report(Path(args.output_dir) / "bench_inference.json", report)
     return 0
 
 

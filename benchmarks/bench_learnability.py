@@ -5,11 +5,10 @@ Path (the same one `make demo` runs, with training/configs/cpu_demo.yaml): synth
 Targets (issue [training]): held-out label accuracy >= 0.90 (chance ~0.25-0.35) and feedback ROUGE-L >= 0.40,
 with <= 15 minutes of training on 2 CPU cores.
 
-    python benchmarks/bench_learnability.py [--output benchmarks/results/bench_learnability.json]
+    python benchmarks/bench_learnability.py [--output_dir benchmarks/results]
         [--tower random-tiny] [--takes 200] [--epochs N] [--learning_rate LR] [--work_dir DIR]
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -21,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import cpu_kind  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,7 +32,7 @@ TARGETS = {"accuracy": 0.90, "rouge_l": 0.40, "training_seconds": 15 * 60}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; the defaults are the fastest settings found to pass (see the report in the JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_learnability.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_learnability.json")
     parser.add_argument("--work_dir", default=None, help="where data, cache and checkpoints go (default: a temp dir)")
     parser.add_argument("--tower", default="random-tiny", choices=["random-tiny", "random-base"])
     parser.add_argument("--takes", type=int, default=200, help="synthetic takes, train and validation together")
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="feedback targets cut to this many words (default: cpu_demo.yaml's value)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice, all cores); 1 is faster on cores shared with others")
-    return parser.parse_args(argv)
+    return reject_renamed_flags(parser).parse_args(argv)
 
 
 CPU_SECONDS: dict[str, float] = {}
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     base, timings["build_base_s"] = timed(build_base, args.tower, work / f"base-{args.tower}", args.seed)
     cache = work / f"features-{args.tower}"
     _, timings["extract_features_s"] = timed(extract_features.main,
-                                             ["--model", str(base), "--data_dir", str(data), "--output", str(cache)])
+                                             ["--model", str(base), "--data_dir", str(data), "--output_dir", str(cache)])
     final, timings["training_s"] = timed(train, args, base, data, cache, work / "sft")
     model, processor = load_checkpoint(final)
     metrics, timings["evaluation_s"] = timed(evaluate_checkpoint, model, processor, data, "validation", work / "eval",
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
               "training_seconds": measured["training_seconds"] <= TARGETS["training_seconds"]}
     result = {
         "benchmark": "learnability",
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("output", "work_dir")},
+        "settings": {**{k: v for k, v in vars(args).items() if k not in ("output_dir", "work_dir")},
                      "frames": processor.num_frames, "image_size": processor.image_size,
                      "lora": "r=8, alpha=32, q_proj/v_proj (paper default)", "work_dir": str(work)},
         "data": split_counts(data),
@@ -161,10 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "load_average_1m": os.getloadavg()[0]},
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"measured": measured, "passed": passed, "timings_s": result["timings_s"]}, indent=2))
+    write_report(Path(args.output_dir) / "bench_learnability.json", result,
+                 {"measured": measured, "passed": passed, "timings_s": result["timings_s"]})
     return result
 
 

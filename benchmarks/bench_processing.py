@@ -12,10 +12,9 @@ parallel threads (PyAV releases the GIL), so on idle cores the wall time approac
 scene gives heavy keyframes (~130 KB) and light P/B-frames (~1 KB); real footage has heavier P-frames, which makes
 (b) relatively dearer and (c) relatively cheaper.
 
-    python benchmarks/bench_processing.py [--output benchmarks/results/bench_processing.json] [--video-dir DIR]
+    python benchmarks/bench_processing.py [--output_dir benchmarks/results] [--video_dir DIR]
 """
 import argparse
-import json
 import os
 import platform
 import resource
@@ -29,6 +28,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 TARGETS = {"seconds_per_take": 0.5, "speedup_vs_full_decode": 5.0}
 EGO_SIZE, EXO_SIZE = (448, 448), (796, 448)  # (width, height)
@@ -125,14 +127,14 @@ def full_decode_take(processor, take: dict[str, str]):
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks/results/bench_processing.json"))
-    parser.add_argument("--video-dir", default=None, help="keep (and reuse) the generated take here")
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_processing.json")
+    parser.add_argument("--video_dir", default=None, help="keep (and reuse) the generated take here")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--full-repeats", type=int, default=2)
-    args = parser.parse_args(argv)
+    parser.add_argument("--full_repeats", type=int, default=2)
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     import torch
 
@@ -140,7 +142,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
     from processing.processing_profvlm import ProfVLMProcessor
-    from benchmarks.report import cpu_kind
     from profvlm.assets import ensure_smollm2
 
     tmp = None if args.video_dir else tempfile.TemporaryDirectory(prefix="bench_processing_")
@@ -187,10 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "loadavg_before": load_before, "loadavg_after": load_after, "python": platform.python_version(),
                     "platform": platform.platform()},
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(Path(args.output_dir) / "bench_processing.json", report)
     if tmp is not None:
         tmp.cleanup()
     return report

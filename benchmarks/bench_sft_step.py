@@ -21,6 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import RESULTS_DIR  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
+
 RECIPE = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 
 
@@ -30,13 +33,13 @@ def prepare(work: Path) -> tuple[Path, Path, Path]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if not (base / "config.json").is_file():
         subprocess.run([sys.executable, "-m", "profvlm.cli", "init", "--vision", "random-tiny", "--text",
-                        "smollm2-offline", "--out", str(base)], check=True, cwd=REPO_ROOT, env=env)
+                        "smollm2-offline", "--output_dir", str(base)], check=True, cwd=REPO_ROOT, env=env)
     if not (data / "takes.json").is_file():
-        subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--out", str(data), "--takes", "40",
+        subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--output_dir", str(data), "--takes", "40",
                         "--size", "32", "--seconds", "1", "--quiet"], check=True, cwd=REPO_ROOT, env=env)
     if not (features / "manifest.json").is_file():
         subprocess.run([sys.executable, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
-                        "--output", str(features), "--dtype", "float32"], check=True, cwd=REPO_ROOT, env=env)
+                        "--output_dir", str(features), "--dtype", "float32"], check=True, cwd=REPO_ROOT, env=env)
     return base, data, features
 
 
@@ -75,12 +78,12 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
 def main(argv: list[str] | None = None) -> int:
     """Both cases, each in a subprocess; the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_sft_step.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_sft_step.json")
     parser.add_argument("--work_dir", default=None, help="where the checkpoint, data and features are kept")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--case", choices=("float32", "bf16_autocast"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     from profvlm.assets import cache_dir
 
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if "step_s_median" in report.get("bf16_autocast", {}):
         report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
-    write_report(args.output, report)
+    write_report(Path(args.output_dir) / "bench_sft_step.json", report)
     return 0
 
 

@@ -4,7 +4,7 @@ SkillFormer-style step (LoRA r=64 inside TimeSformer, gradients through the towe
 Same batch for all three: 4 takes x 5 views x 8 frames at 224 px, base-size TimeSformer with random weights.
 Each case runs in its own subprocess, so peak RSS of (a) is not polluted by the others.
 
-    python benchmarks/bench_training.py [--output benchmarks/results/bench_training.json] [--threads 1]
+    python benchmarks/bench_training.py [--output_dir benchmarks/results] [--threads 1]
 
 About 30 minutes on 2 CPU cores, almost all of it in (c); (a) and (b) use activation checkpointing on the LM as
 training/sft.py does by default.
@@ -27,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import cpu_kind  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 from modeling_profvlm.configuration_profvlm import TIMESFORMER_BASE_VISION_CONFIG  # noqa: E402
 
@@ -94,8 +95,8 @@ def run_profvlm(from_pixels: bool, args) -> dict:
     from modeling_profvlm.lora import default_lora_config
     from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
 
-    model = ProfVLMForConditionalGeneration.from_pretrained(args.checkpoint)
-    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    model = ProfVLMForConditionalGeneration.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     add_fused_lm_head(model)
     # As SFTTrainer does by default (TRL's gradient_checkpointing=True): checkpoint the LM, hook the text embeddings.
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -176,7 +177,7 @@ def run_case(case: str, args) -> dict:
 def main(argv=None) -> dict:
     """Run the three cases in subprocesses, compare them to the targets, write and return the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks/results/bench_training.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_training.json")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--views", type=int, default=5)
     parser.add_argument("--frames", type=int, default=8)
@@ -187,29 +188,26 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per case (1: steady on a shared 2-core machine; 0: torch's choice)")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
-    parser.add_argument("--checkpoint", help="base ProfVLM checkpoint to reuse (default: built in a temp dir)")
+    parser.add_argument("--model", help="base ProfVLM checkpoint to reuse (default: built in a temp dir)")
     parser.add_argument("--only", choices=CASES, help=argparse.SUPPRESS)  # internal: run one case, print JSON
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     if args.only:
         print("BENCH_RESULT " + json.dumps(run_case(args.only, args)), flush=True)
         return {}
     with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
-        checkpoint = Path(args.checkpoint or Path(tmp) / "profvlm_base")
+        checkpoint = Path(args.model or Path(tmp) / "profvlm_base")
         language_model = build_checkpoint(checkpoint)
         results = _run_cases(args, checkpoint)
     report = _report(args, results, language_model)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "cases"}, indent=2))
+    write_report(Path(args.output_dir) / "bench_training.json", report, {k: v for k, v in report.items() if k != "cases"})
     return report
 
 
 def _run_cases(args, checkpoint: Path) -> dict:
     common = ["--batch", str(args.batch), "--views", str(args.views), "--frames", str(args.frames),
               "--warmup", str(args.warmup), "--steps", str(args.steps), "--heavy_warmup", str(args.heavy_warmup),
-              "--heavy_steps", str(args.heavy_steps), "--checkpoint", str(checkpoint)]
+              "--heavy_steps", str(args.heavy_steps), "--model", str(checkpoint)]
     if args.threads:
         common += ["--threads", str(args.threads)]
     results = {}

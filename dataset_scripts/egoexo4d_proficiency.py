@@ -10,7 +10,7 @@ the builder is used by instantiating it, or through `load_egoexo4d_proficiency`:
 
 Run as a script it writes parquet shards and a dataset card, so `load_dataset(DIR)` works without this file:
 
-    python dataset_scripts/egoexo4d_proficiency.py --data_dir /data/egoexo --config demonstrator --output out/
+    python dataset_scripts/egoexo4d_proficiency.py --data_dir /data/egoexo --dataset_config demonstrator --output_dir out/
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import datasets
@@ -29,6 +29,8 @@ from datasets.utils.tqdm import tqdm
 if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/egoexo4d_proficiency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataset_scripts.dataset_export import CARD_USAGE, SkipReport, push_dataset_folder, write_parquet_dataset  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.profvlm_facts import (  # noqa: E402
     PROFICIENCY_LABELS,
     VIEW_NAMES,
@@ -311,41 +313,6 @@ def expert_rating(root: Path, commentary: str) -> int | None:
 
 
 # -------------------------------------------------------------------------------------------------- row building
-@dataclass
-class SplitReport:
-    """What was left out of one split and why; logged at the end and kept on the builder as `reports`."""
-
-    rows: int = 0
-    missing_files: dict[str, int] = field(default_factory=dict)  # view -> video files not on disk (view dropped)
-    first_missing: str = ""
-    takes_without_video: int = 0  # takes skipped because none of their (selected) views is on disk
-    takes_without_commentary: int = 0
-    experts_without_text: int = 0
-    moments_past_end: int = 0  # config demonstrator_moments: timed remarks after the take's duration_sec
-
-    @property
-    def missing_videos(self) -> int:
-        """Video files not on disk, over all views."""
-        return sum(self.missing_files.values())
-
-    def message(self, config: str, split: str) -> str:
-        """One line for the log."""
-        text = f"EgoExo4DProficiency[{config}] {split}: {self.rows} rows"
-        if self.missing_files:
-            per_view = ", ".join(f"{view}: {n} file{'s' if n > 1 else ''} missing"
-                                 for view, n in sorted(self.missing_files.items()))
-            text += f"; {per_view} (those views are masked; first: {self.first_missing})"
-        if self.takes_without_video:
-            text += f"; skipped {self.takes_without_video} takes with no view on disk"
-        if self.takes_without_commentary:
-            text += f"; {self.takes_without_commentary} labelled takes have no commentary"
-        if self.experts_without_text:
-            text += f"; {self.experts_without_text} commentaries had no usable text"
-        if self.moments_past_end:
-            text += f"; dropped {self.moments_past_end} moments timed past their take's end"
-        return text
-
-
 def load_takes(root: Path) -> dict[str, dict]:
     """takes.json as {take_uid: take}."""
     path = require_file(root / "takes.json", "Ego-Exo4D takes metadata (takes.json)", "takes", root)
@@ -405,7 +372,7 @@ def check_views(views) -> tuple[str, ...] | None:
 def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedback_words: int, verify_files: bool,
                  strict: bool, takes: dict[str, dict] | None = None,
                  views: tuple[str, ...] | None = None,
-                 moments: MomentOptions | None = None) -> tuple[list[dict], SplitReport]:
+                 moments: MomentOptions | None = None) -> tuple[list[dict], SkipReport]:
     """All rows of one split plus the report of what was left out. A missing video drops that view, not the take
     (the model masks missing views); a take with no view on disk is skipped. `views` keeps only those views.
     With `moments` (and `with_commentary`), each (take, expert) row's feedback is its timed moments (`moment_rows`).
@@ -419,7 +386,7 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
     demonstration, demonstration_path = load_demonstration(root, file_split) if from_demonstration else ({}, None)
     resolver = VideoResolver(root, verify_files)
     selected = check_views(views)
-    report, rows, seen = SplitReport(), [], set()
+    report, rows, seen = SkipReport(), [], set()
     for record in tqdm(records, desc=f"Ego-Exo4D {file_split}", unit="take", disable=len(records) < 500):
         take_uid = record.get("take_uid")
         if take_uid not in takes:
@@ -446,8 +413,7 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
                     raise FileNotFoundError(f"{source}: take {take_uid} ({take['take_name']}): {view} video not found: "
                                             f"{missing} (strict=True). Download it with: "
                                             f"{DOWNLOAD_COMMANDS['videos'].format(root=root)}")
-                report.missing_files[view] = report.missing_files.get(view, 0) + 1
-                report.first_missing = report.first_missing or str(missing)
+                report.missing_video(view, missing)
                 continue
             take_views.append((view, rel))
             paths.append(path)
@@ -497,7 +463,7 @@ def collect_rows(root: Path, file_split: str, with_commentary: bool, max_feedbac
 
 
 def moment_rows(root: Path, base: dict, take: dict, experts: list[dict], demonstration: dict | None,
-                options: MomentOptions, where: str, report: SplitReport) -> list[dict]:
+                options: MomentOptions, where: str, report: SkipReport) -> list[dict]:
     """The (take, expert) rows of config `demonstrator_moments`: feedback = the expert's moments in the answer format,
     `moments` = those moments. From `experts` (the take's expert-commentary entries) or, with source `demonstration`,
     from the take's demonstration record. Moments past the take's `duration_sec` are dropped and counted in `report`;
@@ -591,15 +557,14 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
                                     f"Download it with: {DOWNLOAD_COMMANDS['proficiency'].format(root=root)}")
         moments = self.config.moment_options()  # checked before any file is read
         takes = load_takes(root)
-        self.reports: dict[str, SplitReport] = {}
+        self.reports: dict[str, SkipReport] = {}
         self._rows: dict[str, list[dict]] = {}
         for split, file_split in FILE_SPLITS.items():
             rows, report = collect_rows(root, file_split, self.config.with_commentary, self.config.max_feedback_words,
                                         self.config.verify_files, self.config.strict, takes, self.config.views,
                                         moments)
             self._rows[split], self.reports[split] = rows, report
-            (logger.warning if report.missing_files or report.takes_without_video else logger.info)(
-                report.message(self.config.name, split))
+            report.log(f"EgoExo4DProficiency[{self.config.name}] {split}")
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in FILE_SPLITS]
 
     def _generate_examples(self, split: str):
@@ -636,16 +601,6 @@ def load_egoexo4d_proficiency(
 
 
 # ---------------------------------------------------------------------------------------------------- script mode
-# The part of every exported dataset card that says how to load it and what it holds (the folder exporter uses it too).
-CARD_USAGE = """```python
-from datasets import load_dataset
-ds = load_dataset("{where}")
-```
-
-| split | rows |
-|---|---|
-{split_rows}
-"""
 CARD_TEMPLATE = """---
 {yaml}---
 
@@ -687,22 +642,9 @@ def export_parquet(
 ) -> Path:
     """Write `output/data/<split>-XXXXX-of-YYYYY.parquet` and `output/README.md` (YAML configs + features), so
     `load_dataset(output)` restores the same features (ClassLabel names included) without this file."""
-    out = Path(output)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for old in (out / "data").glob("*.parquet"):  # stale shards would be picked up by the data_files glob
-        old.unlink()
     splits = {s: load_egoexo4d_proficiency(data_dir, config, s, cache_dir=cache_dir, **config_kwargs)
               for s in FILE_SPLITS}
-    for split, ds in splits.items():
-        shards = max(1, -(-len(ds) // max_shard_rows))
-        for i in tqdm(range(shards), desc=f"writing {split}", disable=shards < 2):
-            shard = out / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet"
-            ds.shard(shards, i, contiguous=True).to_parquet(str(shard))
-    features = next(iter(splits.values())).features
-    meta = {
-        "configs": [{"config_name": "default", "data_files": [
-            {"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
-        "dataset_info": {"config_name": "default", "features": features._to_yaml_list()},
+    metadata = {
         "license": "other",
         "license_name": "ego-exo4d",
         "license_link": "https://ego4d.dev/request/ego-exo4d",
@@ -710,48 +652,27 @@ def export_parquet(
         "tags": ["egoexo4d", "proficiency-estimation", "video", "multi-view"],
         "pretty_name": f"Ego-Exo4D demonstrator proficiency ({config})",
     }
-    import yaml  # pyyaml is a dependency of datasets
-
-    card = CARD_TEMPLATE.format(
-        yaml=yaml.safe_dump(meta, sort_keys=False), config=config, where=str(out),
-        split_rows="\n".join(f"| {s} | {len(d)} |" for s, d in splits.items()),
-        labels=list(PROFICIENCY_LABELS), max_words=config_kwargs.get("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS),
+    return write_parquet_dataset(
+        output, splits, metadata, CARD_TEMPLATE, max_shard_rows, config=config, labels=list(PROFICIENCY_LABELS),
+        max_words=config_kwargs.get("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS),
         commentary_note=" and expert commentary" if config == "demonstrator_commentary" else "",
     )
-    (out / "README.md").write_text(card, encoding="utf-8")
-    return out
-
-
-def push_folder_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:
-    """Upload the exported folder as a dataset repo, private unless `private=False` (then the licence caveat is
-    logged): EgoExo4D-derived data is under each user's signed licence."""
-    from huggingface_hub import HfApi
-
-    if not private:
-        logger.warning(PUBLIC_CAVEAT)
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    card = (folder / "README.md").read_text(encoding="utf-8")
-    card = card.replace(f'load_dataset("{folder}")', f'load_dataset("{repo_id}")')
-    (folder / "README.md").write_text(card, encoding="utf-8")
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset")
-    return f"https://huggingface.co/datasets/{repo_id}"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: build one config from an Ego-Exo4D root and export it as parquet (+ optional Hub push)."""
     parser = argparse.ArgumentParser(
         description="Build the Ego-Exo4D demonstrator proficiency dataset from a downloaded Ego-Exo4D root and "
-        "write parquet shards + a dataset card, loadable with datasets.load_dataset(OUTPUT). Needs: "
+        "write parquet shards + a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR). Needs: "
         + "; ".join(f"{k}: {v.format(root='ROOT')}" for k, v in DOWNLOAD_COMMANDS.items()),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--data_dir", required=True,
                         help="Ego-Exo4D root (the folder with takes.json and annotations/)")
-    parser.add_argument("--config", default="demonstrator_commentary",
+    parser.add_argument("--dataset_config", default="demonstrator_commentary",
                         choices=[c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS],
                         help="demonstrator: one row per take; demonstrator_commentary: one row per (take, expert)")
-    parser.add_argument("--output", required=True, help="output folder for data/*.parquet and README.md")
+    parser.add_argument("--output_dir", required=True, help="output folder for data/*.parquet and README.md")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true",
                         help="make the Hub repo public (default private: EgoExo4D's licence is signed per user)")
@@ -762,17 +683,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
     parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a masked view")
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder (default: the HF datasets cache)")
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = export_parquet(args.data_dir, args.config, args.output, cache_dir=args.cache_dir,
+    out = export_parquet(args.data_dir, args.dataset_config, args.output_dir, cache_dir=args.cache_dir,
                          max_feedback_words=args.max_feedback_words, verify_files=not args.no_verify_files,
                          strict=args.strict, views=args.views)
     print(f"wrote {out}/README.md and {len(list((out / 'data').glob('*.parquet')))} parquet shard(s)")
     if args.push_to_hub:
-        if args.public:
-            print(PUBLIC_CAVEAT, file=sys.stderr)
-        visibility = "public" if args.public else "private"
-        print(f"pushed ({visibility}) to {push_folder_to_hub(out, args.push_to_hub, private=not args.public)}")
+        url = push_dataset_folder(out, args.push_to_hub, private=not args.public, public_caveat=PUBLIC_CAVEAT)
+        print(f"pushed ({'public' if args.public else 'private'}) to {url}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ import json
 import logging
 import math
 import os
-import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -24,7 +23,9 @@ import datasets
 if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scripts/multiview_folder.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_scripts.egoexo4d_proficiency import CARD_USAGE, FEATURES, MOMENTS_FEATURES  # noqa: E402
+from dataset_scripts.dataset_export import CARD_USAGE, SkipReport, push_dataset_folder, write_parquet_dataset  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
+from dataset_scripts.egoexo4d_proficiency import FEATURES, MOMENTS_FEATURES  # noqa: E402
 from modeling_profvlm.profvlm_facts import format_moments, normalize_moments  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ FOLDER_LAYOUT = """folder layout:
   "[0:04] optional timed remark ..."; a time must lie within the take's videos.
 
 example:
-  python dataset_scripts/multiview_folder.py --data_dir my_dataset --output out --license cc-by-4.0"""
+  python dataset_scripts/multiview_folder.py --data_dir my_dataset --output_dir out --license cc-by-4.0"""
 
 
 def is_multiview_folder(path: str | os.PathLike) -> bool:
@@ -251,29 +252,6 @@ def read_folder(root: str | os.PathLike) -> tuple[Path, list[str], list[str], li
     return path, labels, views, takes
 
 
-@dataclass
-class FolderReport:
-    """What was left out of one split and why: missing files per view and takes with no view left."""
-
-    split: str
-    rows: int = 0
-    missing_files: dict[str, int] = field(default_factory=dict)
-    first_missing: str = ""
-    skipped_takes: int = 0
-
-    def message(self, root: str | os.PathLike) -> str:
-        """One line for the log, e.g. `... train: 3 rows; side: 1 file missing (first: ...)`."""
-        text = f"multi-view folder {root} {self.split}: {self.rows} rows"
-        for view, count in self.missing_files.items():
-            text += f"; {view}: {count} file{'s' if count > 1 else ''} missing"
-        if self.first_missing:
-            text += f" (first: {self.first_missing})"
-        if self.skipped_takes:
-            plural = "s" if self.skipped_takes > 1 else ""
-            text += f"; skipped {self.skipped_takes} take{plural} because no view remained"
-        return text
-
-
 def folder_features(labels: list[str], with_moments: bool = False) -> datasets.Features:
     """The Ego-Exo4D builder's row schema with the folder's labels as the `proficiency` ClassLabel names (and its
     `moments` column when the folder has one)."""
@@ -309,7 +287,7 @@ def folder_splits(root: str | os.PathLike) -> list[str]:
 
 def load_multiview_folder_with_report(
     root: str | os.PathLike, split: str = "train", *, strict: bool = False, views: list[str] | None = None,
-) -> tuple[datasets.Dataset, FolderReport]:
+) -> tuple[datasets.Dataset, SkipReport]:
     """One split (`train`, `validation` or `val`, `test`) and the report of what was skipped. A missing video masks
     its view (or raises with `strict=True`); `views` keeps a subset of the views, in the folder's view order."""
     root = Path(root).expanduser().absolute()
@@ -324,7 +302,7 @@ def load_multiview_folder_with_report(
     present = [s for s in SPLITS if any(t.split == s for t in takes)]
     if name not in present:
         raise ValueError(f"{path}: no rows in split {name!r}; the splits present are {present}.")
-    report, rows, with_moments = FolderReport(name), [], has_moments(takes)
+    report, rows, with_moments = SkipReport(), [], has_moments(takes)
     for take in (t for t in takes if t.split == name):
         view_names, video_paths = [], []
         for view in (v for v in selected if v in take.files):
@@ -334,13 +312,12 @@ def load_multiview_folder_with_report(
                 if strict:
                     raise FileNotFoundError(f"{path} line {take.line}: video not found: {video} "
                                             f"(take {take.take_id!r}, view {view!r}).")
-                report.missing_files[view] = report.missing_files.get(view, 0) + 1
-                report.first_missing = report.first_missing or str(video)
+                report.missing_video(view, video)
                 continue
             view_names.append(view)
             video_paths.append(str(video))
         if not view_names:
-            report.skipped_takes += 1
+            report.takes_without_video += 1
             continue
         row = {"take_uid": take.take_id, "take_name": take.take_id, "scenario": take.scenario, "task_name": "",
                "university_id": None, "participant_id": None, "proficiency": take.label,
@@ -352,7 +329,7 @@ def load_multiview_folder_with_report(
             row["feedback"] = format_moments(row["moments"]) if take.moments else take.feedback
         rows.append(row)
     report.rows = len(rows)
-    (logger.warning if report.missing_files or report.skipped_takes else logger.info)(report.message(root))
+    report.log(f"multi-view folder {root} {name}")
     # from_list keeps it in memory: a rebuild after videos change on disk sees the new files, never a cache
     return datasets.Dataset.from_list(rows, features=folder_features(labels, with_moments)), report
 
@@ -384,67 +361,29 @@ def export_parquet(
 ) -> Path:
     """Write `output/data/<split>-XXXXX-of-YYYYY.parquet` for every split in the metadata and `output/README.md`
     (YAML configs, features with the ClassLabel names, `license`), so `load_dataset(output)` restores the features."""
-    import yaml  # pyyaml is a dependency of datasets
-
-    out = Path(output)
     _, labels, known, takes = read_folder(root)
     splits = {s: load_multiview_folder(root, s, strict=strict, views=views)
               for s in SPLITS if any(t.split == s for t in takes)}
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for old in (out / "data").glob("*.parquet"):  # stale shards would be picked up by the data_files glob
-        old.unlink()
-    for split, ds in splits.items():
-        shards = max(1, -(-len(ds) // max_shard_rows))
-        for i in range(shards):
-            shard = out / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet"
-            ds.shard(shards, i, contiguous=True).to_parquet(str(shard))
-    meta = {
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
-        "dataset_info": {"config_name": "default",
-                         "features": folder_features(labels, has_moments(takes))._to_yaml_list()},
+    metadata = {
         "license": license or "unknown",
         "task_categories": ["video-classification"],
         "tags": ["proficiency-estimation", "video", "multi-view"],
         "pretty_name": Path(root).expanduser().absolute().name,
     }
-    card = CARD_TEMPLATE.format(yaml=yaml.safe_dump(meta, sort_keys=False), name=meta["pretty_name"], where=str(out),
-                                split_rows="\n".join(f"| {s} | {len(d)} |" for s, d in splits.items()),
-                                labels=labels, views=[v for v in known if views is None or v in views])
-    (out / "README.md").write_text(card, encoding="utf-8")
-    return out
-
-
-def push_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = True, license: str | None = None) -> str:
-    """Upload an exported folder as a dataset repo, private by default; `license` replaces the card's licence."""
-    import yaml
-    from huggingface_hub import HfApi
-
-    readme = Path(folder) / "README.md"
-    if not readme.is_file():
-        raise FileNotFoundError(f"{readme} not found; run export_parquet on the folder first.")
-    card = re.sub(r'load_dataset\("[^"]*"\)', f'load_dataset("{repo_id}")', readme.read_text(encoding="utf-8"))
-    if license is not None:
-        card = re.sub(r"^license: .*$", yaml.safe_dump({"license": license}).strip(), card, count=1, flags=re.M)
-    if not private and "\nlicense: unknown\n" in card:
-        logger.warning(f"{repo_id}: pushing a public dataset with licence 'unknown'; pass --license to set one.")
-    readme.write_text(card, encoding="utf-8")
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset")
-    return f"https://huggingface.co/datasets/{repo_id}"
+    return write_parquet_dataset(output, splits, metadata, CARD_TEMPLATE, max_shard_rows, name=metadata["pretty_name"],
+                                 labels=labels, views=[v for v in known if views is None or v in views])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: export a multi-view folder as parquet + dataset card, optionally pushed to the Hub."""
     parser = argparse.ArgumentParser(
         description="Turn your own multi-view proficiency dataset into parquet shards + a dataset card, loadable\n"
-        "with datasets.load_dataset(OUTPUT), and optionally push it to the Hub.",
+        "with datasets.load_dataset(OUTPUT_DIR), and optionally push it to the Hub.",
         epilog=FOLDER_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the layout as written
     )
     parser.add_argument("--data_dir", required=True, help="the folder with labels.json and metadata.jsonl or .csv")
-    parser.add_argument("--output", required=True, help="output folder for data/*.parquet and README.md")
+    parser.add_argument("--output_dir", required=True, help="output folder for data/*.parquet and README.md")
     parser.add_argument("--license", default=None,
                         help="licence id written to the card (e.g. apache-2.0, cc-by-4.0); 'unknown' when not given")
     parser.add_argument("--views", nargs="+", default=None, metavar="VIEW",
@@ -452,12 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a masked view")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true", help="make the Hub repo public (default private)")
-    args = parser.parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = export_parquet(args.data_dir, args.output, args.license, strict=args.strict, views=args.views)
+    out = export_parquet(args.data_dir, args.output_dir, args.license, strict=args.strict, views=args.views)
     print(f"wrote {out}/README.md and {len(list((out / 'data').glob('*.parquet')))} parquet shard(s)")
     if args.push_to_hub:
-        print(f"pushed to {push_to_hub(out, args.push_to_hub, private=not args.public)}")
+        print(f"pushed to {push_dataset_folder(out, args.push_to_hub, private=not args.public)}")
 
 
 if __name__ == "__main__":

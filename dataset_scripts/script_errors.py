@@ -1,6 +1,8 @@
 # One-line errors for every ProfVLM command line (profvlm, the training and the dataset scripts): the expected
 # failures (a missing folder, an unreachable Hub id, a wrong checkpoint, bad data) print one line that says what to
-# do; the full trace only with --verbose. It lives in the lowest layer that has scripts, so all of them can use it.
+# do; the full trace only with --verbose. A flag under an old name is one of those failures: `reject_renamed_flags`
+# turns it into one line naming today's flag. It lives in the lowest layer that has scripts, so all of them can use it.
+import argparse
 import os
 import sys
 import traceback
@@ -40,4 +42,49 @@ def run_with_one_line_errors(prog: str, main: Callable[[list[str] | None], objec
     return result if isinstance(result, int) else 0
 
 
-__all__ = ["EXPECTED_ERRORS", "one_line", "wants_verbose", "run_with_one_line_errors"]
+# Old spelling -> (today's flag, why). One name per concept on every command line: `--output_dir` for every output
+# folder, `--dry-run`, `--config` only for sft.py's YAML (a dataset builder config is `--dataset_config`), and a Hub
+# repo is private unless `--public`.
+RENAMED_FLAGS: dict[str, tuple[str, str]] = {
+    "--out": ("--output_dir", "every output folder is --output_dir"),
+    "--output": ("--output_dir", "every output folder is --output_dir"),
+    "--dry_run": ("--dry-run", ""),
+    "--config": ("--dataset_config", "the dataset builder config; --config is only training/sft.py's YAML file"),
+    "--private": ("--public", "Hub repos are private unless --public"),
+    "--checkpoint": ("--model", "a checkpoint folder is --model on every command"),
+    "--video-dir": ("--video_dir", ""),
+    "--num-frames": ("--num_frames", ""),
+    "--full-repeats": ("--full_repeats", ""),
+}
+
+
+class _RenamedFlag(argparse.Action):
+    """Stops the parse at an old flag with one line: `prog: --out is now --output_dir (why)`."""
+
+    def __init__(self, option_strings, dest, new: str, why: str, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+        self.new, self.why = new, why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        why = f" ({self.why})" if self.why else ""
+        parser.exit(2, f"{parser.prog}: {option_string} is now {self.new}{why}\n")
+
+
+def reject_renamed_flags(parser: argparse.ArgumentParser, keep: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """Make every old spelling in `RENAMED_FLAGS` whose new flag `parser` (or any of its sub-commands) has an error
+    naming the new flag; without this, argparse would take `--out` as an abbreviation of `--output_dir` silently or
+    answer only `unrecognized arguments`. `keep`: old spellings a parser handles itself (TRL's `--config YAML`).
+    Call it once the parser has all its options; returns `parser`."""
+    options = set(parser._option_string_actions)
+    for old, (new, why) in RENAMED_FLAGS.items():
+        if new in options and old not in options and old not in keep:
+            parser.add_argument(old, action=_RenamedFlag, new=new, why=why, dest=f"renamed_{old.strip('-')}")
+    for action in parser._actions:  # sub-commands (`profvlm init`, `profvlm push`, ...) have parsers of their own
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                reject_renamed_flags(sub, keep)
+    return parser
+
+
+__all__ = ["EXPECTED_ERRORS", "RENAMED_FLAGS", "one_line", "reject_renamed_flags", "run_with_one_line_errors",
+           "wants_verbose"]

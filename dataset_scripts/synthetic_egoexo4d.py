@@ -21,7 +21,7 @@ Quirks of the real data (documented at docs.ego-exo4d-data.org) appear in a frac
 `error: true` commentary entries without `text`, ratings as str/int/"N/A", and the val proficiency file as a
 bare list instead of `{"annotations": [...]}`. Annotation files are byte-identical for the same arguments.
 
-    python dataset_scripts/synthetic_egoexo4d.py --out egoexo_synthetic --takes 40 --seed 0 --size 112 --seconds 4
+    python dataset_scripts/synthetic_egoexo4d.py --output_dir egoexo_synthetic --takes 40 --seed 0 --size 112 --seconds 4
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scri
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset_scripts.egoexo4d_proficiency import SYNTHETIC_MARKER  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from dataset_scripts.synthetic_commentary import expert_commentary  # noqa: E402
 from dataset_scripts.synthetic_motion import FPS, simulate_motion  # noqa: E402
 from dataset_scripts.synthetic_render import encode_yuv420, render_view, view_cameras  # noqa: E402
@@ -371,7 +372,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.description = ("Write a synthetic Ego-Exo4D tree (takes.json, annotations, 5 views per take at 30 fps) in "
                           "the real layout, whose proficiency labels are visible in the motion. It is marked "
                           f"synthetic ({SYNTHETIC_MARKER} at its root).")
-    parser.add_argument("--out", required=True, help="output folder (the Ego-Exo4D root)")
+    parser.add_argument("--output_dir", required=True, help="output folder (the Ego-Exo4D root)")
     parser.add_argument("--takes", type=int, required=True, help="number of takes (train and val together)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical annotation files")
     parser.add_argument("--size", type=int, default=112, help="shorter video side in pixels (multiple of 4; real: 448)")
@@ -386,7 +387,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     """Write the tree the parsed options describe."""
-    root = generate_synthetic_egoexo4d(args.out, args.takes, args.seed, args.size, args.seconds, args.workers,
+    root = generate_synthetic_egoexo4d(args.output_dir, args.takes, args.seed, args.size, args.seconds, args.workers,
                                        args.overwrite, progress=not args.quiet, write_videos=not args.no_videos)
     print(f"wrote {args.takes} synthetic takes to {root}")
     return 0
@@ -394,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write a synthetic tree (see the module docstring for what it contains)."""
-    return run(build_parser().parse_args(argv))
+    return run(reject_renamed_flags(build_parser()).parse_args(argv))
 
 
 if __name__ == "__main__":

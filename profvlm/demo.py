@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO_ROOT))
 
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 
 # Demo sizes, chosen so the whole job fits in ~20 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
@@ -64,7 +65,7 @@ def run(cmd: list[str], step: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every stage, reusing what exists in --output_dir."""
-    args = build_parser().parse_args(argv)
+    args = reject_renamed_flags(build_parser()).parse_args(argv)
     out = Path(args.output_dir).resolve()
     if free_disk_gb(out) < 2:
         raise SystemExit(f"profvlm demo: only {free_disk_gb(out):.1f} GB free under {out}; about 2 GB are needed.")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     t = stage(4, total, "Feature cache: the frozen tower runs once per take and view (resumable)")
     device = device_flags(args)  # the shared device policy decides unless --device/--dtype say otherwise
     run([sys.executable, "training/extract_features.py", "--model", str(paths["base"]), "--data_dir",
-         str(paths["data"]), "--output", str(paths["features"]), "--dataset_config", "demonstrator", *device],
+         str(paths["data"]), "--output_dir", str(paths["features"]), "--dataset_config", "demonstrator", *device],
         "features")
     done(t, str(paths["features"]))
 

@@ -59,9 +59,9 @@ def upload_plan(model_dir: str | Path) -> list[str]:
     return files
 
 
-def push_checkpoint(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
-    """Export the current code into the checkpoint (`finalize_checkpoint`), create `repo_id` (if needed) and upload
-    exactly `upload_plan(model_dir)`; returns the commit URL."""
+def push_checkpoint(model_dir: str | Path, repo_id: str, private: bool = True) -> str:
+    """Export the current code into the checkpoint (`finalize_checkpoint`), create `repo_id` (if needed; private
+    unless `private=False`, like every push) and upload exactly `upload_plan(model_dir)`; returns the commit URL."""
     from huggingface_hub import HfApi
 
     from .code_export import finalize_checkpoint

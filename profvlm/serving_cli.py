@@ -97,14 +97,14 @@ def run_push(args: argparse.Namespace) -> int:
 
     files = upload_plan(args.model)
     if args.dry_run:
-        visibility = "private" if args.private else "public"
+        visibility = "public" if args.public else "private"
         print(f"Would upload {len(files)} files from {args.model} to {args.repo} ({visibility}), after writing "
               "this checkout's code files into the folder (as a real push does first):")
         for name in files:
             print(f"  {name}  ({(Path(args.model) / name).stat().st_size:,} bytes)")
         return 0
     try:
-        url = push_checkpoint(args.model, args.repo, private=args.private)
+        url = push_checkpoint(args.model, args.repo, private=not args.public)
     except Exception as err:  # network, auth and offline mode all end here; say which and stop
         print(f"profvlm push: upload to {args.repo} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
@@ -142,6 +142,6 @@ def add_parser(sub) -> None:
     p = sub.add_parser("push", help="upload a checkpoint (weights, processor, code, card) to the Hub")
     p.add_argument("--model", required=True, help="checkpoint folder")
     p.add_argument("--repo", required=True, help="Hub repo id, e.g. org/profvlm")
-    p.add_argument("--private", action="store_true", help="create the repo private")
-    p.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
+    p.add_argument("--public", action="store_true", help="create the repo public (default private, as every push)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
     p.set_defaults(func=run_push)

@@ -12,7 +12,7 @@ from profvlm.cli import main
 
 def test_init_writes_a_loadable_safetensors_checkpoint_and_says_the_tower_is_random(tiny_text_dir, tmp_path, caplog):
     out = tmp_path / "base"
-    assert main(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--out", str(out)]) == 0
+    assert main(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--output_dir", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["vision_tower_random_init"] is True
     assert "RANDOMLY INITIALISED" in caplog.text
@@ -77,7 +77,7 @@ def test_assets_without_pypi_names_the_step_that_needs_it(tmp_path, monkeypatch)
 
 def test_an_unreachable_hub_tower_is_one_line_that_says_what_works_offline(tmp_path, capsys):
     code = main(["init", "--vision", "facebook/timesformer-base-finetuned-k600", "--text", "smollm2-offline",
-                 "--out", str(tmp_path / "x")])
+                 "--output_dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("profvlm init: --vision facebook/timesformer-base-finetuned-k600: cannot load a TimeSformer")
@@ -87,7 +87,7 @@ def test_an_unreachable_hub_tower_is_one_line_that_says_what_works_offline(tmp_p
 
 def test_verbose_shows_the_full_trace(tmp_path):
     with pytest.raises(OSError, match="cannot load a TimeSformer"):
-        main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--out",
+        main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--output_dir",
               str(tmp_path / "x"), "--verbose"])
 
 
@@ -107,15 +107,14 @@ def test_training_scripts_end_in_one_line_too(tmp_path):
     from tests.training_helpers import REPO_ROOT, script_env
 
     for script in ("training/extract_features.py", "training/evaluate_profvlm.py"):
-        extra = ["--output", str(tmp_path / "o")] if "extract" in script else ["--output_dir", str(tmp_path / "o")]
         proc = subprocess.run([sys.executable, script, "--model", str(tmp_path / "nope"), "--data_dir", str(tmp_path),
-                               *extra], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=120)
+                               "--output_dir", str(tmp_path / "o")], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr[-2000:]
         lines = [line for line in proc.stderr.splitlines() if line.startswith(script)]
         assert lines and "no config.json there" in lines[-1] and "Traceback" not in proc.stderr
     for script, expected in (("dataset_scripts/egoexo4d_proficiency.py", "Ego-Exo4D root not found"),
                              ("dataset_scripts/multiview_folder.py", "labels.json not found")):
-        proc = subprocess.run([sys.executable, script, "--data_dir", str(tmp_path / "nope"), "--output",
+        proc = subprocess.run([sys.executable, script, "--data_dir", str(tmp_path / "nope"), "--output_dir",
                                str(tmp_path / "o")], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
                               timeout=120)
         lines = proc.stderr.strip().splitlines()
@@ -125,7 +124,7 @@ def test_training_scripts_end_in_one_line_too(tmp_path):
 
 def test_profvlm_synthetic_writes_a_marked_tree(tmp_path, capsys):
     out = tmp_path / "tree"
-    assert main(["synthetic", "--out", str(out), "--takes", "2", "--size", "16", "--seconds", "0.2", "--quiet"]) == 0
+    assert main(["synthetic", "--output_dir", str(out), "--takes", "2", "--size", "16", "--seconds", "0.2", "--quiet"]) == 0
     assert (out / "takes.json").is_file() and len(list(out.rglob("*.mp4"))) == 10
     assert json.loads((out / "profvlm_synthetic.json").read_text())["synthetic"] is True
     assert f"wrote 2 synthetic takes to {out}" in capsys.readouterr().out

@@ -322,7 +322,7 @@ def test_parquet_export_reloads_with_class_labels(synthetic_root, tmp_path):
 
 
 def test_script_mode_writes_a_loadable_folder(synthetic_root, tmp_path, capsys):
-    builder_main(["--data_dir", str(synthetic_root), "--config", "demonstrator", "--output", str(tmp_path / "o"),
+    builder_main(["--data_dir", str(synthetic_root), "--dataset_config", "demonstrator", "--output_dir", str(tmp_path / "o"),
                   "--cache_dir", str(tmp_path / "c"), "--no_verify_files"])
     assert "parquet" in capsys.readouterr().out
     ds = load_dataset(str(tmp_path / "o"), split="validation", cache_dir=str(tmp_path / "c2"))
@@ -338,12 +338,12 @@ def test_script_help(capsys):
 
 
 @pytest.mark.parametrize("public", [False, True])
-def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp_path, fake_hub, capsys, public):
+def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp_path, fake_hub, caplog, public):
     from dataset_scripts.egoexo4d_proficiency import main
 
     write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a"), FixtureTake("unc_basketball_v", split="val")])
     out = tmp_path / "out"
-    main(["--data_dir", str(tmp_path / "r"), "--config", "demonstrator", "--output", str(out),
+    main(["--data_dir", str(tmp_path / "r"), "--dataset_config", "demonstrator", "--output_dir", str(out),
           "--cache_dir", str(tmp_path / "c"), "--push_to_hub", "me/egoexo-prof", *(["--public"] if public else [])])
     (_, repo, create), (_, _, upload) = fake_hub
     assert repo == "me/egoexo-prof" and create["private"] is (not public) and create["repo_type"] == "dataset"
@@ -351,4 +351,4 @@ def test_an_egoexo4d_export_pushes_private_with_a_licence_card_unless_public(tmp
     assert "https://ego4d.dev/request/ego-exo4d" in card and "not ours to republish" in card
     assert "license_name: ego-exo4d" in card and 'load_dataset("me/egoexo-prof")' in card
     caveat = "publishing its labels or commentary may breach those terms"
-    assert (caveat in capsys.readouterr().err) is public
+    assert (caveat in caplog.text) is public

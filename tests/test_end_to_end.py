@@ -26,7 +26,7 @@ def test_extract_train_evaluate_and_reload(tiny_checkpoint, tmp_path_factory, tm
     cache_dir, out = tmp_path / "features", tmp_path / "sft"
 
     # 1. feature cache of every labelled take
-    extract_features.main(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--output", str(cache_dir),
+    extract_features.main(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--output_dir", str(cache_dir),
                            "--dtype", "float32"])
     assert (cache_dir / "manifest.json").is_file()
 

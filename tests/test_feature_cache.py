@@ -157,7 +157,7 @@ def test_extracted_features_are_the_models_own_encoding_and_extraction_resumes(
     take_path(cache, uids[0]).unlink()
     corrupt = take_path(cache, uids[1])
     corrupt.write_bytes(corrupt.read_bytes()[:50])
-    args = ["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--output", str(cache), "--dtype", "float32"]
+    args = ["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--output_dir", str(cache), "--dtype", "float32"]
     with caplog.at_level(logging.WARNING):
         summary = main(args)
     assert (summary["extracted"], summary["skipped"]) == (2, len(takes) - 2)
@@ -184,7 +184,7 @@ def test_extraction_is_sharded_across_two_ranks(tiny_checkpoint, tree, feature_c
     cache = tmp_path / "cache"
     proc = run_script([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                        "training/extract_features.py", "--model", str(tiny_checkpoint), "--data_dir", str(tree),
-                       "--output", str(cache), "--dtype", "float32"], ACCELERATE_USE_CPU="1")
+                       "--output_dir", str(cache), "--dtype", "float32"], ACCELERATE_USE_CPU="1")
     log = proc.stdout + proc.stderr
     shards = {int(r): int(n) for r, n in re.findall(r"rank (\d): (\d+) takes in shard, 0 cached already", log)}
     takes = _all_takes(tree)

@@ -35,7 +35,7 @@ def test_init_sft_evaluate_and_pipeline_on_a_folder_dataset(folder, tiny_text_di
     from profvlm.cli import main as profvlm
 
     base = tmp_path / "base"
-    assert profvlm(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--out", str(base),
+    assert profvlm(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--output_dir", str(base),
                     "--data_dir", str(folder)]) == 0
     config = json.loads((base / "config.json").read_text())
     assert config["view_names"] == ["front", "side"] and config["num_views"] == 2
@@ -95,7 +95,7 @@ def test_a_folder_with_train_rows_only_trains_without_the_per_epoch_evaluation(t
                                 "cam_file_name": f"videos/t{i}.mp4"}))
     (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     base = tmp_path / "base"
-    assert profvlm(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--out", str(base),
+    assert profvlm(["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--output_dir", str(base),
                     "--data_dir", str(root)]) == 0
     proc = run_script([sys.executable, "training/sft.py", "--model", str(base), "--data_dir", str(root),
                        "--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--per_device_train_batch_size", "2",

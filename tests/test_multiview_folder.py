@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
+from dataset_scripts.dataset_export import push_dataset_folder
 from dataset_scripts.egoexo4d_proficiency import FEATURES
 from dataset_scripts.multiview_folder import (
     FOLDER_FILE_SUFFIX,
@@ -18,7 +19,6 @@ from dataset_scripts.multiview_folder import (
     load_multiview_folder,
     load_multiview_folder_with_report,
     main as folder_main,
-    push_to_hub,
     read_labels,
 )
 from tests.video_fixtures import write_pattern_video
@@ -146,7 +146,7 @@ def test_views_selection_keeps_a_subset_and_skips_takes_left_without_views(folde
     ds, report = load_multiview_folder_with_report(folder, "train", views=["side"])
     assert ds["take_uid"] == ["t001"] and ds["view_names"] == [["side"]]
     assert ds[0]["video_paths"][0].endswith("t001_side.mp4")
-    assert report.skipped_takes == 1 and report.missing_files == {}  # t002 had no side cell: masked, not missing
+    assert report.takes_without_video == 1 and report.missing_files == {}  # t002 had no side cell: masked, not missing
 
 
 def test_unknown_view_in_selection_lists_the_known_views(folder):
@@ -251,7 +251,7 @@ def test_missing_video_masks_the_view_and_is_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         ds, report = load_multiview_folder_with_report(root)
     assert ds["take_uid"] == ["t1", "t2"] and ds["view_names"] == [["front"], ["front", "side"]]
-    assert report.missing_files == {"side": 2} and report.skipped_takes == 1 and report.rows == 2
+    assert report.missing_files == {"side": 2} and report.takes_without_video == 1 and report.rows == 2
     assert "side: 2 files missing" in caplog.text and "t1_side.mp4" in caplog.text
     assert "skipped 1 take because no view remained" in caplog.text
 
@@ -298,9 +298,9 @@ def test_export_default_license_is_unknown_and_only_present_splits(tmp_path):
     assert set(load_dataset(str(out), cache_dir=str(tmp_path / "c"))) == {"train", "validation"}
 
 
-def test_push_to_hub_is_private_by_default(folder, tmp_path, fake_hub):
+def test_push_is_private_by_default(folder, tmp_path, fake_hub):
     out = export_parquet(folder, tmp_path / "out")
-    url = push_to_hub(out, "me/my-dataset", license="cc-by-4.0")
+    url = push_dataset_folder(out, "me/my-dataset", license="cc-by-4.0")
     assert url == "https://huggingface.co/datasets/me/my-dataset"
     (create, repo, kwargs), (upload, _, up_kwargs) = fake_hub
     assert (create, repo, kwargs["private"], kwargs["repo_type"]) == ("create_repo", "me/my-dataset", True, "dataset")
@@ -310,7 +310,7 @@ def test_push_to_hub_is_private_by_default(folder, tmp_path, fake_hub):
 
 
 def test_script_exports_and_pushes_public(folder, tmp_path, fake_hub, capsys):
-    folder_main(["--data_dir", str(folder), "--output", str(tmp_path / "o"), "--license", "mit",
+    folder_main(["--data_dir", str(folder), "--output_dir", str(tmp_path / "o"), "--license", "mit",
                  "--views", "front", "--push_to_hub", "me/ds", "--public"])
     assert "parquet" in capsys.readouterr().out
     assert fake_hub[0][2]["private"] is False
@@ -323,6 +323,6 @@ def test_script_runs_from_a_checkout_with_help():
     result = subprocess.run([sys.executable, "dataset_scripts/multiview_folder.py", "--help"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for option in ("--data_dir", "--output", "--license", "--push_to_hub", "--public", "--views", "--strict"):
+    for option in ("--data_dir", "--output_dir", "--license", "--push_to_hub", "--public", "--views", "--strict"):
         assert option in result.stdout
     assert "front_file_name" in result.stdout and "labels.json" in result.stdout

@@ -164,7 +164,7 @@ def test_push_dry_run_lists_exactly_the_checkpoint_files(checkpoint_copy, eval_d
     assert "pipeline_profvlm.py" in listed and "processing_profvlm.py" in listed
     on_disk = {str(p.relative_to(checkpoint_copy)) for p in checkpoint_copy.rglob("*") if p.is_file()}
     assert listed == on_disk - {"checkpoint-5/optimizer.pt", "__pycache__/x.pyc"}
-    assert "org/profvlm" in out and "public" in out
+    assert "org/profvlm" in out and "(private)" in out  # every push is private unless --public
 
 
 def test_push_refuses_an_incomplete_checkpoint_and_reports_offline_failure(tiny_checkpoint, checkpoint_copy, capsys):

@@ -156,5 +156,5 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generator_main(["--help"])
     assert "--takes" in capsys.readouterr().out
-    generator_main(["--out", str(tmp_path / "t"), "--takes", "3", "--seed", "1", "--no_videos", "--quiet"])
+    generator_main(["--output_dir", str(tmp_path / "t"), "--takes", "3", "--seed", "1", "--no_videos", "--quiet"])
     assert len(json.loads((tmp_path / "t" / "takes.json").read_text())) == 3

@@ -27,7 +27,7 @@ def tiny_feature_cache(tmp_path_factory, checkpoint: Path, tree: Path) -> Path:
     cache = tmp_path_factory.getbasetemp() / "training_feature_cache"
     if not (cache / ".complete").is_file():
         run_script([sys.executable, "training/extract_features.py", "--model", str(checkpoint), "--data_dir", str(tree),
-                    "--output", str(cache), "--dtype", "float32"])
+                    "--output_dir", str(cache), "--dtype", "float32"])
         (cache / ".complete").write_text("ok\n")
     return cache
 

@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as `python training/evaluate_profvlm.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 from training.evaluation_metrics import (  # noqa: E402
     accuracy,
@@ -347,7 +348,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="SECONDS", help="time_grounding's tolerances: a predicted moment matches a reference "
                         "one at most this many seconds away")
     add_device_arguments(parser)
-    return parser.parse_args(argv)
+    return reject_renamed_flags(parser).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,6 +26,7 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 
 from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
+from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.device_policy import cpu_has_native_bf16  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
@@ -42,7 +43,7 @@ logger = logging.getLogger("training.sft")
 class ProfVLMArguments:
     """What to train and on which data (the SFTConfig fields say how)."""
 
-    model: str = field(metadata={"help": "Base ProfVLM checkpoint folder (`profvlm init --out DIR`)."})
+    model: str = field(metadata={"help": "Base ProfVLM checkpoint folder (`profvlm init --output_dir DIR`)."})
     data_dir: str = field(metadata={"help": "EgoExo4D root (takes.json, annotations/; real or synthetic) or a multi-view "
                                             "folder dataset (metadata.jsonl or .csv + labels.json)."})
     dataset_config: str = field(
@@ -102,6 +103,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConf
     formatter = type("HelpFormatter", (argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter), {})
     parser = TrlParser((ProfVLMArguments, SFTConfig), description=__doc__, formatter_class=formatter)
     parser.set_defaults(**training_defaults())
+    reject_renamed_flags(parser, keep=("--config",))  # TRL reads `--config YAML` before argparse sees it
     script_args, training_args = parser.parse_args_and_config(argv)
     # The collator renders, tokenizes and labels every batch itself: TRL must pass rows through untouched.
     training_args.remove_unused_columns = False
