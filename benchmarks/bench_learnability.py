@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", default=str(RESULTS_DIR), help="folder of the report bench_learnability.json")
     parser.add_argument("--work_dir", default=None, help="where data, cache and checkpoints go (default: a temp dir)")
     parser.add_argument("--tower", default="random-tiny", choices=["random-tiny", "random-base"])
+    parser.add_argument("--temporal_tokens", type=int, default=1, help="temporal tokens per take (default 1: the paper)")
+    parser.add_argument("--num_frames", type=int, default=None,
+                        help="the random tower's frames (default: its preset's; N = 8 needs 8 with random-tiny)")
     parser.add_argument("--takes", type=int, default=200, help="synthetic takes, train and validation together")
     parser.add_argument("--size", type=int, default=64, help="shorter video side of the synthetic videos (pixels)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic take")
@@ -63,14 +66,15 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def build_base(tower: str, out: Path, seed: int) -> Path:
+def build_base(tower: str, out: Path, seed: int, temporal_tokens: int = 1, num_frames: int | None = None) -> Path:
     """A base checkpoint with a random frozen tower and the real SmolLM2-135M-Instruct (converted offline)."""
     from profvlm.assemble import build_base_checkpoint
     from profvlm.assets import ensure_smollm2
 
     if (out / "config.json").is_file():
         return out
-    return build_base_checkpoint(tower, str(ensure_smollm2()), out, seed=seed)
+    return build_base_checkpoint(tower, str(ensure_smollm2()), out, seed=seed, num_frames=num_frames,
+                                 temporal_tokens=temporal_tokens)
 
 
 def make_data(args: argparse.Namespace, out: Path) -> Path:
@@ -131,13 +135,16 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     timings = {}
     data, timings["generate_data_s"] = timed(make_data, args, work / "data")
-    base, timings["build_base_s"] = timed(build_base, args.tower, work / f"base-{args.tower}", args.seed)
-    cache = work / f"features-{args.tower}"
+    name = f"{args.tower}-f{args.num_frames or 'preset'}-n{args.temporal_tokens}"
+    base, timings["build_base_s"] = timed(build_base, args.tower, work / f"base-{name}", args.seed,
+                                          args.temporal_tokens, args.num_frames)
+    cache = work / f"features-{name}"
     _, timings["extract_features_s"] = timed(extract_features.main,
                                              ["--model", str(base), "--data_dir", str(data), "--output_dir", str(cache)])
-    final, timings["training_s"] = timed(train, args, base, data, cache, work / "sft")
+    final, timings["training_s"] = timed(train, args, base, data, cache, work / f"sft-{name}-seed{args.seed}")
     model, processor = load_checkpoint(final)
-    metrics, timings["evaluation_s"] = timed(evaluate_checkpoint, model, processor, data, "validation", work / "eval",
+    metrics, timings["evaluation_s"] = timed(evaluate_checkpoint, model, processor, data, "validation",
+                                             work / f"eval-{name}-seed{args.seed}",
                                              features=cache, max_new_tokens=args.max_new_tokens,
                                              max_feedback_words=args.max_feedback_words)
     measured = {"accuracy": metrics["accuracy"], "rouge_l": metrics["feedback"]["rouge_l"],
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "learnability",
         "settings": {**{k: v for k, v in vars(args).items() if k not in ("output_dir", "work_dir")},
                      "frames": processor.num_frames, "image_size": processor.image_size,
+                     "temporal_tokens": model.config.temporal_tokens,
                      "lora": "r=8, alpha=32, q_proj/v_proj (paper default)", "work_dir": str(work)},
         "data": split_counts(data),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},

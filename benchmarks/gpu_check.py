@@ -2,6 +2,8 @@
 
     base checkpoint (random base TimeSformer + SmolLM2) -> synthetic EgoExo4D-format tree -> feature extraction
     -> 30 LoRA SFT steps in bf16 -> evaluation -> pipeline prediction -> the inference benchmark
+    then the time axis and another tower family: init -> extraction -> SFT -> prediction with N = 8 temporal
+    tokens on the TimeSformer, and with a random VideoMAE tower
 
 One JSON (default benchmarks/results/gpu_check.json) with per-stage seconds, extraction takes/s, SFT steps/s,
 inference ms per take and peak GPU memory. Without CUDA it says so and runs a CPU dry run at tiny size (random tiny
@@ -27,8 +29,11 @@ from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 # (GPU run, CPU dry run): the sizes of each stage
 SIZES = {
-    "gpu": {"vision": "random-base", "takes": 24, "size": 112, "seconds": 2.0, "sft_steps": 30, "batch": 8},
-    "dry": {"vision": "random-tiny", "takes": 8, "size": 32, "seconds": 0.5, "sft_steps": 2, "batch": 2},
+    "gpu": {"vision": "random-base", "takes": 24, "size": 112, "seconds": 2.0, "sft_steps": 30, "batch": 8,
+            # (tower, temporal tokens, frames of a random tower or None for the preset's)
+            "variants": {"timesformer_n8": ("random-base", 8, None), "videomae_n8": ("random-videomae-base", 8, None)}},
+    "dry": {"vision": "random-tiny", "takes": 8, "size": 32, "seconds": 0.5, "sft_steps": 2, "batch": 2,
+            "variants": {"timesformer_n8": ("random-tiny", 8, 8), "videomae_n4": ("random-videomae-tiny", 4, None)}},
 }
 
 
@@ -90,6 +95,8 @@ def check(work: Path, text: str, dry: bool) -> dict:
         "device_policy": predicted["policy"], "evaluation": {k: metrics.get(k) for k in (
             "accuracy", "mean_absolute_error", "quadratic_weighted_kappa", "expected_calibration_error", "num_samples")},
     }
+    report["variants"] = {name: variant(work / name, spec, text, sizes, data, precision, env)
+                          for name, spec in sizes["variants"].items()}
     if not dry:
         bench = work / "bench_inference.json"
         run("inference_benchmark", [py, "benchmarks/bench_inference.py", "--output_dir", str(work), "--work_dir",
@@ -97,6 +104,30 @@ def check(work: Path, text: str, dry: bool) -> dict:
         report["inference_benchmark"] = json.loads(bench.read_text())
         report["peak_gpu_memory_gb"] = predicted.get("peak_gpu_memory_gb")
     return report
+
+
+def variant(work: Path, spec: tuple, text: str, sizes: dict, data: Path, precision: list[str], env: dict) -> dict:
+    """init -> extraction -> SFT -> prediction for one (tower, temporal tokens, frames) on the same data."""
+    vision, tokens, frames = spec
+    py, t = sys.executable, {}
+    base, features, run_dir = work / "base", work / "features", work / "sft"
+    init = [py, "-m", "profvlm.cli", "init", "--vision", vision, "--text", text, "--output_dir", str(base),
+            "--temporal_tokens", str(tokens)]
+    run("base_checkpoint", init + (["--num_frames", str(frames)] if frames else []), t, env)
+    run("feature_extraction", [py, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
+                               "--output_dir", str(features)], t, env)
+    run("sft", [py, "training/sft.py", "--model", str(base), "--data_dir", str(data), "--features", str(features),
+                "--output_dir", str(run_dir), "--max_steps", str(sizes["sft_steps"]), "--per_device_train_batch_size",
+                str(sizes["batch"]), "--eval_split", "none", "--save_strategy", "no", "--report_to", "none",
+                "--max_feedback_words", "24", "--learning_rate", "2e-3", *precision], t, env)
+    prediction = run("prediction", [py, "-c", PREDICT.format(model=str(run_dir / "final"), data=str(data))], t, env)
+    predicted = json.loads(prediction.stdout.strip().splitlines()[-1])
+    takes = len(list((features / "features").glob("*.safetensors")))
+    return {"vision": vision, "temporal_tokens": tokens, "frames": frames, "stages_s": t,
+            "extraction_takes_per_s": round(takes / t["feature_extraction"], 3),
+            "sft_steps_per_s": round(sizes["sft_steps"] / t["sft"], 3),
+            "inference_ms_per_take": predicted["ms_per_take"], "prediction": predicted["proficiency"],
+            **({"peak_gpu_memory_gb": predicted["peak_gpu_memory_gb"]} if "peak_gpu_memory_gb" in predicted else {})}
 
 
 # The prediction stage: the pipeline as a user calls it (no dtype: the device policy decides), timed per take.

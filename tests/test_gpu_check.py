@@ -24,5 +24,10 @@ def test_gpu_check_dry_run_runs_every_stage_and_writes_its_report(tiny_text_dir,
     assert report["extraction_takes_per_s"] > 0 and report["sft_steps_per_s"] > 0 and report["inference_ms_per_take"] > 0
     assert report["evaluation"]["num_samples"] > 0 and report["prediction"]
     assert "device cpu" in report["device_policy"]
+    # The time axis and a second tower family run end to end too, each predicting a level.
+    variants = report["variants"]
+    assert sorted(variants) == ["timesformer_n8", "videomae_n4"]
+    assert (variants["timesformer_n8"]["temporal_tokens"], variants["videomae_n4"]["vision"]) == (8, "random-videomae-tiny")
+    assert all(v["inference_ms_per_take"] > 0 and v["prediction"] for v in variants.values())
     if not report["machine"]["cuda"]:
         assert "no CUDA device here" in proc.stderr
