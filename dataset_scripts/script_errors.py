@@ -42,19 +42,19 @@ def run_with_one_line_errors(prog: str, main: Callable[[list[str] | None], objec
     return result if isinstance(result, int) else 0
 
 
-# Old spelling -> (today's flag, why). One name per concept on every command line: `--output_dir` for every output
-# folder, `--dry-run`, `--config` only for sft.py's YAML (a dataset builder config is `--dataset_config`), and a Hub
-# repo is private unless `--public`.
-RENAMED_FLAGS: dict[str, tuple[str, str]] = {
-    "--out": ("--output_dir", "every output folder is --output_dir"),
-    "--output": ("--output_dir", "every output folder is --output_dir"),
-    "--dry_run": ("--dry-run", ""),
-    "--config": ("--dataset_config", "the dataset builder config; --config is only training/sft.py's YAML file"),
-    "--private": ("--public", "Hub repos are private unless --public"),
-    "--checkpoint": ("--model", "a checkpoint folder is --model on every command"),
-    "--video-dir": ("--video_dir", ""),
-    "--num-frames": ("--num_frames", ""),
-    "--full-repeats": ("--full_repeats", ""),
+# Old spelling -> today's flag. One name per concept on every command line: `--output_dir` for every output folder,
+# `--dry-run`, `--model` for a checkpoint, `--config` only for sft.py's YAML (a dataset builder config is
+# `--dataset_config`), a Hub repo private unless `--public`, and underscores between words.
+RENAMED_FLAGS: dict[str, str] = {
+    "--out": "--output_dir", "--output": "--output_dir", "--dry_run": "--dry-run", "--config": "--dataset_config",
+    "--private": "--public", "--checkpoint": "--model", "--video-dir": "--video_dir", "--num-frames": "--num_frames",
+    "--full-repeats": "--full_repeats",
+}
+# Today's flag -> what the one-line error adds, where the new name alone does not say it.
+RENAME_REASONS: dict[str, str] = {
+    "--output_dir": "every output folder is --output_dir", "--model": "a checkpoint folder is --model on every command",
+    "--dataset_config": "the dataset builder config; --config is only training/sft.py's YAML file",
+    "--public": "Hub repos are private unless --public",
 }
 
 
@@ -76,9 +76,10 @@ def reject_renamed_flags(parser: argparse.ArgumentParser, keep: tuple[str, ...] 
     answer only `unrecognized arguments`. `keep`: old spellings a parser handles itself (TRL's `--config YAML`).
     Call it once the parser has all its options; returns `parser`."""
     options = set(parser._option_string_actions)
-    for old, (new, why) in RENAMED_FLAGS.items():
+    for old, new in RENAMED_FLAGS.items():
         if new in options and old not in options and old not in keep:
-            parser.add_argument(old, action=_RenamedFlag, new=new, why=why, dest=f"renamed_{old.strip('-')}")
+            parser.add_argument(old, action=_RenamedFlag, new=new, why=RENAME_REASONS.get(new, ""),
+                                dest=f"renamed_{old.strip('-')}")
     for action in parser._actions:  # sub-commands (`profvlm init`, `profvlm push`, ...) have parsers of their own
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
@@ -86,5 +87,5 @@ def reject_renamed_flags(parser: argparse.ArgumentParser, keep: tuple[str, ...] 
     return parser
 
 
-__all__ = ["EXPECTED_ERRORS", "RENAMED_FLAGS", "one_line", "reject_renamed_flags", "run_with_one_line_errors",
-           "wants_verbose"]
+__all__ = ["EXPECTED_ERRORS", "RENAMED_FLAGS", "RENAME_REASONS", "one_line", "reject_renamed_flags",
+           "run_with_one_line_errors", "wants_verbose"]

@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .peft_unwrap import unwrap_peft
+
 logger = logging.getLogger(__name__)
 
 PROJECTOR_DTYPE = torch.float32
@@ -223,18 +225,11 @@ def _first(*dtypes: torch.dtype | None) -> torch.dtype:
     return next(d for d in dtypes if d is not None)
 
 
-def _components(model: nn.Module) -> nn.Module:
-    # A PEFT wrapper forwards attributes, but `.model` would be its LoraModel: unwrap to the ProfVLM model.
-    if not hasattr(getattr(model, "model", None), "vision_tower") and hasattr(model, "get_base_model"):
-        return model.get_base_model()
-    return model
-
-
 def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower`, `.model.multi_modal_projector`,
     `.model.language_model`, `.lm_head`) to `policy.device`: the tower in `tower_dtype`, the language model and LM
     head in `lm_dtype`, the projector in float32. Tied input/output embeddings stay tied. Returns `model`."""
-    inner = _components(model)
+    inner = unwrap_peft(model)
     embeddings = inner.model.language_model.get_input_embeddings()
     tied = embeddings.weight is inner.lm_head.weight
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .peft_unwrap import unwrap_peft
 from .profvlm_facts import format_label_prefix, parse_output
 
 
@@ -12,13 +13,15 @@ class LabelScores:
 
     `log_likelihoods` (B, L) are summed token log-probabilities of each label continuation, `probabilities`
     (B, L) their softmax, `view_weights` (B, V) the projector's camera weights, `video_features` (B, V, D) the
-    tower features (reusable, e.g. to generate feedback without running the tower again)."""
+    tower features and `prompt_rows` the prompts' token ids without padding (both reusable, e.g. to generate
+    feedback without running the tower or unpadding the prompts again)."""
 
     labels: tuple[str, ...]
     log_likelihoods: torch.Tensor
     probabilities: torch.Tensor
     view_weights: torch.Tensor
     video_features: torch.Tensor
+    prompt_rows: list[list[int]]
 
     def predicted_labels(self) -> list[str]:
         """The most likely label of every take (always one of `labels`)."""
@@ -42,26 +45,34 @@ def label_continuation_ids(tokenizer, labels: tuple[str, ...]) -> list[list[int]
     return continuations
 
 
-def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # Right padding keeps every real token at the position it has unpadded, so scores do not depend on the batch.
+def pad_rows(rows: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of token-id rows padded on `side`: "right" for scoring (every real token keeps
+    the position it has unpadded, so scores do not depend on the batch), "left" for generation (every row ends where
+    its continuation starts)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
     return ids, mask
 
 
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 @torch.no_grad()
-def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None = None) -> LabelScores:
+def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None = None,
+                 prompt_rows: list[list[int]] | None = None) -> LabelScores:
     """Probability of each proficiency label for every take in `batch` (a processor output whose prompts end
     where the answer starts). The tower runs once per take (`encode_views`, or the batch's cached
-    `video_features`); the L continuations of each take are then scored in one LM pass with the features repeated."""
+    `video_features`); the L continuations of each take are then scored in one LM pass with the features repeated.
+    `prompt_rows`: the prompts' token ids without padding when the caller has them (else read from the batch)."""
     # The checkpoint's config owns the label order (config.proficiency_labels).
     labels = tuple(labels or model.config.proficiency_labels)
-    # A PEFT-wrapped model (evaluation during training) scores through its base model, LoRA layers included.
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model = unwrap_peft(model)  # evaluation during training hands in the PEFT-wrapped model
     tokenizer = getattr(processor, "tokenizer", processor)
     device = model.device  # inputs (pixels or cached features) move to the model, wherever they were made
     view_mask = batch.get("view_mask")
@@ -72,12 +83,11 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
         features = model.model.encode_views(batch["pixel_values_videos"].to(device), view_mask)
     features = features.to(device)
 
-    prompts = unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
+    prompts = prompt_rows if prompt_rows is not None else unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
     continuations = label_continuation_ids(tokenizer, labels)
     n = len(labels)
     rows = [prompt + cont for prompt in prompts for cont in continuations]  # take-major: row = take * n + label
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids, attention_mask = _right_pad(rows, pad_id)
+    input_ids, attention_mask = pad_rows(rows, _pad_id(tokenizer), "right")
     outputs = model.model(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
@@ -104,6 +114,7 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
         probabilities=summed.softmax(-1),
         view_weights=outputs.view_weights[::n].float(),
         video_features=features,
+        prompt_rows=prompts,
     )
 
 
@@ -113,15 +124,13 @@ def generate_continuations(
 ) -> list[str]:
     """The decoded new text after each token-id row, generated with the row's video features. Rows are left-padded
     into one batch, so every continuation starts right after its own row."""
-    width, pad_id = max(map(len, rows)), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = model.device
-    video_features, view_mask = video_features.to(device), view_mask.to(device)
-    input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-    attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    generate_kwargs.setdefault("pad_token_id", pad_id)
-    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, video_features=video_features,
-                               view_mask=view_mask, **generate_kwargs)
-    return tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+    input_ids, attention_mask = pad_rows(rows, _pad_id(tokenizer), "left")
+    generate_kwargs.setdefault("pad_token_id", _pad_id(tokenizer))
+    generated = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                               video_features=video_features.to(device), view_mask=view_mask.to(device),
+                               **generate_kwargs)
+    return tokenizer.batch_decode(generated[:, input_ids.shape[1]:], skip_special_tokens=True)
 
 
 def generate_after_labels(
@@ -147,4 +156,5 @@ def generate_after_labels(
     return feedback
 
 
-__all__ = ["LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids", "unpadded_rows"]
+__all__ = ["LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids",
+           "pad_rows", "unpadded_rows"]

@@ -3,7 +3,7 @@ import torch
 from transformers import Pipeline, pipeline
 
 from .device_policy import DevicePolicy, apply_device_policy, policy_for_checkpoint, resolve_device_policy
-from .label_scoring import generate_after_labels, score_labels, unpadded_rows
+from .label_scoring import generate_after_labels, score_labels
 from .take_inputs import split_takes
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -86,8 +86,7 @@ class ProficiencyEstimationPipeline(Pipeline):
         kwargs = self._prepare_generate_kwargs({"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **generate_kwargs})
         if "generation_config" not in kwargs:
             kwargs.setdefault("do_sample", False)  # greedy unless the caller asks for sampling
-        prompts = unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
-        return generate_after_labels(self.model, self.processor.tokenizer, prompts, scores.predicted_labels(),
+        return generate_after_labels(self.model, self.processor.tokenizer, scores.prompt_rows, scores.predicted_labels(),
                                      scores.video_features, batch["view_mask"], **kwargs)
 
     def postprocess(self, outputs: dict) -> dict:

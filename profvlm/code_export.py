@@ -15,6 +15,7 @@ EXPORTED_MODULES: tuple[str, ...] = (
     "modeling_profvlm/device_policy.py",
     "modeling_profvlm/configuration_profvlm.py",
     "modeling_profvlm/modeling_profvlm.py",
+    "modeling_profvlm/peft_unwrap.py",
     "modeling_profvlm/label_scoring.py",
     "modeling_profvlm/pipeline_profvlm.py",
     "processing/processing_profvlm.py",

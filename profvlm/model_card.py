@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
 from modeling_profvlm.tower_adapter import tower_family, tower_image_size
 from training.evaluation_predictions import view_setting_title
+from training.evaluation_provenance import synthetic_dataset_name
 
 from .card_licenses import card_license, component_licenses, hub_id, license_section
 
@@ -56,9 +57,6 @@ def load_eval_metrics(path: str | Path) -> dict:
     return metrics
 
 
-def _synthetic_name(name: str, synthetic: bool | None) -> str:
-    # a --dataset_name must not hide that the data is synthetic
-    return f"{name} (synthetic data)" if synthetic and "synthetic" not in name.lower() else name
 
 
 def evaluated_dataset(metrics: dict | None, dataset_name: str | None = None, dataset_id: str | None = None,
@@ -68,7 +66,7 @@ def evaluated_dataset(metrics: dict | None, dataset_name: str | None = None, dat
     name says it is unrecorded rather than guessing."""
     block = ((metrics or {}).get("provenance") or {}).get("dataset") or {}
     synthetic = block.get("synthetic")
-    return {"name": _synthetic_name(dataset_name or block.get("name") or UNRECORDED_DATASET, synthetic),
+    return {"name": synthetic_dataset_name(dataset_name or block.get("name") or UNRECORDED_DATASET, synthetic),
             "id": dataset_id or block.get("id") or "unknown", "split": split or block.get("split") or "validation",
             "synthetic": synthetic, "kind": block.get("kind")}
 
@@ -160,7 +158,7 @@ def _is_smollm2_135m(config: ProfVLMConfig) -> bool:
 
 def _data_statement(training: dict | None, dataset: dict, has_eval: bool) -> str:
     """The sentences of the first paragraph that name the training and evaluation data, synthetic first."""
-    trained = _synthetic_name(training["name"], training.get("synthetic")) if training else None
+    trained = synthetic_dataset_name(training["name"], training.get("synthetic")) if training else None
     evaluated = f"evaluated on **{dataset['name']}**" if has_eval else ""
     if trained:
         text = f"It was trained on **{trained}**" + (f" and {evaluated}." if evaluated else ".")

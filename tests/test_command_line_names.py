@@ -40,7 +40,7 @@ def test_an_old_spelling_fails_in_one_line_naming_the_new_flag(module, function,
     err = capsys.readouterr().err
     old = old_flag(argv)
     assert err.count("\n") == 1, err  # one line, no usage block
-    assert f"{old} is now {RENAMED_FLAGS[old][0]}" in err, err
+    assert f"{old} is now {RENAMED_FLAGS[old]}" in err, err
 
 
 def test_old_spellings_are_not_taken_as_abbreviations_and_the_parser_keeps_its_own_flags():

@@ -217,9 +217,9 @@ def run_under_device_policy(model, device: str | None = None, dtype: str | None 
     native, or in the dtype the training features were made in; the projector float32); `device`/`dtype`
     override it. Returns the policy."""
     from modeling_profvlm.device_policy import apply_device_policy, policy_for_checkpoint
+    from modeling_profvlm.peft_unwrap import unwrap_peft
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    policy = policy_for_checkpoint(base.config, device, dtype)
+    policy = policy_for_checkpoint(unwrap_peft(model).config, device, dtype)
     apply_device_policy(model, policy)
     logger.info("Evaluating on %s", policy.describe())
     return policy

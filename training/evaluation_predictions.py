@@ -6,6 +6,7 @@ from tqdm.auto import tqdm
 
 from dataset_scripts.proficiency_data import EGOEXO4D
 from modeling_profvlm.label_scoring import generate_after_labels, generate_continuations, score_labels, unpadded_rows
+from modeling_profvlm.peft_unwrap import unwrap_peft
 from modeling_profvlm.profvlm_facts import parse_output
 from training.sft_data import row_videos
 
@@ -119,8 +120,7 @@ def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: in
                   settings: tuple[str, ...] = VIEW_SETTINGS) -> TakePredictions:
     """Score the labels of every take in each view setting (`view_settings_for`); with `generate`, also free
     generation and the feedback, both with every view."""
-    # A PEFT-wrapped model (evaluation right after training) runs through its base model, LoRA layers included.
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model = unwrap_peft(model)  # evaluation right after training hands in the PEFT-wrapped model
     labels = tuple(model.config.proficiency_labels)
     main = all_views_setting(settings)
     result = TakePredictions([r["take_uid"] for r in rows], [r["scenario"] for r in rows],
@@ -130,13 +130,13 @@ def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: in
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating takes", unit="batch"):
         chunk = rows[start: start + batch_size]
         prompts, features, view_mask = batch_features(model, processor, chunk, cache)
+        token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))  # once for every use below
         for setting in settings:
-            chosen, probabilities = score_setting(model, processor, prompts, features, view_mask, setting)
+            chosen, probabilities = score_setting(model, processor, token_rows, features, view_mask, setting)
             result.predictions[setting] += chosen
             result.probabilities[setting] += probabilities
         if not generate:
             continue
-        token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))
         free = generate_after(model, tokenizer, token_rows, features, view_mask, max_new_tokens)
         result.generated_labels += [parse_output(text, labels)[0] for text in free]
         texts = feedback_after_labels(model, tokenizer, token_rows, result.predictions[main][start: start + len(chunk)],
@@ -145,18 +145,18 @@ def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: in
     return result
 
 
-def score_setting(model, processor, prompts: dict, features: torch.Tensor, view_mask: torch.Tensor,
+def score_setting(model, processor, prompt_rows: list[list[int]], features: torch.Tensor, view_mask: torch.Tensor,
                   setting: str) -> tuple[list[str | None], list[list[float] | None]]:
     """(predicted labels, label probabilities) with only the views of `setting` visible; None for takes that
-    have none of those views."""
+    have none of those views. `prompt_rows`: the prompts' token ids without padding."""
     mask = view_setting_mask(view_mask, list(model.config.view_names), setting)
     keep = mask.sum(-1) > 0
     chosen: list[str | None] = [None] * len(keep)
     probabilities: list[list[float] | None] = [None] * len(keep)
     if keep.any():
         idx = keep.nonzero().flatten()
-        subset = {k: v[idx] for k, v in prompts.items() if k in ("input_ids", "attention_mask")}
-        scores = score_labels(model, processor, {**subset, "video_features": features[idx], "view_mask": mask[idx]})
+        scores = score_labels(model, processor, {"video_features": features[idx], "view_mask": mask[idx]},
+                              prompt_rows=[prompt_rows[i] for i in idx.tolist()])
         for i, label, probs in zip(idx.tolist(), scores.predicted_labels(), scores.probabilities.tolist()):
             chosen[i], probabilities[i] = label, probs
     return chosen, probabilities

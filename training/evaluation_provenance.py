@@ -1,6 +1,5 @@
 # Where evaluation numbers (and a trained checkpoint) come from: the dataset and its annotation fingerprint, whether
 # it is synthetic, the checkpoint's weights, the frame sampling, the feedback word limit, package versions, the date.
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -9,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS, SYNTHETIC_MARKER
+from dataset_scripts.hashing import sha256_of_files
 from dataset_scripts.multiview_folder import METADATA_FILES, LABELS_FILE, SPLITS as FOLDER_SPLITS, read_folder
 from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind, is_synthetic, load_proficiency_split
 
@@ -20,7 +20,6 @@ EGOEXO4D_BUILDER = "dataset_scripts/egoexo4d_proficiency.py"
 FOLDER_LOADER = "dataset_scripts/multiview_folder.py"
 EGOEXO4D_SPLITS = ("train", "validation")
 VERSIONED_PACKAGES = ("torch", "transformers", "datasets", "trl", "peft")
-_CHUNK = 1 << 20  # annotation files can be hundreds of MB: hash them in 1 MiB pieces
 
 
 def annotation_files(data_dir: str | os.PathLike) -> list[Path]:
@@ -34,18 +33,10 @@ def annotation_files(data_dir: str | os.PathLike) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def sha256_of_files(files: Iterable[Path], root: str | os.PathLike) -> str:
-    """One sha256 over every file's name (relative to `root`) and bytes, in name order: a renamed, added or edited
-    file changes it."""
-    digest = hashlib.sha256()
-    root = Path(root)
-    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
+def synthetic_dataset_name(name: str, synthetic: bool | None) -> str:
+    """`name`, with " (synthetic data)" added when the data is synthetic and the name does not say so: no name given
+    on a command line or in a card may hide that."""
+    return f"{name} (synthetic data)" if synthetic and "synthetic" not in name.lower() else name
 
 
 def dataset_identity(data_dir: str | os.PathLike, name: str | None = None) -> tuple[str, str, bool]:
@@ -57,10 +48,7 @@ def dataset_identity(data_dir: str | os.PathLike, name: str | None = None) -> tu
                                                                                                "egoexo4d_proficiency")
     else:
         default, dataset_id = root.name, root.name
-    name = name or default
-    if synthetic and "synthetic" not in name.lower():
-        name = f"{name} (synthetic data)"
-    return name, dataset_id, synthetic
+    return synthetic_dataset_name(name or default, synthetic), dataset_id, synthetic
 
 
 def labelled_takes_per_split(data_dir: str | os.PathLike) -> dict[str, int]:
@@ -163,7 +151,7 @@ __all__ = [
     "EGOEXO4D_NAME",
     "SYNTHETIC_EGOEXO4D_NAME",
     "annotation_files",
-    "sha256_of_files",
+    "synthetic_dataset_name",
     "dataset_identity",
     "labelled_takes_per_split",
     "dataset_provenance",

@@ -11,6 +11,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from dataset_scripts.hashing import sha256_of_json
+
 CACHE_FORMAT = "profvlm-feature-cache"
 # Version 2: (N, D) per view and token times (the time axis). Version 1 stored one (D,) vector per view: such a
 # cache is read as N = 1 (what it is), and refused for anything else.
@@ -124,7 +126,7 @@ def _short(value, limit: int = 120) -> str:
 def manifest_fingerprint(manifest: dict) -> str:
     """sha256 of the compatibility part of a manifest; stamped into every take file."""
     part = {k: manifest.get(k) for k in COMPATIBILITY_KEYS + ("dtype",)}
-    return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()
+    return sha256_of_json(part)
 
 
 def read_manifest(cache_dir: str | Path) -> dict:
