@@ -90,6 +90,36 @@ def test_labels_cover_only_the_assistant_answer_and_its_end_token(tiny_checkpoin
         assert tok.decode(ids[end + 1 :]) == "\n"  # only the template's trailing newline follows
 
 
+def prompt_boundary_labels(processor, rows, batch) -> torch.Tensor:
+    """The collator's former method, kept here as the reference: render the prompt alone, tokenize it again to find
+    where the answer starts, label from there up to and including the first end-of-turn token."""
+    from training.sft_data import row_messages
+
+    labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+    for i, row in enumerate(rows):
+        messages = row_messages(row, PROFICIENCY_LABELS)
+        prompt = processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        prompt_len = len(processor(text=[prompt], return_tensors=None, padding=False)["input_ids"][0])
+        positions = batch["attention_mask"][i].nonzero().flatten()
+        tokens = batch["input_ids"][i, positions]
+        end = int((tokens[prompt_len:] == processor.tokenizer.eos_token_id).nonzero().flatten()[0])
+        answer = positions[prompt_len: prompt_len + end + 1]
+        labels[i, answer] = batch["input_ids"][i, answer]
+    return labels
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_the_template_marked_answer_equals_the_former_prompt_boundary_labels(tiny_checkpoint, tree, padding_side):
+    processor = ProfVLMProcessor.from_pretrained(tiny_checkpoint)
+    processor.tokenizer.padding_side = padding_side
+    with_feedback = to_training_rows(load_split(str(tree), "demonstrator_commentary", "train"), PROFICIENCY_LABELS)
+    label_only = to_training_rows(load_split(str(tree), "demonstrator", "train"), PROFICIENCY_LABELS)
+    rows = [with_feedback[i] for i in range(3)] + [label_only[i] for i in range(2)]
+    batch = ProfVLMCollator(processor, PROFICIENCY_LABELS)(rows)
+    assert int((batch["labels"] != IGNORE_INDEX).sum()) > 0
+    assert torch.equal(batch["labels"], prompt_boundary_labels(processor, rows, batch))
+
+
 def _first_batch_loss(checkpoint, tree, output_dir, extra):
     script_args, args = parse_args(["--model", str(checkpoint), "--data_dir", str(tree),
                                     "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
