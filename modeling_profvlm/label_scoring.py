@@ -12,7 +12,7 @@ class LabelScores:
     """What `score_labels` measured for a batch of B takes and L labels (in `labels` order).
 
     `log_likelihoods` (B, L) are summed token log-probabilities of each label continuation, `probabilities`
-    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights, `video_features` (B, V, D) the
+    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights, `video_features` (B, V, N, D) the
     tower features and `prompt_rows` the prompts' token ids without padding (both reusable, e.g. to generate
     feedback without running the tower or unpadding the prompts again)."""
 
