@@ -8,6 +8,8 @@ from pathlib import Path
 from modeling_profvlm.device_policy import add_device_arguments
 from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
 
+from .batch_predict import add_batch_arguments
+
 BAR_WIDTH = 30
 
 
@@ -61,8 +63,13 @@ def format_report(result: dict, take: dict[str, str], random_tower: bool = False
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """`profvlm predict`: run the pipeline on one take and print the report (or JSON)."""
+    """`profvlm predict`: run the pipeline on one take and print the report (or JSON); with --data_dir, every take
+    of a folder into --output_dir (`batch_predict`)."""
     import processing  # noqa: F401  (registers AutoProcessor for the installed classes)
+    if args.data_dir is not None:
+        from .batch_predict import run_batch_command
+
+        return run_batch_command(args)
     from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
     from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 
@@ -125,6 +132,7 @@ def add_parser(sub) -> None:
                    help=f"feedback length limit (default {DEFAULT_MAX_NEW_TOKENS})")
     p.add_argument("--no_feedback", action="store_true", help="label and probabilities only (faster)")
     add_device_arguments(p)
+    add_batch_arguments(p)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser("card", help="write the model card (README.md) into a checkpoint folder")
