@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataset_scripts.synthetic_events import TakeEvent
 from dataset_scripts.synthetic_motion import FPS, Motion, motion_grades, motion_statistics
 
 SCENARIO_WORDS = {  # (one movement, several movements)
@@ -51,6 +52,11 @@ PHRASES = {
         ("Perfectly smooth and controlled, no wasted motion.", "Very clean, smooth path with no jitter at all."),
     ),
 }
+# What an expert says when the performer slips or makes a clean repetition (synthetic_events); two phrasings.
+EVENT_PHRASES = {
+    "slip": ("Slip on that {move}: the footing goes.", "That {move} slips, the balance is lost for a moment."),
+    "clean": ("A clean {move}, textbook form.", "That {move} is clean, nicely done."),
+}
 TIPS = {
     "extension": "Try to reach further and extend the arms fully.",
     "range": "Commit to bigger movements.",
@@ -79,10 +85,20 @@ _ERROR_DESC = ('Traceback (most recent call last):\n  File "transcribe.py", line
                "RuntimeError: audio too short")
 
 
-def expert_commentary(take_index: int, take_name: str, scenario: str, motion_seed: int, motion: Motion, expert: str,
-                      k: int) -> tuple[list[dict], dict]:
-    """Expert `k`'s commentary for a take: first-form `commentary_data` (recording order) and a `data.json`."""
-    rng = np.random.default_rng([motion_seed, k])
+def _entry(recording: int, video_time: float, text: str | None, duration_approx: float) -> dict:
+    """One first-form `commentary_data` entry; `text` None is a failed transcription (`error: true`, no text)."""
+    entry = {"recording": f"{recording}.webm", "video_time": round(video_time, 6)}
+    if text is not None:
+        entry["text"] = text
+    entry.update({"error": text is None, "_error_desc": None if text is not None else _ERROR_DESC,
+                  "duration_approx": round(duration_approx, 6)})
+    return entry
+
+
+def _motion_entries(rng: np.random.Generator, take_index: int, scenario: str, motion: Motion,
+                    k: int) -> tuple[list[dict], float]:
+    """Expert `k`'s remarks at 2-5 random times, each on the motion around its time (the default commentary), and
+    the recording clock's start (drawn in between, in the order earlier trees were drawn in: same seed, same tree)."""
     duration = motion.num_frames / FPS
     count = int(rng.integers(2, 6))
     times = np.sort(rng.uniform(0.05, 0.95, count)) * duration
@@ -96,12 +112,51 @@ def expert_commentary(take_index: int, take_name: str, scenario: str, motion_see
         text = " " + describe_motion(motion_statistics(motion, lo, hi), scenario, said, k + j)
         error = (take_index == 0 and k == 0 and j == count - 1) or rng.uniform() < 0.08
         words = len(text.split())
-        entry = {"recording": f"{int(recording_of[j])}.webm", "video_time": round(video_time, 6)}
-        if not error:
-            entry["text"] = text
-        entry.update({"error": bool(error), "_error_desc": _ERROR_DESC if error else None,
-                      "duration_approx": round(words / 2.4 + float(rng.uniform(0.5, 3.0)), 6)})
-        entries.append(entry)
+        entries.append(_entry(int(recording_of[j]), video_time, None if error else text,
+                              words / 2.4 + float(rng.uniform(0.5, 3.0))))
+    return entries, clock
+
+
+def event_remark(event: TakeEvent, scenario: str, motion: Motion, phrasing: int) -> str:
+    """What an expert says at an event: it named ("Slip on that layup: ...") plus one remark on the motion around
+    it (the level, in words), so a moment's text carries both the event and the proficiency."""
+    move, _ = SCENARIO_WORDS[scenario]
+    lo = max(0, int((event.time - 1.0) * FPS))
+    hi = min(motion.num_frames, max(lo + 10, int((event.time + 1.0) * FPS)))
+    aspect = list(PHRASES)[phrasing % 4]
+    grade = motion_grades(motion_statistics(motion, lo, hi), scenario)[aspect]
+    remark = PHRASES[aspect][grade][phrasing % 2].format(move=move, moves=SCENARIO_WORDS[scenario][1])
+    return f"{EVENT_PHRASES[event.kind][phrasing % 2].format(move=move)} {remark}"
+
+
+def _event_entries(rng: np.random.Generator, take_index: int, scenario: str, motion: Motion, k: int,
+                   events: list[TakeEvent]) -> tuple[list[dict], float]:
+    """Expert `k`'s remarks with events: one at each event's onset (`event_remark`), and now and then a failed
+    transcription at a random time besides (always on the first take's first expert), so every event is named."""
+    failed = take_index == 0 and k == 0 or rng.uniform() < 0.15
+    count = len(events) + int(failed)
+    recording_of = rng.permutation(count)  # experts paused in video order but files are numbered as recorded
+    entries, clock = [], float(rng.uniform(1e5, 2e6))
+    for j, event in enumerate(events):
+        text = " " + event_remark(event, scenario, motion, k + j)
+        entries.append(_entry(int(recording_of[j]), event.time, text,
+                              len(text.split()) / 2.4 + float(rng.uniform(0.5, 3.0))))
+    if failed:
+        entries.append(_entry(int(recording_of[-1]), float(rng.uniform(0.05, 0.95)) * motion.num_frames / FPS, None,
+                              float(rng.uniform(0.5, 3.0))))
+    return entries, clock
+
+
+def expert_commentary(take_index: int, take_name: str, scenario: str, motion_seed: int, motion: Motion, expert: str,
+                      k: int, events: list[TakeEvent] | None = None) -> tuple[list[dict], dict]:
+    """Expert `k`'s commentary for a take: first-form `commentary_data` (recording order) and a `data.json`. With
+    `events` (synthetic_events), the remarks are the events, each at its onset; else remarks at random times."""
+    rng = np.random.default_rng([motion_seed, k])
+    aspects = list(PHRASES)
+    if events is None:
+        entries, clock = _motion_entries(rng, take_index, scenario, motion, k)
+    else:
+        entries, clock = _event_entries(rng, take_index, scenario, motion, k, events)
     entries.sort(key=lambda e: int(e["recording"].split(".")[0]))
     grades = motion_grades(motion_statistics(motion), scenario)
     rating: int | str = rating_from_grades(grades, int(rng.integers(-1, 2)))

@@ -11,8 +11,10 @@ count. Only the ego RGB stream and the four exo files are written (no SLAM/eye-t
 (its per-scenario label counts are below); task names other than the documented examples are made up.
 
 The performer, its motion and how the label is encoded: `synthetic_motion`. Drawing and encoding the videos:
-`synthetic_render`. The expert commentary and ratings: `synthetic_commentary`. This module plans the takes and
-writes the tree.
+`synthetic_render`. The expert commentary and ratings: `synthetic_commentary`. With `--events` (opt-in), performers
+also slip or make a clean repetition at random seconds, seen by some cameras and named with their times in the
+commentary and in `annotations/proficiency_demonstration_{train,val}.json`: `synthetic_events`. This module plans the
+takes and writes the tree.
 
 Quirks of the real data (documented at docs.ego-exo4d-data.org) appear in a fraction of takes: ego cameras other than
 `aria01`, `gpNN` exo cameras (all upenn takes), takes without `cam02` (exo = cam01, cam03, cam04, cam05),
@@ -42,9 +44,10 @@ if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scri
 
 from dataset_scripts.egoexo4d_proficiency import SYNTHETIC_MARKER  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
-from dataset_scripts.synthetic_commentary import expert_commentary  # noqa: E402
+from dataset_scripts.synthetic_commentary import event_remark, expert_commentary  # noqa: E402
+from dataset_scripts.synthetic_events import TakeEvent, plan_events  # noqa: E402
 from dataset_scripts.synthetic_motion import FPS, simulate_motion  # noqa: E402
-from dataset_scripts.synthetic_render import encode_yuv420, render_view, view_cameras  # noqa: E402
+from dataset_scripts.synthetic_render import encode_yuv420, flash_events, render_view, view_cameras  # noqa: E402
 from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES  # noqa: E402
 
 # Real train counts per scenario x label (Novice, Early, Intermediate, Late) of the v2 demonstrator annotations.
@@ -238,8 +241,24 @@ def _dump_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
 
 
-def write_annotations(root: Path, plans: list[TakePlan], num_frames: int) -> None:
-    """Write takes.json, metadata, splits, proficiency and commentary files (no videos); deterministic."""
+def demonstration_record(plan: TakePlan, events: list[TakeEvent], num_frames: int) -> dict:
+    """The take's `proficiency_demonstration_{split}.json` record (docs.ego-exo4d-data.org, proficiency benchmark):
+    the demonstrator record plus, from every expert, `good_executions` at the clean repetitions and
+    `tips_for_improvement` at the slips, each at the event's onset."""
+    motion = simulate_motion(plan.level, plan.scenario, num_frames, plan.motion_seed)
+    good, tips = [], []
+    for k, expert in enumerate(plan.experts):
+        for j, event in enumerate(events):
+            entry = {"video_time": event.time, "list": [event_remark(event, plan.scenario, motion, k + j)],
+                     "expert_uid": expert, "video_name": plan.take_name}
+            (good if event.kind == "clean" else tips).append(entry)
+    return {**proficiency_record(plan), "good_executions": good, "tips_for_improvement": tips}
+
+
+def write_annotations(root: Path, plans: list[TakePlan], num_frames: int, events: bool = False) -> None:
+    """Write takes.json, metadata, splits, proficiency and commentary files (no videos); deterministic. With
+    `events`, the commentary names each take's events (`synthetic_events`) and the demonstration-proficiency files
+    list them too."""
     _dump_json(root / "takes.json", [take_record(p, num_frames) for p in plans])
     tasks = {str(tid): tname for _, _, ts in SCENARIO_META.values() for tid, tname in ts}
     _dump_json(root / "metadata.json", {"version": "v2", "date": "240325", "tasks": tasks})
@@ -260,13 +279,19 @@ def write_annotations(root: Path, plans: list[TakePlan], num_frames: int) -> Non
         # The released files wrap the list in {"annotations": ...}; the Docs sample is a bare list: val uses it.
         wrapped = records if split == "val" else {"annotations": records}
         _dump_json(ann / f"proficiency_demonstrator_{split}.json", wrapped)
+        if events:
+            _dump_json(ann / f"proficiency_demonstration_{split}.json", {"annotations": [
+                demonstration_record(p, plan_events(p.motion_seed, num_frames), num_frames)
+                for p in plans if p.split == split]})
         commentary: dict[str, list[dict]] = {}
         for p in plans:
             if p.split != split or not p.experts:
                 continue
             motion = simulate_motion(p.level, p.scenario, num_frames, p.motion_seed)
+            take_events = plan_events(p.motion_seed, num_frames) if events else None
             for k, expert in enumerate(p.experts):
-                entries, data = expert_commentary(p.index, p.take_name, p.scenario, p.motion_seed, motion, expert, k)
+                entries, data = expert_commentary(p.index, p.take_name, p.scenario, p.motion_seed, motion, expert, k,
+                                                  take_events)
                 commentary.setdefault(p.take_uid, []).append({
                     "take_name": p.take_name, "take_uid": p.take_uid, "task_id": p.task_id, "task_name": p.task_name,
                     "commentary": f"{p.take_name}/{expert}", "_debug_commentary_name": f"{expert}_{p.take_name}_{k}",
@@ -293,17 +318,19 @@ def exo_width(size: int) -> int:
     return int(round(size * 16 / 9 / 4)) * 4
 
 
-def write_take_videos(job: tuple[Path, TakePlan, int, int]) -> str:
-    """Render and encode the ego and four exo videos of one take into its `downscaled/448` folder."""
-    root, plan, size, num_frames = job
+def write_take_videos(job: tuple[Path, TakePlan, int, int, bool]) -> str:
+    """Render and encode the ego and four exo videos of one take into its `downscaled/448` folder (with its events
+    flashed into the cameras that see them when the job says so)."""
+    root, plan, size, num_frames, events = job
     folder = root / "takes" / plan.take_name / "frame_aligned_videos" / "downscaled" / "448"
     folder.mkdir(parents=True, exist_ok=True)
     motion = simulate_motion(plan.level, plan.scenario, num_frames, plan.motion_seed)
     cameras = view_cameras(size, exo_width(size), np.random.default_rng([plan.motion_seed, 99]))
     files = [f"{plan.ego_cam}_214-1.mp4"] + [f"{cam}.mp4" for cam in plan.exo_cams]
+    take_events = plan_events(plan.motion_seed, num_frames) if events else []
     for k, (camera, name) in enumerate(zip(cameras, files)):
         planes = render_view(motion, camera, size, size if k == 0 else exo_width(size), ego=k == 0)
-        encode_yuv420(folder / name, *planes)
+        encode_yuv420(folder / name, *flash_events(planes, take_events, k))
     return plan.take_name
 
 
@@ -318,18 +345,23 @@ def generate_synthetic_egoexo4d(
     overwrite: bool = False,
     progress: bool = True,
     write_videos: bool = True,
+    events: bool = False,
 ) -> Path:
     """Write a synthetic Ego-Exo4D tree with `num_takes` takes into `out` and return its path.
 
     `size` is the shorter video side in pixels (multiple of 4; the real downscaled videos use 448), `seconds` the
     take length; `workers` processes render videos (default: up to 2); `write_videos=False` writes only the
-    metadata and annotation files (e.g. to time the builder on a real-sized annotation set)."""
+    metadata and annotation files (e.g. to time the builder on a real-sized annotation set). `events`: performers
+    slip or make a clean repetition at random seconds, flashed in some cameras and named with their times in the
+    commentary (`synthetic_events`; for config `demonstrator_moments`); off, the tree is what it always was."""
     if num_takes < 1:
         raise ValueError(f"num_takes must be >= 1, got {num_takes}.")
     if size < 16 or size % 4:
         raise ValueError(f"size must be a multiple of 4 and >= 16 (yuv420p needs even planes), got {size}.")
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}.")
+    if events and not plan_events(0, max(1, round(seconds * FPS))):
+        raise ValueError(f"events need takes of at least 1 second (an event lasts about one), got seconds={seconds}.")
     root = Path(out)
     if (root / "takes.json").exists() and not overwrite:
         raise FileExistsError(f"{root / 'takes.json'} already exists; pass overwrite=True (--overwrite) to write "
@@ -337,11 +369,12 @@ def generate_synthetic_egoexo4d(
     root.mkdir(parents=True, exist_ok=True)
     num_frames = max(1, round(seconds * FPS))
     plans = plan_takes(num_takes, seed)
-    write_annotations(root, plans, num_frames)
+    write_annotations(root, plans, num_frames, events)
     # Marks the tree as synthetic wherever it goes, so evaluations and model cards never mistake it for EgoExo4D.
-    _dump_json(root / SYNTHETIC_MARKER, {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py",
-                                         "takes": num_takes, "seed": seed, "size": size, "seconds": seconds})
-    jobs = [(root, p, size, num_frames) for p in plans] if write_videos else []
+    marker = {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py", "takes": num_takes, "seed": seed,
+              "size": size, "seconds": seconds}
+    _dump_json(root / SYNTHETIC_MARKER, {**marker, "events": True} if events else marker)
+    jobs = [(root, p, size, num_frames, events) for p in plans] if write_videos else []
     if not jobs:
         return root
     workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs)))
@@ -380,6 +413,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 2)")
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a tree")
     parser.add_argument("--no_videos", action="store_true", help="write only takes.json and the annotation files")
+    parser.add_argument("--events", action="store_true",
+                        help="timed events: performers slip or make a clean repetition at random seconds, seen by 2-3 "
+                             "cameras (a background flash) and named with their times in the commentary (for "
+                             "--dataset_config demonstrator_moments)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -388,7 +425,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     """Write the tree the parsed options describe."""
     root = generate_synthetic_egoexo4d(args.output_dir, args.takes, args.seed, args.size, args.seconds, args.workers,
-                                       args.overwrite, progress=not args.quiet, write_videos=not args.no_videos)
+                                       args.overwrite, progress=not args.quiet, write_videos=not args.no_videos,
+                                       events=args.events)
     print(f"wrote {args.takes} synthetic takes to {root}")
     return 0
 

@@ -1,0 +1,64 @@
+"""Timed events of the synthetic performer (opt-in, `--events`): what happens when, and which cameras see it.
+
+A take with events has one to `MAX_EVENTS` of them, each a `slip` or a `clean` repetition, at distinct random
+seconds. Each one is seen by two or three of the five cameras (chosen per event) and drawn there as a flash of the
+background in the event's colour (`EVENT_COLOURS`, yuv) for `EVENT_SECONDS`; the performer is drawn on top as
+usual, so the motion (the label signal) stays visible. The experts name every event at its onset in their
+commentary (`synthetic_commentary.event_commentary`), which config `demonstrator_moments` turns into moments.
+
+Why these numbers: a frozen, randomly initialised tower mostly measures how much of the frame each colour covers,
+so a whole-background colour change is what survives its per-time-step features (tests/test_synthetic_events.py
+measures it). An event starts within `ONSET_JITTER` s after a whole second k and lasts `EVENT_SECONDS`, so it covers
+[k + 0.2, k + 0.8] whatever the jitter: the frames a uniform sampler takes at k + 0.25, k + 0.5 and k + 0.75 (4 or 8
+frames over a take of whole seconds) show it, and the second the answer names (times are floored, "[0:0k]") is the
+second whose temporal tokens show the flash.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataset_scripts.synthetic_motion import FPS
+
+EVENT_KINDS = ("slip", "clean")
+EVENT_SECONDS = 0.8
+ONSET_JITTER = 0.2
+MAX_EVENTS = 3
+NUM_CAMERAS = 5  # ego + four exo, in the generator's file order
+# Background colour (Y, U, V) while an event is on screen: a red slip, a green clean repetition. Both are far from
+# the grey background (80, 128, 128) and from each other in every channel the tower sees after RGB conversion.
+EVENT_COLOURS = {"slip": (90, 90, 235), "clean": (150, 60, 50)}
+
+
+@dataclass(frozen=True)
+class TakeEvent:
+    """One event: its kind, onset (seconds into the take), duration, and the camera indices (0 = ego) that show it."""
+
+    kind: str
+    time: float
+    duration: float
+    cameras: tuple[int, ...]
+
+    def frames(self, num_frames: int) -> range:
+        """The frame indices (30 fps) the event is on screen, within a take of `num_frames` frames."""
+        start = int(np.ceil(self.time * FPS - 1e-9))
+        return range(min(start, num_frames), min(int(np.ceil((self.time + self.duration) * FPS - 1e-9)), num_frames))
+
+
+def plan_events(motion_seed: int, num_frames: int) -> list[TakeEvent]:
+    """The take's events, drawn from its motion seed (so the annotations and the videos agree without passing them
+    around); in time order. A take shorter than one second has room for none."""
+    slots = int((num_frames / FPS - EVENT_SECONDS - ONSET_JITTER) // 1) + 1  # whole seconds an event fits after
+    if slots < 1:
+        return []
+    rng = np.random.default_rng([motion_seed, 7])
+    count = int(rng.integers(1, min(MAX_EVENTS, slots) + 1))
+    seconds = np.sort(rng.choice(slots, count, replace=False))
+    events = []
+    for k in seconds.tolist():
+        kind = EVENT_KINDS[int(rng.integers(len(EVENT_KINDS)))]
+        onset = round(k + float(rng.uniform(0.0, ONSET_JITTER)), 3)
+        cameras = tuple(sorted(rng.choice(NUM_CAMERAS, int(rng.integers(2, 4)), replace=False).tolist()))
+        events.append(TakeEvent(kind, onset, EVENT_SECONDS, cameras))
+    return events
