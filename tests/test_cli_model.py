@@ -80,13 +80,14 @@ def test_an_unreachable_hub_tower_is_one_line_that_says_what_works_offline(tmp_p
                  "--output_dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("profvlm init: --vision facebook/timesformer-base-finetuned-k600: cannot load a TimeSformer")
-    assert "random-base" in err and "local TimeSformer folder" in err and "--verbose" in err
+    assert err.startswith("profvlm init: --vision facebook/timesformer-base-finetuned-k600: cannot load a video tower")
+    assert "random-base" in err and "random-videomae-tiny" in err and "--verbose" in err
+    assert "local folder of a timesformer, videomae, vjepa2, vivit model" in err
     assert not (tmp_path / "x").exists()
 
 
 def test_verbose_shows_the_full_trace(tmp_path):
-    with pytest.raises(OSError, match="cannot load a TimeSformer"):
+    with pytest.raises(OSError, match="cannot load a video tower"):
         main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--output_dir",
               str(tmp_path / "x"), "--verbose"])
 

@@ -299,6 +299,9 @@ class InMemoryCache(dict):
     def features_of(self, take_uid, views):
         return self[take_uid]
 
+    def prompt_kwargs(self, take_uids):
+        return {}  # one temporal token: the prompt states no times
+
 
 def test_view_settings_really_mask_views(tiny_model_and_rows):
     """Ego probabilities ignore the exo features and Exos probabilities ignore the ego features."""

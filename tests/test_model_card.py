@@ -123,7 +123,7 @@ def test_the_card_licence_is_the_most_restrictive_component(tiny_checkpoint, tmp
         assert "CC-BY-NC-4.0" in licence and card.data.license != "apache-2.0"
         assert PRETRAINED_TOWER in card.data.base_model
     if tower == "someone/my-tower":
-        assert "unknown, check the tower's card" in licence
+        assert "unknown, check the tower's model card" in licence
     if training is REAL_TRAINING:
         assert EGOEXO4D_LICENSE_LINK in licence
     if training is SYNTHETIC_TRAINING:

@@ -16,7 +16,9 @@ def test_init_writes_the_processor_and_auto_processor_loads_it(tiny_checkpoint):
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
     assert type(processor) is ProfVLMProcessor
     config = json.loads((tiny_checkpoint / "config.json").read_text())
-    assert processor.num_frames == config["num_frames"] and processor.image_size == config["vision_config"]["image_size"]
+    vision = config["vision_config"]  # the tower's config owns frames and size
+    assert processor.num_frames == vision["num_frames"] and processor.image_size == vision["image_size"]
+    assert "num_frames" not in config  # no second copy of the frame count
     assert processor.video_token_id == config["video_token_id"]
 
 
