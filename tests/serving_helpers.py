@@ -22,12 +22,13 @@ def write_take(folder: Path, views=VIEW_NAMES, seed: int = 0, num_frames: int = 
 
 def check_result(result: dict, present_views) -> None:
     """The output contract of the pipeline: keys, a label among the four, probabilities that sum to 1."""
-    assert set(result) == {"proficiency", "scores", "feedback", "view_weights"}, result.keys()
+    assert set(result) == {"proficiency", "scores", "feedback", "moments", "view_weights", "timeline"}, result.keys()
     assert result["proficiency"] in PROFICIENCY_LABELS, result["proficiency"]
     assert list(result["scores"]) == list(PROFICIENCY_LABELS)
     assert math.isclose(sum(result["scores"].values()), 1.0, abs_tol=1e-5), result["scores"]
     assert max(result["scores"], key=result["scores"].get) == result["proficiency"]
     assert isinstance(result["feedback"], str)
+    assert isinstance(result["moments"], list) and isinstance(result["timeline"], list)
     assert set(result["view_weights"]) == set(present_views), result["view_weights"]
 
 

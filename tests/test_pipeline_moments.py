@@ -1,0 +1,122 @@
+"""The pipeline's timed output: `moments` parsed from the generated feedback (none past the take's end, counted in a
+warning), [] for a label-only checkpoint, the per-temporal-token `timeline` of camera weights, and `profvlm predict`'s
+timeline of them."""
+import json
+import logging
+import math
+
+import pytest
+import torch
+
+from modeling_profvlm.pipeline_profvlm import camera_at, load_proficiency_pipeline, moments_within, take_duration
+from profvlm.serving_cli import format_report
+from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK
+from tests.serving_helpers import check_result, write_take
+
+VIEWS = ("ego", "exo1", "exo2", "exo3", "exo4")
+MAX_NEW_TOKENS = 48  # the tiny tokenizer spells MOMENTS_FEEDBACK in ~40 tokens
+
+
+@pytest.fixture(scope="module")
+def long_take(tmp_path_factory) -> dict[str, str]:
+    """2.5 s per view (75 frames at 30 fps): moments at 0:00 and 0:02 lie inside it, 9:59 does not."""
+    return write_take(tmp_path_factory.mktemp("moments_take"), views=VIEWS, seed=4, num_frames=75)
+
+
+def test_moments_checkpoint_gives_its_moments_and_drops_the_late_one(tiny_moments_checkpoint, long_take, caplog):
+    pipe = load_proficiency_pipeline(str(tiny_moments_checkpoint), "cpu", "float32")
+    with caplog.at_level(logging.WARNING, logger="modeling_profvlm.pipeline_profvlm"):
+        result = pipe(long_take, max_new_tokens=MAX_NEW_TOKENS)
+    check_result(result, VIEWS)
+    assert result["feedback"] == MOMENTS_FEEDBACK  # what it was trained to say, with the late moment
+    assert result["moments"] == EXPECTED_MOMENTS
+    assert result["timeline"] == []  # one temporal token: the take's camera weights are `view_weights`
+    warnings = [r.getMessage() for r in caplog.records if "past the take's end" in r.getMessage()]
+    assert warnings == ["dropped 1 of 3 moments timed past the take's end (2.50 s): 599 s"]
+    # a batch gives every take its own moments
+    assert [r["moments"] for r in pipe([long_take, long_take], max_new_tokens=MAX_NEW_TOKENS)] == [EXPECTED_MOMENTS] * 2
+
+
+def test_label_only_checkpoint_gives_no_moments(tiny_checkpoint, long_take):
+    pipe = load_proficiency_pipeline(str(tiny_checkpoint), "cpu", "float32")
+    result = pipe(long_take, max_new_tokens=8)
+    check_result(result, VIEWS)
+    assert "[" not in result["feedback"]  # an untrained LM's text, not moments
+    assert result["moments"] == [] and result["timeline"] == []
+    assert pipe(long_take, return_feedback=False)["moments"] == []
+
+
+def test_moments_within_the_take():
+    feedback = "[0:01] early [0:04] on the end [0:05] after it [1:00:00] an hour in"
+    assert moments_within(feedback, 4.0) == [{"time": 1.0, "text": "early"}, {"time": 4.0, "text": "on the end"}]
+    assert [m["time"] for m in moments_within(feedback, math.nan)] == [1.0, 4.0, 5.0, 3600.0]  # unknown length
+    assert moments_within("Good extension, steady pace.", 4.0) == []
+    assert moments_within("", 4.0) == []
+
+
+def test_take_duration_from_the_view_metadata():
+    assert take_duration([None, {"num_frames": 75, "fps": 30.0}, {"num_frames": 60, "fps": 30.0}]) == 2.5
+    assert take_duration([{"num_frames": 75, "fps": 30.0, "duration": 2.4}]) == 2.4  # the sampler's own figure
+    assert math.isnan(take_duration([{"num_frames": 8, "fps": None}, None]))  # decoded frames have no clock
+
+
+def test_timeline_has_each_tokens_time_and_camera_weights_of_present_views(tiny_checkpoint):
+    """postprocess with N = 3 temporal tokens (as `_forward` hands them on) and exo2 missing."""
+    pipe = load_proficiency_pipeline(str(tiny_checkpoint), "cpu", "float32")
+    outputs = {
+        "probabilities": torch.tensor([[0.1, 0.2, 0.3, 0.4]]),
+        "view_weights": torch.tensor([[0.4, 0.3, 0.0, 0.2, 0.1]]),
+        "view_mask": torch.tensor([[1, 1, 0, 1, 1]]),
+        "feedback": ["[0:01] slip [0:07] late"],
+        "duration": torch.tensor([6.0], dtype=torch.float64),
+        "token_times": torch.tensor([[0.0, 2.0, 4.0]], dtype=torch.float64),
+        "step_view_weights": torch.tensor([[[0.25, 0.25, 0.0, 0.25, 0.25],
+                                            [0.5, 0.125, 0.0, 0.25, 0.125],
+                                            [0.0, 0.0, 0.0, 1.0, 0.0]]]),
+    }
+    result = pipe.postprocess(outputs)
+    assert result["moments"] == [{"time": 1.0, "text": "slip"}]
+    assert result["timeline"] == [
+        {"time": 0.0, "view_weights": {"ego": 0.25, "exo1": 0.25, "exo3": 0.25, "exo4": 0.25}},
+        {"time": 2.0, "view_weights": {"ego": 0.5, "exo1": 0.125, "exo3": 0.25, "exo4": 0.125}},
+        {"time": 4.0, "view_weights": {"ego": 0.0, "exo1": 0.0, "exo3": 1.0, "exo4": 0.0}},
+    ]
+    assert result["proficiency"] == "Late Expert"
+
+
+def test_camera_at_uses_the_step_that_covers_the_time():
+    result = {"view_weights": {"ego": 0.5, "exo1": 0.3, "exo3": 0.2},
+              "timeline": [{"time": 0.0, "view_weights": {"ego": 0.2, "exo1": 0.7, "exo3": 0.1}},
+                           {"time": 2.0, "view_weights": {"ego": 0.1, "exo1": 0.1, "exo3": 0.8}}]}
+    assert [camera_at(result, t) for t in (0.0, 1.9, 2.0, 3.5)] == ["exo1", "exo1", "exo3", "exo3"]
+    assert camera_at({"view_weights": {"ego": 0.5, "exo1": 0.3}, "timeline": []}, 9.0) == "ego"  # N = 1: whole take
+    assert camera_at({"view_weights": {}, "timeline": []}, 1.0) is None
+
+
+def test_report_prints_the_moments_as_a_timeline():
+    result = {"proficiency": "Novice", "scores": {"Novice": 0.7, "Late Expert": 0.3},
+              "feedback": "[0:01] slip [0:03] a clean rep", "view_weights": {"ego": 0.6, "exo2": 0.4},
+              "moments": [{"time": 1.0, "text": "slip"}, {"time": 3.0, "text": "a clean rep"}],
+              "timeline": [{"time": 0.0, "view_weights": {"ego": 0.3, "exo2": 0.7}},
+                           {"time": 2.0, "view_weights": {"ego": 0.9, "exo2": 0.1}}]}
+    report = format_report(result, {"ego": "a/ego.mp4", "exo2": "a/cam02.mp4"})
+    assert "Moments (time │ remark  [the camera weighted most then]):\n  0:01 │ slip  [exo2]\n" \
+           "  0:03 │ a clean rep  [ego]\n" in report
+    assert "Feedback:" not in report  # the timeline is the feedback
+    plain = format_report({**result, "moments": [], "timeline": []}, {})
+    assert "Feedback:\n  [0:01] slip [0:03] a clean rep" in plain and "Moments" not in plain
+
+
+def test_predict_command_prints_the_moments_checkpoints_timeline(tiny_moments_checkpoint, long_take, capsys):
+    from profvlm.cli import main
+
+    args = ["predict", "--model", str(tiny_moments_checkpoint), "--max_new_tokens", str(MAX_NEW_TOKENS),
+            "--device", "cpu", "--dtype", "float32"] + [f"--view={v}={p}" for v, p in long_take.items()]
+    assert main(args + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["moments"] == EXPECTED_MOMENTS
+    top = max(result["view_weights"], key=result["view_weights"].get)  # N = 1: the take's most weighted camera
+    assert main(args) == 0
+    report = capsys.readouterr().out
+    assert f"  0:00 │ clean rep  [{top}]\n  0:02 │ slip  [{top}]\n" in report
+    assert "9:59" not in report and "late" not in report  # past the take's end
