@@ -1,6 +1,9 @@
 # Frame samplers: which T frame indices of a clip go to the vision tower. Each returns sorted, in-range indices.
+# They choose by presentation time: on a constant-rate clip an index is a time (index / fps); a variable-rate clip
+# gives its frame times, and the same samplers then run on a grid of millisecond slots (`sample_frame_indices`).
 import bisect
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -10,7 +13,8 @@ import numpy as np
 @dataclass(frozen=True)
 class SampledIndices:
     """T sorted frame indices of a clip of `num_frames` frames. `repeated` is True when some index appears
-    more than once, which happens only when the clip has fewer frames than asked for."""
+    more than once: the clip has fewer frames than asked for, or (variable frame rate) one frame stays on screen
+    across several sample times."""
 
     indices: tuple[int, ...]
     num_frames: int
@@ -100,19 +104,55 @@ FRAME_SAMPLERS: dict[str, Callable[..., SampledIndices]] = {
 }
 
 
+# Slots per second of the grid a variable-rate clip is sampled on: fine enough that a sample lands within 1 ms of
+# the time a constant-rate sampler would choose, coarse enough that a long take stays a small integer range.
+SLOTS_PER_SECOND = 1000
+
+
 def sample_frame_indices(
-    sampler: str, num_frames: int, num_samples: int = 8, *, fps: float = 30.0, seed: int | None = None, **options
+    sampler: str,
+    num_frames: int,
+    num_samples: int = 8,
+    *,
+    fps: float = 30.0,
+    seed: int | None = None,
+    times: Sequence[float] | None = None,
+    duration: float | None = None,
+    **options,
 ) -> SampledIndices:
-    """Run the sampler named `sampler` (a key of FRAME_SAMPLERS), passing `fps`/`seed` only where it takes them."""
+    """Run the sampler named `sampler` (a key of FRAME_SAMPLERS), passing `fps`/`seed` only where it takes them.
+
+    `times` (a variable-frame-rate clip: each frame's presentation time in seconds from the first, ascending) with
+    `duration` (seconds) samples by time: the sampler runs on `duration` x SLOTS_PER_SECOND slots and each chosen slot
+    becomes the frame on screen at its time. Uniform then spreads over the take in seconds, segments last
+    `segment_seconds`, and a random window spans `num_samples * stride` frames at the clip's average rate `fps`."""
     if sampler not in FRAME_SAMPLERS:
         raise ValueError(f"unknown frame sampler '{sampler}'; expected one of {sorted(FRAME_SAMPLERS)}.")
     fn = FRAME_SAMPLERS[sampler]
     accepted = inspect.signature(fn).parameters
-    extra = {k: v for k, v in {"fps": fps, "seed": seed}.items() if k in accepted}
     unknown = set(options) - set(accepted)
     if unknown:
         raise ValueError(f"frame sampler '{sampler}' got unknown options {sorted(unknown)}; it takes {list(accepted)}.")
-    return fn(num_frames, num_samples, **extra, **options)
+    if times is None:
+        extra = {k: v for k, v in {"fps": fps, "seed": seed}.items() if k in accepted}
+        return fn(num_frames, num_samples, **extra, **options)
+    _check(num_frames, num_samples)
+    _check_times(times, num_frames, duration)
+    slots = max(1, math.ceil(duration * SLOTS_PER_SECOND))
+    extra = {k: v for k, v in {"fps": float(SLOTS_PER_SECOND), "seed": seed}.items() if k in accepted}
+    if "stride" in accepted:  # a stride counts frames: in slots, that many average frame intervals
+        stride = options.get("stride", accepted["stride"].default)
+        options = {**options, "stride": max(1, round(stride * SLOTS_PER_SECOND / fps))}
+    chosen = fn(slots, num_samples, **extra, **options).indices
+    # A slot's frame is the last one shown at or before the slot's time (the nanosecond guards float rounding).
+    indices = tuple(max(bisect.bisect_right(times, k / SLOTS_PER_SECOND + 1e-9) - 1, 0) for k in chosen)
+    return SampledIndices(indices, num_frames, sampler)
+
+
+def _check_times(times: Sequence[float], num_frames: int, duration: float | None) -> None:
+    if len(times) != num_frames or duration is None or not duration > 0:
+        raise ValueError(f"sampling by time needs one time per frame ({num_frames}) and a duration > 0, got "
+                         f"{len(times)} times and duration {duration}.")
 
 
 def snap_to_keyframes(indices: Sequence[int], keyframes: Sequence[int]) -> tuple[int, ...]:
@@ -134,6 +174,7 @@ def snap_to_keyframes(indices: Sequence[int], keyframes: Sequence[int]) -> tuple
 
 
 __all__ = [
+    "SLOTS_PER_SECOND",
     "SampledIndices",
     "FRAME_SAMPLERS",
     "sample_uniform_indices",

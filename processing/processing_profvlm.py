@@ -13,7 +13,7 @@ from modeling_profvlm.take_inputs import split_takes, take_views
 from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
 from modeling_profvlm.tower_adapter import TOWER_FAMILIES, token_start_frames
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
-from processing.video_io import frames_to_rgb, keyframes_near, probe_video, read_frames
+from processing.video_io import DEFAULT_FPS, frames_to_rgb, keyframes_near, probe_video, read_frames_with_times
 
 # Without a tower's own normalisation, the paper's tower's (TimeSformer checkpoints use 0.45/0.225, not ImageNet's
 # 0.485/0.229). `profvlm init` saves the chosen tower's own mean/std with the processor.
@@ -147,8 +147,13 @@ class ProfVLMProcessor(ProcessorMixin):
 
     def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None) -> dict:
         """Video side only: {"pixel_values_videos": float32 (B, V, T, 3, S, S), "view_mask": long (B, V),
-        "video_metadata": per take, per view a dict (indices, num_frames, fps, source) or None}. With `seed`,
-        take b uses seed + b, and all views of a take the same seed (frame-aligned views get the same window)."""
+        "video_metadata": per take, per view a dict or None (a missing view)}. A view's dict: "indices" (the T
+        frames read, ranks in presentation order), "num_frames", "sampler", "repeated", "fps" (a VFR file's average;
+        None for decoded frames), "source", "times" (T floats: the presentation time in seconds, from the view's
+        first frame, of the frame shown at each sample), "duration" (the view's length in seconds) and
+        "times_assumed_fps" (None when the times are the file's timestamps; else the rate they assume: decoded
+        frames have none, so index / DEFAULT_FPS). With `seed`, take b uses seed + b, and all views of a take the
+        same seed (frame-aligned views get the same window)."""
         takes = self._as_batch(videos)
         num_views, size = len(self.view_names), self.image_size
         pixels = torch.zeros(len(takes), num_views, self.num_frames, 3, size, size)
@@ -188,19 +193,25 @@ class ProfVLMProcessor(ProcessorMixin):
         return take_views(take, self.view_names, b)
 
     def _load_view(self, src, view: str, frame_sampler: str | None, seed: int | None, threads: int = 0):
-        """Sample and read T frames of one view: (T, H, W, 3) uint8 and its metadata."""
+        """Sample and read T frames of one view: (T, H, W, 3) uint8 as displayed and its metadata (chosen by
+        presentation time: a VFR file's own frame times, `process_videos` lists the keys)."""
         sampler = frame_sampler or self.frame_sampler
         if isinstance(src, (str, os.PathLike)):
             info = probe_video(src, view)
-            sampled = sample_frame_indices(sampler, info.num_frames, self.num_frames, fps=info.fps, seed=seed)
+            sampled = sample_frame_indices(sampler, info.num_frames, self.num_frames, fps=info.fps, seed=seed,
+                                           times=info.frame_times, duration=info.duration)
             indices = sampled.indices
             if self.snap_to_keyframes:
-                indices = snap_to_keyframes(indices, keyframes_near(src, indices, view))
-            meta = {**sampled.to_dict(), "indices": list(indices), "fps": info.fps, "source": str(src)}
-            return read_frames(src, indices, view, threads), meta
+                indices = snap_to_keyframes(indices, keyframes_near(src, indices, view, info))
+            decoded = read_frames_with_times(src, indices, view, threads, info)
+            meta = {**sampled.to_dict(), "indices": list(indices), "fps": info.fps, "source": str(src),
+                    "times": decoded.times, "duration": info.duration, "times_assumed_fps": decoded.times_assumed_fps}
+            return decoded.rgb, meta
         frames = frames_to_rgb(src, view)
         sampled = sample_frame_indices(sampler, len(frames), self.num_frames, seed=seed)
-        return frames[list(sampled.indices)], {**sampled.to_dict(), "fps": None, "source": "frames"}
+        times = [i / DEFAULT_FPS for i in sampled.indices]  # decoded frames carry no timestamps
+        return frames[list(sampled.indices)], {**sampled.to_dict(), "fps": None, "source": "frames", "times": times,
+                                               "duration": len(frames) / DEFAULT_FPS, "times_assumed_fps": DEFAULT_FPS}
 
     def _to_pixels(self, frames: np.ndarray) -> torch.Tensor:
         """Resize the shorter side to `image_size` (bilinear, antialiased, rounded to uint8 like PIL), centre-crop,

@@ -1,8 +1,12 @@
 # Video decoding with PyAV: robust frame counts, and reading only the frames asked for by seeking to keyframes.
+# Frames come out as displayed (the display matrix's rotation/mirroring applied) and carry their presentation times.
+import bisect
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -21,13 +25,43 @@ class VideoReadError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What `probe_video` learnt about a file; `frame_count_source` says which fallback gave `num_frames`."""
+    """What `probe_video` learnt about a file; `frame_count_source` says which fallback gave `num_frames`.
+
+    `width`/`height` are the displayed size (a portrait phone video stored sideways is reported upright).
+    `duration` is the take's length in seconds. On a variable-frame-rate file ("timestamps") `frame_pts` holds every
+    frame's presentation timestamp (stream time base, presentation order), `frame_times` the same in seconds from
+    the first frame, and `fps` is the average rate; on a constant-rate file both are None and frame i is shown at
+    i / fps."""
 
     num_frames: int
     fps: float
     width: int
     height: int
-    frame_count_source: str = "metadata"  # "metadata" | "duration" | "demux"
+    frame_count_source: str = "metadata"  # "metadata" | "duration" | "demux" | "timestamps" (VFR)
+    duration: float | None = None
+    frame_pts: tuple[int, ...] | None = field(default=None, repr=False)
+    frame_times: tuple[float, ...] | None = field(default=None, repr=False)
+
+    @property
+    def variable_frame_rate(self) -> bool:
+        """Whether frame times come from the file's per-frame timestamps (index / fps would be wrong)."""
+        return self.frame_times is not None
+
+    def time_of(self, index: int) -> float:
+        """Presentation time in seconds (from the first frame) of frame `index`; past the end, the last frame's."""
+        index = min(max(int(index), 0), self.num_frames - 1)
+        return self.frame_times[index] if self.frame_times is not None else index / self.fps
+
+
+class DecodedFrames(NamedTuple):
+    """`read_frames_with_times`'s result: the frames as displayed and the presentation time of each.
+
+    `times` are seconds from the first frame, taken from each decoded frame's own timestamp; a stream without
+    timestamps (raw H.264) gets index / fps instead, and `times_assumed_fps` is then that fps (else None)."""
+
+    rgb: np.ndarray
+    times: list[float]
+    times_assumed_fps: float | None
 
 
 def describe_source(path: str | Path, view: str | None = None) -> str:
@@ -75,62 +109,202 @@ def _duration_seconds(container, stream) -> float | None:
     return None
 
 
-def _demux_count(container, stream) -> int:
-    # Counting packets needs no decoding: for video codecs one packet is one frame.
-    return sum(1 for packet in container.demux(stream) if packet.size)
+def _demux_pts(container, stream) -> tuple[int, list[int] | None]:
+    """(frame count, sorted presentation timestamps or None when a packet has none). Reading packets needs no
+    decoding (for video codecs one packet is one frame); sorting undoes the B-frame decode order."""
+    count, pts, timed = 0, [], True
+    for packet in container.demux(stream):
+        if packet.size:
+            count += 1
+            if packet.pts is None:
+                timed = False
+            elif timed:
+                pts.append(packet.pts)
+    return count, sorted(pts) if timed and pts else None
 
 
 def _trusted_frame_count(stated: int, from_duration: int) -> tuple[int | None, str]:
     """(count, source) from the stated count and duration x rate; (None, "demux") when neither can be trusted:
-    both missing, or they disagree by more than 5 % (one of them is wrong, and only counting can tell which)."""
-    if stated > 0 and (from_duration <= 0 or abs(stated - from_duration) <= max(2, 0.05 * stated)):
+    both missing, or they disagree by more than 0.5 % (at least 2 frames): then one of them is wrong or the file
+    has a variable frame rate, and only its timestamps can tell (a larger error would move index / fps times)."""
+    if stated > 0 and (from_duration <= 0 or abs(stated - from_duration) <= max(2, 0.005 * stated)):
         return stated, "metadata"
     if stated <= 0 and from_duration > 0:
         return from_duration, "duration"
     return None, "demux"
 
 
-def probe_video(path: str | Path, view: str | None = None) -> VideoInfo:
-    """Frame count, fps and size of the first video stream. Stream metadata can be missing or wrong, so the
-    count comes from the stated frame count, else duration x rate, else a demux count; when the first two
-    disagree by more than 5 %, the demux count decides."""
+def _is_constant_rate(pts: list[int], time_base: Fraction, fps: float) -> bool:
+    """Whether frame i of the sorted timestamps `pts` sits at i / fps (to the nearest frame), as index maths assumes."""
+    seconds = (np.asarray(pts, dtype=np.float64) - pts[0]) * float(time_base)
+    return bool(np.array_equal(np.round(seconds * fps), np.arange(len(pts))))
+
+
+def _variable_rate_duration(pts: list[int], time_base: Fraction, stated: float | None) -> float:
+    """A VFR take's length: to its last frame plus that frame's interval (the local rate at the end), or the
+    stream's stated duration when longer (the last frame held)."""
+    span = float((pts[-1] - pts[0]) * time_base)
+    last = float((pts[-1] - pts[-2]) * time_base) if len(pts) > 1 else 1 / DEFAULT_FPS
+    return max(span + last, stated or 0.0)
+
+
+def _timing(container, stream, path, view) -> dict:
+    """num_frames, fps, frame_count_source, duration and (VFR only) frame_pts/frame_times of an opened stream.
+
+    A constant-rate file is read from its metadata alone. Only when the stated count disagrees with duration x rate,
+    or the timestamps' own rate (r_frame_rate) differs from the frame rate used, are the packets demuxed (no
+    decoding) to count them and check their timestamps; those of a VFR file are kept."""
+    fps = _stream_fps(stream)
+    duration = _duration_seconds(container, stream)
+    from_duration = round(duration * fps) if duration and fps else 0
+    num_frames, source = _trusted_frame_count(stream.frames or 0, from_duration)
+    base = float(stream.base_rate) if stream.base_rate else None
+    if source == "metadata" and duration and base and fps and abs(base - fps) > 0.005 * fps:
+        # FFmpeg picks the average rate over r_frame_rate when timestamps are finer than any frame rate (> 210/s):
+        # stated count and duration then agree by construction, and only the timestamps tell whether it is VFR.
+        num_frames, source = None, "demux"
+    frame_pts = frame_times = None
+    if num_frames is None:
+        try:
+            num_frames, pts = _demux_pts(container, stream)
+        except av.FFmpegError as err:
+            raise VideoReadError(f"{describe_source(path, view)}: cannot read packets: {err}") from err
+        if pts and fps and not _is_constant_rate(pts, stream.time_base, fps):
+            source, frame_pts = "timestamps", tuple(pts)
+            frame_times = tuple(float(t) for t in (np.asarray(pts, dtype=np.float64) - pts[0]) * float(stream.time_base))
+            stated = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+            duration = _variable_rate_duration(pts, stream.time_base, stated)
+            fps = num_frames / duration
+    if fps is None:
+        fps = num_frames / duration if duration else DEFAULT_FPS
+    if frame_times is None:  # constant rate: the take is its frames at fps (the samplers' equal parts agree)
+        duration = num_frames / fps
+    return {"num_frames": num_frames, "fps": fps, "frame_count_source": source, "duration": duration,
+            "frame_pts": frame_pts, "frame_times": frame_times}
+
+
+def _display_matrix(frame) -> np.ndarray | None:
+    """The frame's 3x3 display matrix (FFmpeg's 16.16 fixed-point layout, row-major) or None. The decoder attaches
+    the container's matrix (MP4 `tkhd`, Matroska projection) and H.264/HEVC orientation SEI to every frame."""
+    side = frame.side_data.get("DISPLAYMATRIX")
+    return None if side is None else np.frombuffer(bytes(side), dtype=np.int32)
+
+
+def _transposes(matrix: np.ndarray | None) -> bool:
+    """Whether the display matrix turns the picture by 90 or 270 degrees (width and height swap)."""
+    return matrix is not None and abs(int(matrix[1])) + abs(int(matrix[3])) > abs(int(matrix[0])) + abs(int(matrix[4]))
+
+
+def as_displayed(rgb: np.ndarray, matrix: Sequence[int] | None) -> np.ndarray:
+    """(H, W, C) pixels turned and mirrored as the display `matrix` says, the way FFmpeg's player autorotates
+    (fftools `transpose`/`hflip`/`vflip` for axis-aligned matrices). Other angles are left as decoded: no phone
+    writes them, and turning by them would need resampling."""
+    if matrix is None:
+        return rgb
+    a, b, c, d = (int(matrix[i]) for i in (0, 1, 3, 4))
+    if not _transposes(np.asarray(matrix)):
+        if a < 0:
+            rgb = rgb[:, ::-1]
+        if d < 0:
+            rgb = rgb[::-1]
+        return rgb
+    if b < 0 < c:  # 90 degrees counter-clockwise (a portrait phone video: frame.rotation == 90)
+        return np.rot90(rgb, 1)
+    if c < 0 < b:  # 90 degrees clockwise (frame.rotation == -90, i.e. 270)
+        return np.rot90(rgb, -1)
+    if b > 0 and c > 0:  # turned and mirrored: a plain transpose
+        return rgb.transpose(1, 0, *range(2, rgb.ndim))
+    return np.rot90(rgb, 2).transpose(1, 0, *range(2, rgb.ndim))  # the other diagonal
+
+
+def _displayed_size(container, stream) -> tuple[int, int]:
+    """(width, height) as displayed. The display matrix is only exposed on decoded frames, so the first frame is
+    decoded (one keyframe); a file whose first frame does not decode keeps its coded size, and reading reports it."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    try:
+        frame = next(iter(container.decode(stream)), None)
+    except av.FFmpegError:
+        return width, height
+    if frame is None:
+        return width, height
+    width, height = frame.width, frame.height
+    return (height, width) if _transposes(_display_matrix(frame)) else (width, height)
+
+
+def _probe(path: str | Path, view: str | None, displayed_size: bool) -> VideoInfo:
+    """`probe_video`; without `displayed_size` nothing is decoded and the size is the coded one (for readers)."""
     container, stream = _open(path, view)
     with container:
-        fps = _stream_fps(stream)
-        duration = _duration_seconds(container, stream)
-        from_duration = round(duration * fps) if duration and fps else 0
-        num_frames, source = _trusted_frame_count(stream.frames or 0, from_duration)
-        if num_frames is None:
-            try:
-                num_frames, source = _demux_count(container, stream), "demux"
-            except av.FFmpegError as err:
-                raise VideoReadError(f"{describe_source(path, view)}: cannot read packets: {err}") from err
-        if fps is None:
-            fps = num_frames / duration if duration else DEFAULT_FPS
         width, height = stream.codec_context.width, stream.codec_context.height
-    if num_frames <= 0:
+        timing = _timing(container, stream, path, view)
+        demuxed = timing["frame_count_source"] in ("demux", "timestamps")
+        if displayed_size and not demuxed:  # nothing read yet: the first frame decodes from here
+            width, height = _displayed_size(container, stream)
+    if displayed_size and demuxed:  # the packets were read to the end: open again rather than seek (raw streams)
+        container, stream = _open(path, view)
+        with container:
+            width, height = _displayed_size(container, stream)
+    if timing["num_frames"] <= 0:
         raise VideoReadError(f"{describe_source(path, view)}: expected at least one video frame, found 0.")
-    return VideoInfo(num_frames=num_frames, fps=fps, width=width, height=height, frame_count_source=source)
+    return VideoInfo(width=width, height=height, **timing)
 
 
-def keyframes_near(path: str | Path, indices: Sequence[int], view: str | None = None) -> list[int]:
+def probe_video(path: str | Path, view: str | None = None) -> VideoInfo:
+    """Frame count, fps, displayed size, duration and (VFR files) frame times of the first video stream. Stream
+    metadata can be missing or wrong, so the count comes from the stated frame count, else duration x rate, else a
+    demux count; when the first two disagree (or the rates do), the demuxed timestamps decide, and a file whose
+    timestamps are not i / fps is variable-rate: its frame times are kept."""
+    return _probe(path, view, displayed_size=True)
+
+
+class _Clock:
+    """Frame index <-> timestamp of one stream: index / fps from the start on a constant-rate stream, the rank
+    among the demuxed timestamps (`VideoInfo.frame_pts`) on a variable-rate one."""
+
+    def __init__(self, stream, info: VideoInfo):
+        self.frame_pts = info.frame_pts
+        self.time_base = stream.time_base
+        self.start = info.frame_pts[0] if info.frame_pts else (stream.start_time or 0)
+        self.fps = _stream_fps(stream) or DEFAULT_FPS  # the rate pts advance by, not a VFR file's average
+
+    def index_of(self, pts: int) -> int:
+        """The index of the frame with timestamp `pts` (the last one at or before it on a VFR stream)."""
+        if self.frame_pts is not None:
+            return max(bisect.bisect_right(self.frame_pts, pts) - 1, 0)
+        return round(float((pts - self.start) * self.time_base) * self.fps)
+
+    def pts_of(self, index: int) -> int:
+        """The timestamp of frame `index` (where a seek for it lands at or before)."""
+        if self.frame_pts is not None:
+            return self.frame_pts[min(index, len(self.frame_pts) - 1)]
+        return self.start + int(index / self.fps / self.time_base)
+
+    def seconds(self, pts: int) -> float:
+        """`pts` in seconds from the first frame."""
+        return max(float((pts - self.start) * self.time_base), 0.0)
+
+
+def keyframes_near(
+    path: str | Path, indices: Sequence[int], view: str | None = None, info: VideoInfo | None = None
+) -> list[int]:
     """Indices of the keyframes just before and just after each of `indices`, found by seeking and reading one
-    packet each (no decoding). Empty for streams without timestamps."""
+    packet each (no decoding). Empty for streams without timestamps. `info`: the file's `probe_video` (else probed)."""
+    info = info or _probe(path, view, displayed_size=False)
     container, stream = _open(path, view)
     found: set[int] = set()
     with container:
         if stream.start_time is None:
             return []
-        fps, start = _stream_fps(stream) or DEFAULT_FPS, stream.start_time
+        clock = _Clock(stream, info)
         for idx in sorted(set(int(i) for i in indices)):
             for backward in (True, False):
                 try:
-                    container.seek(start + int(idx / fps / stream.time_base), stream=stream, backward=backward)
+                    container.seek(clock.pts_of(idx), stream=stream, backward=backward)
                     packet = next((p for p in container.demux(stream) if p.size), None)
                 except av.FFmpegError:  # e.g. no keyframe after the last one
                     continue
                 if packet is not None and packet.is_keyframe and packet.pts is not None:
-                    found.add(round(float((packet.pts - start) * stream.time_base) * fps))
+                    found.add(clock.index_of(packet.pts))
     return sorted(found)
 
 
@@ -182,73 +356,90 @@ def _collect(decode_from, wanted: list[int], index_of, use_seek: bool) -> dict[i
     return out
 
 
-def _decode_skipping_unreferenced(container, stream, pending: deque, pts_index) -> Iterator[av.VideoFrame]:
+def _decode_skipping_unreferenced(container, stream, pending: deque, index_of) -> Iterator[av.VideoFrame]:
     """Decode packet by packet, skipping frames that no other frame references (most B-frames) while they lie
     before the next wanted index: they cannot be on screen at a target, and skipping them saves ~25 % of the
     decoding between a keyframe and a target."""
     context = stream.codec_context
     for packet in container.demux(stream):
-        before_target = packet.pts is not None and bool(pending) and pts_index(packet.pts) < pending[0] - 1
+        before_target = packet.pts is not None and bool(pending) and index_of(packet.pts) < pending[0] - 1
         context.skip_frame = "NONREF" if before_target else "DEFAULT"
         yield from packet.decode()
 
 
-def read_frames(path: str | Path, indices: Sequence[int], view: str | None = None, threads: int = 0) -> np.ndarray:
-    """Decode frames `indices` (any order, repeats allowed) as (T, H, W, 3) uint8 RGB.
+def read_frames(
+    path: str | Path, indices: Sequence[int], view: str | None = None, threads: int = 0, info: VideoInfo | None = None
+) -> np.ndarray:
+    """Decode frames `indices` (any order, repeats allowed) as (T, H, W, 3) uint8 RGB, as displayed.
+
+    See `read_frames_with_times`, which also says when each frame is shown."""
+    return read_frames_with_times(path, indices, view, threads, info).rgb
+
+
+def read_frames_with_times(
+    path: str | Path, indices: Sequence[int], view: str | None = None, threads: int = 0, info: VideoInfo | None = None
+) -> DecodedFrames:
+    """Decode frames `indices` (any order, repeats allowed; an index is a frame's rank in presentation order) as
+    (T, H, W, 3) uint8 RGB turned and mirrored as the file's display matrix says, with each frame's time.
 
     Seeks to the keyframe before each far-away index instead of decoding the whole file; gray and alpha
     videos are converted to RGB. Indices past the real end of a stream repeat its last frame. `threads` is the
-    decoder's thread count (0: FFmpeg decides); 1 is the cheapest when several files decode in parallel."""
+    decoder's thread count (0: FFmpeg decides); 1 is the cheapest when several files decode in parallel. `info`:
+    the file's `probe_video` result, which a VFR file needs to map indices to timestamps (probed when None)."""
     indices = [int(i) for i in indices]
     if not indices or min(indices) < 0:
         where = describe_source(path, view)
         raise ValueError(f"{where}: expected a non-empty list of frame indices >= 0, got {indices}.")
+    info = info or _probe(path, view, displayed_size=False)
     wanted = sorted(set(indices))
     try:
-        frames = _read_wanted(path, view, wanted, "seek", threads)
+        frames, clock = _read_wanted(path, view, wanted, "seek", threads, info)
     except _NoTimestamps:
-        frames = _read_wanted(path, view, wanted, "count", threads)
+        frames, clock = _read_wanted(path, view, wanted, "count", threads, info)
     except _LandedLate:
-        frames = _read_wanted(path, view, wanted, "pts", threads)
+        frames, clock = _read_wanted(path, view, wanted, "pts", threads, info)
     if frames and len(frames) < len(wanted):  # a seek found nothing to decode: read from the start instead
-        frames = _read_wanted(path, view, wanted, "pts", threads)
+        frames, clock = _read_wanted(path, view, wanted, "pts", threads, info)
     if not frames:
         raise VideoReadError(f"{describe_source(path, view)}: expected decodable video frames, decoded none.")
-    rgb = {i: frame.to_ndarray(format="rgb24") for i, frame in frames.items()}
-    return np.stack([rgb[i] for i in indices])
+    rgb = {i: as_displayed(frame.to_ndarray(format="rgb24"), _display_matrix(frame)) for i, frame in frames.items()}
+    if clock is None:  # no timestamps: the stream's stated rate (else DEFAULT_FPS, in info.fps) is all there is
+        return DecodedFrames(np.stack([rgb[i] for i in indices]), [i / info.fps for i in indices], info.fps)
+    times = {i: clock.seconds(frame.pts) for i, frame in frames.items()}
+    return DecodedFrames(np.stack([rgb[i] for i in indices]), [times[i] for i in indices], None)
 
 
-def _read_wanted(path, view, wanted: list[int], mode: str, threads: int) -> dict[int, av.VideoFrame]:
-    """mode "seek": seek + pts indices; "pts": decode from the start, pts indices; "count": count frames."""
+def _read_wanted(
+    path, view, wanted: list[int], mode: str, threads: int, info: VideoInfo
+) -> tuple[dict[int, av.VideoFrame], "_Clock | None"]:
+    """The wanted frames and the clock that indexed them (None when frames were counted: no timestamps).
+    mode "seek": seek + pts indices; "pts": decode from the start, pts indices; "count": count frames."""
     container, stream = _open(path, view)
     with container:
         stream.thread_type, stream.codec_context.thread_count = "AUTO", threads
-        fps = _stream_fps(stream) or DEFAULT_FPS
-        start = stream.start_time or 0
         if mode == "seek" and stream.start_time is None:
             raise _NoTimestamps
+        clock = _Clock(stream, info)
         counter = iter(range(1 << 62))
-        pts_index = lambda pts: round(float((pts - start) * stream.time_base) * fps)  # noqa: E731
 
         def index_of(frame) -> int:
             if mode == "count":
                 return next(counter)
             if frame.pts is None:
                 raise _NoTimestamps
-            return pts_index(frame.pts)
+            return clock.index_of(frame.pts)
 
         def decode_from(pending: deque) -> Iterator:
             if mode != "seek":
                 return container.decode(stream)
             # Seek to the keyframe at or before the next target; decoding resumes from there.
-            offset = start + int(pending[0] / fps / stream.time_base)
-            container.seek(offset, stream=stream, backward=True, any_frame=False)
+            container.seek(clock.pts_of(pending[0]), stream=stream, backward=True, any_frame=False)
             if threads != 1:  # frame threads copy decoder settings with a lag, so a skip could hit a target
                 return container.decode(stream)
-            return _decode_skipping_unreferenced(container, stream, pending, pts_index)
+            return _decode_skipping_unreferenced(container, stream, pending, clock.index_of)
 
         try:
-            return _collect(decode_from, wanted, index_of, use_seek=mode == "seek")
+            return _collect(decode_from, wanted, index_of, use_seek=mode == "seek"), None if mode == "count" else clock
         except av.FFmpegError as err:
             raise VideoReadError(f"{describe_source(path, view)}: decoding failed (corrupt video?): {err}") from err
 
@@ -278,11 +469,14 @@ def frames_to_rgb(frames, view: str | None = None) -> np.ndarray:
 
 __all__ = [
     "DEFAULT_FPS",
+    "DecodedFrames",
     "VideoInfo",
     "VideoReadError",
+    "as_displayed",
     "describe_source",
     "frames_to_rgb",
     "keyframes_near",
     "probe_video",
     "read_frames",
+    "read_frames_with_times",
 ]
