@@ -614,7 +614,7 @@ Built from an Ego-Exo4D root with `dataset_scripts/egoexo4d_proficiency.py` (Pro
   dataset (the downscaled/448 file when present). The videos are not included.
 - `feedback`, `expert_uid`, `expert_rating` (config `demonstrator_commentary`): one expert's commentary (Whisper
   transcripts, errors dropped, video-time order, at most {max_words} words), its id and its 1-10 rating when the
-  per-expert `data.json` was downloaded. Empty / null in config `demonstrator`.
+  per-expert `data.json` was downloaded. Empty / null in config `demonstrator`.{moments_note}
 - `best_exo`: the view of the take's best exo camera (null for takes without one).
 
 ## Source and licence
@@ -625,6 +625,20 @@ signs the Ego-Exo4D licence (https://ego4d.dev/request/ego-exo4d) before downloa
 commentary are not ours to republish. Keep this repository private, shared only with people who have signed that
 licence, unless the licence terms you agreed to allow more.
 """
+# The card's description of config `demonstrator_moments` (filled by `export_parquet` with the options it was built with).
+MOMENTS_CARD_NOTE = """
+- Config `demonstrator_moments`: one row per (take, expert) whose `feedback` is that expert's remarks as timed
+  moments, `[m:ss] remark [m:ss] remark ...` (times in whole seconds, floored; `h:mm:ss` past an hour; time order),
+  and `moments` the same as a list of {{"time": seconds, "text": remark}}. Source: {source}. Entries with
+  `error: true` or without text are left out; each remark is cut to {max_words} words; at most {max_moments}
+  moments per row, chosen to cover the take (the closest to evenly spaced times from its first to its last remark),
+  not only its opening; moments timed after the take's `duration_sec` are dropped (the build log counts them). The
+  remark at a time is about what the expert had just watched."""
+MOMENTS_SOURCE_NAMES = {
+    "commentary": "the expert commentary (`annotations/expert_commentary_<split>.json`; `video_time` of each entry)",
+    "demonstration": ("`annotations/proficiency_demonstration_<split>.json` (`good_executions` as 'good: ...', "
+                      "`tips_for_improvement` as 'tip: ...', each at its `video_time`, per `expert_uid`)"),
+}
 PUBLIC_CAVEAT = (
     "--public: this dataset is derived from Ego-Exo4D, which each user must license individually "
     "(https://ego4d.dev/request/ego-exo4d); publishing its labels or commentary may breach those terms."
@@ -652,10 +666,20 @@ def export_parquet(
         "tags": ["egoexo4d", "proficiency-estimation", "video", "multi-view"],
         "pretty_name": f"Ego-Exo4D demonstrator proficiency ({config})",
     }
+    moments_note, commentary_note = "", " and expert commentary" if config == "demonstrator_commentary" else ""
+    if config == "demonstrator_moments":
+        options = MomentOptions(config_kwargs.get("max_moments", DEFAULT_MAX_MOMENTS),
+                                config_kwargs.get("max_moment_words", DEFAULT_MAX_MOMENT_WORDS),
+                                config_kwargs.get("moments_source", "commentary"))
+        moments_note = MOMENTS_CARD_NOTE.format(
+            max_moments=options.max_moments, max_words=options.max_words,
+            source=MOMENTS_SOURCE_NAMES[options.source])
+        commentary_note = (" and expert commentary" if options.source == "commentary"
+                           else " and demonstration-proficiency remarks")
     return write_parquet_dataset(
         output, splits, metadata, CARD_TEMPLATE, max_shard_rows, config=config, labels=list(PROFICIENCY_LABELS),
         max_words=config_kwargs.get("max_feedback_words", DEFAULT_MAX_FEEDBACK_WORDS),
-        commentary_note=" and expert commentary" if config == "demonstrator_commentary" else "",
+        commentary_note=commentary_note, moments_note=moments_note,
     )
 
 
@@ -671,7 +695,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="Ego-Exo4D root (the folder with takes.json and annotations/)")
     parser.add_argument("--dataset_config", default="demonstrator_commentary",
                         choices=[c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS],
-                        help="demonstrator: one row per take; demonstrator_commentary: one row per (take, expert)")
+                        help="demonstrator: one row per take; demonstrator_commentary: one row per (take, expert); "
+                             "demonstrator_moments: one row per (take, expert), feedback as timed moments")
     parser.add_argument("--output_dir", required=True, help="output folder for data/*.parquet and README.md")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true",
@@ -680,14 +705,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep only these views (e.g. --views ego: only the ego downloads are needed)")
     parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="truncate each feedback text to this many words")
+    parser.add_argument("--max_moments", type=int, default=None,
+                        help=f"demonstrator_moments: at most this many moments per row (default {DEFAULT_MAX_MOMENTS})")
+    parser.add_argument("--max_moment_words", type=int, default=None,
+                        help=f"demonstrator_moments: cut each moment's remark to this many words (default "
+                             f"{DEFAULT_MAX_MOMENT_WORDS})")
+    parser.add_argument("--moments_source", default=None, choices=list(MOMENT_SOURCES),
+                        help="demonstrator_moments: the expert commentary (default) or the demonstration-proficiency "
+                             "file's good_executions / tips_for_improvement")
     parser.add_argument("--no_verify_files", action="store_true", help="do not check that the videos exist (faster)")
     parser.add_argument("--strict", action="store_true", help="a missing video is an error instead of a masked view")
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder (default: the HF datasets cache)")
     args = reject_renamed_flags(parser).parse_args(argv)
+    moment_flags = {"max_moments": args.max_moments, "max_moment_words": args.max_moment_words,
+                    "moments_source": args.moments_source}
+    moment_kwargs = {k: v for k, v in moment_flags.items() if v is not None}
+    if moment_kwargs and args.dataset_config != "demonstrator_moments":
+        given = ", ".join(f"--{k}" for k in moment_kwargs)
+        raise ValueError(f"{given} only apply to --dataset_config demonstrator_moments, not {args.dataset_config}.")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = export_parquet(args.data_dir, args.dataset_config, args.output_dir, cache_dir=args.cache_dir,
                          max_feedback_words=args.max_feedback_words, verify_files=not args.no_verify_files,
-                         strict=args.strict, views=args.views)
+                         strict=args.strict, views=args.views, **moment_kwargs)
     print(f"wrote {out}/README.md and {len(list((out / 'data').glob('*.parquet')))} parquet shard(s)")
     if args.push_to_hub:
         url = push_dataset_folder(out, args.push_to_hub, private=not args.public, public_caveat=PUBLIC_CAVEAT)

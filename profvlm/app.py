@@ -2,8 +2,9 @@
 """One Gradio Blocks app serves both `profvlm app --model DIR_OR_HUB_ID` and the Space entry point (`app.py`).
 
 The page has one video input per view of the checkpoint (any subset may be left empty), an "Estimate" button, and
-the result: the level in large type, the label probabilities, the feedback, the camera weights, one sampled frame
-per given view and the time taken. A synthetic example take is written on first launch so that one click shows a
+the result: the level in large type, the label probabilities, the feedback, its timed moments (each with the frame
+at that time from the camera the model weighted most then), the camera weights, one sampled frame per given view
+and the time taken. A synthetic example take is written on first launch so that one click shows a
 result. The same handler is the `/predict` API endpoint (`gradio_client`): one file per view in the checkpoint's
 view order (None when absent); its first output is the pipeline's dict as JSON.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
+from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, camera_at
 from modeling_profvlm.device_policy import add_device_arguments
 
 if TYPE_CHECKING:  # only for annotations: gradio, numpy and the pipeline load lazily
@@ -47,6 +48,7 @@ EXAMPLE_SEED, EXAMPLE_SIZE, EXAMPLE_SECONDS = 0, 64, 4.0
 # A GPU has headroom for a few takes at once; on a CPU one request already uses every core.
 GPU_CONCURRENCY = 4
 APP_EXTRA_HINT = "pip install -e '.[app]' (gradio and gradio_client)"
+MOMENT_THUMBNAIL_PX = 160  # longer side of each moment's frame on the page (inline JPEG)
 RANDOM_TOWER_CAVEAT = ("**Note:** this checkpoint's video tower is randomly initialised (no pretrained weights were "
                        "reachable when it was built), so treat the level as a demo, not an assessment.")
 
@@ -186,6 +188,62 @@ def level_html(level: str | None, random_tower: bool = False) -> str:
             f"{html.escape(level)}</div>{note}")
 
 
+def frame_at(path: str | os.PathLike, view: str, seconds: float) -> np.ndarray:
+    """The frame (H, W, 3) uint8 of one view's video at `seconds` (the last frame for a time at or past its end)."""
+    from processing.video_io import probe_video, read_frames
+
+    import bisect
+
+    info = probe_video(path, view)
+    frame_times = getattr(info, "frame_times", None)  # per-frame times of a variable-frame-rate file, when known
+    if frame_times:
+        index = bisect.bisect_right(frame_times, seconds) - 1
+    else:
+        index = int(seconds * info.fps) if info.fps else 0
+    return read_frames(path, [min(max(0, index), info.num_frames - 1)], view)[0]
+
+
+def _inline_jpeg(frame: np.ndarray) -> str:
+    """A frame as a small `data:` JPEG URL, so the moment list is one self-contained HTML fragment."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    image.thumbnail((MOMENT_THUMBNAIL_PX, MOMENT_THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str:
+    """The feedback's moments as a list: per moment its time as text, the camera the model weighted most at that
+    time (`camera_at`), that camera's frame at that time (when its video is in `take`) and the remark."""
+    from modeling_profvlm.profvlm_facts import format_timestamp
+
+    if result is None:
+        return '<div class="profvlm-moments-empty" style="opacity:0.6">Timed moments appear here.</div>'
+    if not result.get("moments"):
+        return ('<div class="profvlm-moments-empty" style="opacity:0.6">No timed moments in this feedback (a model '
+                "trained on timed commentary writes them).</div>")
+    items = []
+    for moment in result["moments"]:
+        stamp, camera = format_timestamp(moment["time"]), camera_at(result, moment["time"])
+        image = ""
+        if camera and take and take.get(camera):
+            src = _inline_jpeg(frame_at(take[camera], camera, moment["time"]))
+            image = (f'<img class="profvlm-moment-frame" src="{src}" alt="{html.escape(camera)} at {stamp}" '
+                     'style="height:72px;border-radius:4px;margin-right:10px;vertical-align:middle">')
+        items.append(
+            '<li class="profvlm-moment" style="display:flex;align-items:center;margin:6px 0">' + image
+            + f'<div><b class="profvlm-moment-time" style="font-family:monospace;font-size:1.1em">{stamp}</b> '
+            f'<span class="profvlm-moment-camera" style="opacity:0.7">({html.escape(camera or "no camera")})</span>'
+            f'<div class="profvlm-moment-text">{html.escape(moment["text"])}</div></div></li>')
+    return ('<div style="font-size:0.95rem;opacity:0.7">Moments (time, the camera weighted most then)</div>'
+            '<ol class="profvlm-moment-list" style="list-style:none;padding-left:0">' + "".join(items) + "</ol>")
+
+
 def weights_frame(view_weights: dict[str, float], view_names: Sequence[str]):
     """The camera weights as a DataFrame (view, weight) in the checkpoint's view order, for gr.BarPlot."""
     import pandas as pd
@@ -228,8 +286,9 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
         result = outcome.result
         timing = (f"Took {outcome.seconds_total:.2f} s ({outcome.seconds_model:.2f} s in the model) for "
                   f"{len(result['view_weights'])} view(s) on {policy.describe()}.")
+        take = {view: str(path) for view, path in zip(view_names, files) if path}
         return (result, level_html(result["proficiency"], random_tower), result["scores"], result["feedback"],
-                weights_frame(result["view_weights"], view_names), outcome.frames, timing)
+                weights_frame(result["view_weights"], view_names), outcome.frames, timing, moments_html(result, take))
 
     # Uploads and sampled frames pile up in gradio's cache on a long-running server: drop those older than a day.
     with gr.Blocks(title="ProfVLM: proficiency estimation", delete_cache=(3600, 86400)) as demo:
@@ -250,11 +309,12 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
                           elem_id="profvlm-scores", render=False)
         feedback = gr.Textbox(label="Feedback", lines=3, interactive=False, elem_id="profvlm-feedback", render=False)
         timing = gr.Markdown(elem_id="profvlm-timing", render=False)
+        moments = gr.HTML(moments_html(None), elem_id="profvlm-moments", render=False)
         weights = gr.BarPlot(x="view", y="weight", title="Camera weights (share of the view attention)", y_lim=[0, 1],
                              label="Camera weights", elem_id="profvlm-weights", render=False)
         gallery = gr.Gallery(label="Sampled frame per view", columns=min(5, len(view_names)), object_fit="contain",
                              height=170, elem_id="profvlm-frames", render=False)
-        outputs = [result_json, level, scores, feedback, weights, gallery, timing]
+        outputs = [result_json, level, scores, feedback, weights, gallery, timing, moments]
         examples = None
         if example:
             try:
@@ -269,7 +329,7 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
         button = gr.Button("Estimate", variant="primary", elem_id="profvlm-estimate")
         with gr.Row():
             with gr.Column(scale=1):
-                for component in (level, scores, feedback, timing):
+                for component in (level, scores, feedback, moments, timing):
                     component.render()
             with gr.Column(scale=1):
                 weights.render()
@@ -318,4 +378,4 @@ def add_parser(sub) -> None:
 
 
 __all__ = ["ViewError", "add_parser", "build_app", "check_view", "default_concurrency", "ensure_example_take",
-           "estimate_take", "load_estimator", "run", "space_model"]
+           "estimate_take", "frame_at", "load_estimator", "moments_html", "run", "space_model"]

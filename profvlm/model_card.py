@@ -146,8 +146,30 @@ def _results_section(metrics: dict | None, plots: list[str], dataset: dict) -> s
                      + " | ".join(_cell(m.get(k)) for k in ORDINAL_METRICS) + " |")
     lines += ["", "| scenario | accuracy |", "|---|---|"]
     lines += [f"| {s} | {v:.4f} |" for s, v in metrics["per_scenario"].items() if v is not None]
+    grounding = _time_grounding_section(metrics)
+    lines += ["", grounding] if grounding else []
     lines += [""] + [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in plots]
     lines += ["", f"For context, {PAPER_NUMBERS}."]
+    return "\n".join(lines) + "\n"
+
+
+def _time_grounding_section(metrics: dict | None) -> str:
+    """metrics.json's `time_grounding` (an evaluation on timed references) as a table per tolerance, with how it is
+    computed; empty when the evaluation had no timed references."""
+    grounding = (metrics or {}).get("time_grounding")
+    if not grounding:
+        return ""
+    lines = ["### Time grounding of the feedback's moments", "",
+             "The feedback names moments as `[m:ss] remark`. Each take's predicted moment times are matched one to one "
+             "with each reference's (one reference per expert): closest pairs first, a pair only within the tolerance. "
+             "Precision, recall and F1 pool the matches over all takes (micro); the time error and ROUGE-L (of the "
+             "remarks' texts) are means over matched pairs. Times are whole seconds (floored).", "",
+             "| tolerance (s) | precision | recall | F1 | mean time error (s) | ROUGE-L (matched) | matched / predicted"
+             " / reference |", "|---|---|---|---|---|---|---|"]
+    for key, m in (grounding.get("overall") or {}).items():
+        counts = f"{m.get('matched', '—')} / {m.get('num_predicted', '—')} / {m.get('num_reference', '—')}"
+        lines.append(f"| {key} | " + " | ".join(_cell(m.get(k)) for k in (
+            "precision", "recall", "f1", "mean_abs_time_error", "rouge_l")) + f" | {counts} |")
     return "\n".join(lines) + "\n"
 
 
@@ -211,6 +233,7 @@ pipe = pipeline(model="{repo_id}", trust_remote_code=True)
 result = pipe({{{take}}}, max_new_tokens=64)
 print(result["proficiency"], result["scores"], result["view_weights"])
 print(result["feedback"])
+print(result["moments"])  # [{{"time": seconds, "text": ...}}] when the feedback names moments ("[0:27] ..."), else []
 fast = pipe({{{take}}}, return_feedback=False)  # label and probabilities only
 ```
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_helpers import browser_unavailable, chromium_path, serving, write_text_as_video
+from tests.moments_checkpoint import EXPECTED_MOMENTS
 from tests.serving_helpers import check_result, write_take
 from tests.video_fixtures import write_audio_only, write_zero_byte
 
@@ -17,22 +18,22 @@ gradio_client = pytest.importorskip("gradio_client", reason="the app tests need 
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = ("ego", "exo1", "exo2", "exo3", "exo4")  # the tiny checkpoint's views, in its order
-MAX_NEW_TOKENS = 8
+MAX_NEW_TOKENS = 48  # the moments checkpoint's answer is ~40 tiny-tokenizer tokens
 SCREENSHOT_ENV = "PROFVLM_WRITE_SCREENSHOT"  # set to a path to (re)write docs/app_screenshot.png
 SCREENSHOT_MAX_BYTES = 200_000
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_checkpoint, tmp_path_factory):
-    """The app on the tiny checkpoint, served from a background thread on a free port (float32 on CPU, so that it
-    matches the plain pipeline to 1e-5)."""
+def app_url(tiny_moments_checkpoint, tmp_path_factory):
+    """The app on the tiny moments checkpoint (its feedback has timed moments), served from a background thread on a
+    free port (float32 on CPU, so that it matches the plain pipeline to 1e-5)."""
     import torch
 
     from profvlm.app import build_app
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: one OpenMP thread is much faster than two fighting other processes
-    demo = build_app(str(tiny_checkpoint), device="cpu", dtype="float32", max_new_tokens=MAX_NEW_TOKENS,
+    demo = build_app(str(tiny_moments_checkpoint), device="cpu", dtype="float32", max_new_tokens=MAX_NEW_TOKENS,
                      example_dir=tmp_path_factory.mktemp("app_example"))
     try:
         with serving(demo) as url:
@@ -43,20 +44,23 @@ def app_url(tiny_checkpoint, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def take(tmp_path_factory) -> dict[str, str]:
-    """A small 5-view take on disk."""
-    return write_take(tmp_path_factory.mktemp("app_take"), views=VIEWS, seed=3)
+    """A small 5-view take on disk, 2.5 s long: two of the checkpoint's three moments lie inside it."""
+    return write_take(tmp_path_factory.mktemp("app_take"), views=VIEWS, seed=3, num_frames=75)
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_checkpoint, take) -> dict:
+def reference(tiny_moments_checkpoint, take) -> dict:
     """The pipeline's result for `take`, called in-process the way `profvlm predict` builds it."""
     from transformers import pipeline
 
     import processing  # noqa: F401  (registers the processor)
     from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
 
-    pipe = pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline)
-    return pipe(take, max_new_tokens=MAX_NEW_TOKENS)
+    pipe = pipeline("proficiency-estimation", model=str(tiny_moments_checkpoint),
+                    pipeline_class=ProficiencyEstimationPipeline)
+    result = pipe(take, max_new_tokens=MAX_NEW_TOKENS)
+    assert result["moments"] == EXPECTED_MOMENTS  # the page has moments to show
+    return result
 
 
 def reference_policy_dtype() -> str:
@@ -91,6 +95,11 @@ def test_predict_matches_the_pipeline(app_url, take, reference):
     assert reference["proficiency"] in outputs[1]  # the level in large type
     assert len(outputs[5]) == len(VIEWS)  # one sampled frame per given view
     assert "Took" in outputs[6]
+    top = max(reference["view_weights"], key=reference["view_weights"].get)  # N = 1: the take's top camera
+    for moment in ("<b class=\"profvlm-moment-time\" style=\"font-family:monospace;font-size:1.1em\">0:00</b>",
+                   ">clean rep</div>", ">0:02</b>", ">slip</div>", f"({top})", f'alt="{top} at 0:02"'):
+        assert moment in outputs[7], outputs[7][:300]
+    assert outputs[7].count('<li class="profvlm-moment"') == 2 and "9:59" not in outputs[7]
 
 
 def test_predict_is_the_button_even_with_the_example_take(app_url):
@@ -185,6 +194,18 @@ def test_browser_upload_estimate_and_error(app_url, take, reference, tmp_path):
             expect(page.locator("#profvlm-feedback textarea")).to_have_value(reference["feedback"])
             expect(page.locator("#profvlm-frames img")).to_have_count(len(VIEWS))
             expect(page.locator("#profvlm-timing")).to_contain_text("Took")
+            # The moments: each with its time as text, the most weighted camera and that camera's frame then.
+            top = max(reference["view_weights"], key=reference["view_weights"].get)
+            moments = page.locator("#profvlm-moments li.profvlm-moment")
+            expect(moments).to_have_count(len(EXPECTED_MOMENTS))
+            for item, moment in zip(moments.all(), EXPECTED_MOMENTS):
+                stamp = f"0:{int(moment['time']):02d}"  # the times are under a minute
+                expect(item.locator(".profvlm-moment-time")).to_have_text(stamp)
+                expect(item.locator(".profvlm-moment-text")).to_have_text(moment["text"])
+                expect(item.locator(".profvlm-moment-camera")).to_have_text(f"({top})")
+                frame = item.locator("img.profvlm-moment-frame")
+                expect(frame).to_have_attribute("alt", f"{top} at {stamp}")
+                assert frame.evaluate("img => img.complete && img.naturalWidth > 0"), "the frame did not load"
             page.wait_for_timeout(500)  # let the bar chart finish drawing before the screenshot
             shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app_screenshot.png")
             shot.parent.mkdir(parents=True, exist_ok=True)
@@ -282,3 +303,27 @@ def test_space_files():
     assert "gradio" not in space
     entry = (ROOT / "app.py").read_text()
     assert "space_model()" in entry and "build_app" in entry
+
+
+def test_moment_list_shows_each_moments_frame_from_the_camera_weighted_most_then(tmp_path):
+    """With temporal tokens, each moment's camera is the top one of the token covering its time (hand-made
+    timeline), and its picture is that camera's frame at the moment's time (decoded here independently)."""
+    import av
+    import numpy as np
+
+    from profvlm.app import frame_at, moments_html
+
+    files = write_take(tmp_path / "take", views=("ego", "exo1"), seed=5, num_frames=75)
+    result = {"moments": [{"time": 0.0, "text": "clean <rep>"}, {"time": 2.0, "text": "slip"}],
+              "view_weights": {"ego": 0.5, "exo1": 0.5},
+              "timeline": [{"time": 0.0, "view_weights": {"ego": 0.2, "exo1": 0.8}},
+                           {"time": 1.5, "view_weights": {"ego": 0.9, "exo1": 0.1}}]}
+    page = moments_html(result, files)
+    assert page.count('<li class="profvlm-moment"') == 2
+    assert 'alt="exo1 at 0:00"' in page and 'alt="ego at 0:02"' in page
+    assert "clean &lt;rep&gt;" in page  # remarks are text, not markup
+    with av.open(files["ego"]) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert np.array_equal(frame_at(files["ego"], "ego", 2.0), decoded[60])  # 2.0 s at 30 fps
+    assert np.array_equal(frame_at(files["ego"], "ego", 9.0), decoded[-1])  # past the end: the last frame
+    assert "No timed moments" in moments_html({**result, "moments": []}, files)

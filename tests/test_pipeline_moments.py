@@ -10,7 +10,7 @@ import torch
 
 from modeling_profvlm.pipeline_profvlm import camera_at, load_proficiency_pipeline, moments_within, take_duration
 from profvlm.serving_cli import format_report
-from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK
+from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK, MOMENTS_LABEL
 from tests.serving_helpers import check_result, write_take
 
 VIEWS = ("ego", "exo1", "exo2", "exo3", "exo4")
@@ -28,6 +28,7 @@ def test_moments_checkpoint_gives_its_moments_and_drops_the_late_one(tiny_moment
     with caplog.at_level(logging.WARNING, logger="modeling_profvlm.pipeline_profvlm"):
         result = pipe(long_take, max_new_tokens=MAX_NEW_TOKENS)
     check_result(result, VIEWS)
+    assert result["proficiency"] == MOMENTS_LABEL and result["scores"][MOMENTS_LABEL] > 0.9
     assert result["feedback"] == MOMENTS_FEEDBACK  # what it was trained to say, with the late moment
     assert result["moments"] == EXPECTED_MOMENTS
     assert result["timeline"] == []  # one temporal token: the take's camera weights are `view_weights`
