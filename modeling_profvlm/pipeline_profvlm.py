@@ -140,17 +140,10 @@ class ProficiencyEstimationPipeline(Pipeline):
 
 
 def take_duration(view_metadata: list) -> float:
-    """A take's length in seconds from the processor's per-view metadata (its views are frame-aligned, so the
-    longest present view's): the sampler's `duration` where it gives one, else frames / fps; NaN when no view says."""
-    lengths = []
-    for meta in view_metadata:
-        if meta is None:
-            continue
-        if meta.get("duration") is not None:
-            lengths.append(float(meta["duration"]))
-        elif meta.get("fps"):
-            lengths.append(meta["num_frames"] / float(meta["fps"]))
-    return max(lengths, default=math.nan)
+    """A take's length in seconds from the processor's per-view metadata (`duration`; its views are frame-aligned, so
+    the longest present view's); NaN when no view states one."""
+    return max((float(m["duration"]) for m in view_metadata if m is not None and m.get("duration") is not None),
+               default=math.nan)
 
 
 def moments_within(feedback: str, duration: float = math.nan) -> list[dict]:

@@ -56,9 +56,26 @@ def test_moments_within_the_take():
 
 
 def test_take_duration_from_the_view_metadata():
-    assert take_duration([None, {"num_frames": 75, "fps": 30.0}, {"num_frames": 60, "fps": 30.0}]) == 2.5
-    assert take_duration([{"num_frames": 75, "fps": 30.0, "duration": 2.4}]) == 2.4  # the sampler's own figure
-    assert math.isnan(take_duration([{"num_frames": 8, "fps": None}, None]))  # decoded frames have no clock
+    assert take_duration([None, {"duration": 2.5}, {"duration": 2.0}]) == 2.5
+    assert math.isnan(take_duration([{"num_frames": 8, "fps": None}, None]))  # no view states its length
+
+
+def test_timeline_from_pixels_with_two_temporal_tokens(tiny_text_dir, tmp_path, long_take):
+    """N = 2 end to end: the timeline has each token's time (the processor's first frame of each half) and camera
+    weights over the present views that sum to 1, and the moments come back as with N = 1."""
+    from tests.moments_checkpoint import build_moments_checkpoint
+
+    checkpoint = build_moments_checkpoint(tiny_text_dir, tmp_path / "ckpt", temporal_tokens=2)
+    pipe = load_proficiency_pipeline(str(checkpoint), "cpu", "float32")
+    take = {v: p for v, p in long_take.items() if v != "exo2"}
+    result = pipe(take, max_new_tokens=MAX_NEW_TOKENS)
+    check_result(result, [v for v in VIEWS if v != "exo2"])
+    assert result["moments"] == EXPECTED_MOMENTS
+    # 4 uniform frames of 75 at 30 fps are frames 9, 28, 46, 65; token 0 starts at frame 9, token 1 at frame 46
+    assert [round(step["time"], 6) for step in result["timeline"]] == [0.3, round(46 / 30, 6)]
+    for step in result["timeline"]:
+        assert set(step["view_weights"]) == set(take)
+        assert math.isclose(sum(step["view_weights"].values()), 1.0, abs_tol=1e-5)
 
 
 def test_timeline_has_each_tokens_time_and_camera_weights_of_present_views(tiny_checkpoint):
