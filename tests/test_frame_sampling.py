@@ -1,4 +1,7 @@
-"""Frame samplers: property tests over clip lengths 1..10,000 and T 1..64, plus the shape of each strategy."""
+"""Frame samplers: property tests over clip lengths 1..10,000 and T 1..64, plus the shape of each strategy, and
+sampling by time on variable-frame-rate clips."""
+import bisect
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +14,7 @@ from processing.frame_sampling import (
     sample_uniform_indices,
     snap_to_keyframes,
 )
+from tests.video_fixtures import phone_vfr_times
 
 frame_counts = st.integers(1, 10_000)
 sample_counts = st.integers(1, 64)
@@ -125,3 +129,66 @@ def test_snap_keeps_indices_strictly_increasing(indices, keyframes):
     assert len(snapped) == len(indices)
     assert all(a < b for a, b in zip(snapped, snapped[1:]))
     assert all(s == i or s in keyframes for s, i in zip(snapped, indices))
+
+
+def on_screen(times, t: float) -> int:
+    """The frame shown at `t` seconds: the last one that starts at or before it."""
+    return max(bisect.bisect_right(times, t) - 1, 0)
+
+
+def test_vfr_uniform_spreads_over_the_take_in_seconds():
+    """25 fps for 4 s then 2.5 fps to 24 s: 150 frames, 100 of them in the first 4 s. Spread by index, 5 of 8
+    samples would sit in the first 4 s (and read as index / 25 fps, all 8 in the first 6 s); by time they sit at
+    1.5, 4.5, ..., 22.5 s."""
+    times = phone_vfr_times(4.0, 24.0)
+    by_index = sample_uniform_indices(150, 8).indices
+    assert sum(times[i] < 4.0 for i in by_index) == 5 and max(by_index) / 25 < 6.0
+    sampled = sample_frame_indices("uniform", 150, 8, fps=150 / 24, times=times, duration=24.0)
+    assert sampled.indices == tuple(on_screen(times, (i + 0.5) * 3.0) for i in range(8))
+    assert [times[i] for i in sampled.indices] == pytest.approx([1.48, 4.4, 7.2, 10.4, 13.2, 16.4, 19.2, 22.4])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.001, 2.0), min_size=1, max_size=300), sample_counts, seeds, st.sampled_from(
+    ["uniform", "random_window", "segments"]))
+def test_vfr_samples_are_the_frames_on_screen_and_valid(intervals, num_samples, seed, sampler):
+    times = [0.0]
+    for gap in intervals[:-1]:
+        times.append(times[-1] + gap)
+    duration = times[-1] + intervals[-1]
+    fps = len(times) / duration
+    result = sample_frame_indices(sampler, len(times), num_samples, fps=fps, seed=seed, times=times, duration=duration)
+    idx = list(result.indices)
+    assert len(idx) == num_samples and idx == sorted(idx) and all(0 <= i < len(times) for i in idx)
+    assert result.num_frames == len(times) and result.sampler == sampler
+    assert result == sample_frame_indices(sampler, len(times), num_samples, fps=fps, seed=seed, times=times,
+                                          duration=duration)
+    if sampler == "uniform":  # each is the frame on screen at the centre of its part (to the 1 ms grid)
+        for k, i in enumerate(idx):
+            centre = (k + 0.5) * duration / num_samples
+            assert times[i] <= centre + 1e-9
+            assert i == len(times) - 1 or times[i + 1] > centre - 1e-3
+
+
+def test_vfr_segments_last_their_seconds_and_the_random_window_its_frames():
+    times = phone_vfr_times(4.0, 24.0)
+    segs = sample_frame_indices("segments", 150, 8, fps=150 / 24, times=times, duration=24.0,
+                                segment_seconds=2.0).indices
+    for group in (segs[:4], segs[4:]):
+        assert times[group[-1]] - times[group[0]] < 2.0
+    assert times[segs[3]] < 12.0 <= times[segs[4]] + 0.4  # one segment per half of the 24 s
+    # The window spans num_samples * stride frames at the average rate (150 / 24 fps): 8 * 4 / 6.25 = 5.12 s.
+    starts = set()
+    for seed in range(20):
+        window = sample_frame_indices("random_window", 150, 8, fps=150 / 24, seed=seed, times=times,
+                                      duration=24.0).indices
+        assert times[window[-1]] - times[window[0]] < 5.12
+        starts.add(window[0])
+    assert len(starts) > 5
+
+
+def test_sampling_by_time_needs_a_time_per_frame_and_a_duration():
+    with pytest.raises(ValueError, match="one time per frame \\(3\\).*2 times"):
+        sample_frame_indices("uniform", 3, 2, times=[0.0, 1.0], duration=2.0)
+    with pytest.raises(ValueError, match="duration > 0"):
+        sample_frame_indices("uniform", 2, 2, times=[0.0, 1.0], duration=None)

@@ -14,11 +14,17 @@ from processing.processing_profvlm import ProfVLMProcessor
 from modeling_profvlm.profvlm_facts import format_target
 from processing.text_format import build_messages
 from tests.video_fixtures import (
+    pattern_frames,
+    phone_vfr_times,
+    read_time_code,
+    stored_for_display,
     write_alpha_video,
     write_audio_only,
     write_corrupt,
     write_gray_video,
     write_pattern_video,
+    write_timed_video,
+    write_video,
     write_zero_byte,
 )
 
@@ -158,6 +164,57 @@ def test_metadata_and_seeded_sampling(processor, views):
     assert "video_metadata" not in processor(videos=[take])
     short = processor(videos=[{"ego": np.zeros((2, 8, 8, 3), np.uint8)}], return_metadata=True)["video_metadata"]
     assert short[0][0]["repeated"] and short[0][0]["indices"] == [0, 0, 1, 1]
+
+
+def test_metadata_gives_each_samples_time_and_the_views_duration(processor, views):
+    meta = processor(videos=[{"ego": views["ego"]}], return_metadata=True)["video_metadata"][0][0]
+    assert meta["indices"] == [3, 11, 18, 26]  # 30 frames at 30 fps: the centres of 4 equal parts
+    assert meta["times"] == pytest.approx([i / 30 for i in meta["indices"]], abs=1e-6)
+    assert meta["duration"] == pytest.approx(1.0) and meta["times_assumed_fps"] is None
+    frames = processor(videos=[{"ego": np.zeros((60, 8, 8, 3), np.uint8)}], return_metadata=True)["video_metadata"]
+    assert frames[0][0]["times_assumed_fps"] == 30.0  # decoded frames carry no time: index / DEFAULT_FPS
+    assert frames[0][0]["times"] == pytest.approx([i / 30 for i in frames[0][0]["indices"]])
+    assert frames[0][0]["duration"] == pytest.approx(2.0)
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """(T, 3, S, S) normalised processor pixels back to (T, S, S, 3) values in [0, 255]."""
+    return (pixels * STD + MEAN).mul(255).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("rotation, hflip", [(90, False), (270, False), (90, True)])
+def test_a_portrait_phone_video_goes_in_upright(tiny_tokenizer, tmp_path, rotation, hflip):
+    """Stored sideways with a 90/270-degree display matrix (mirrored too), the take reaches the tower as the same
+    content written upright would: equal within codec noise, and far from the sideways picture."""
+    upright, quality = pattern_frames(16, 48, 80, seed=4), {"crf": "12"}  # lossy, as a phone writes
+    proc = ProfVLMProcessor(tiny_tokenizer, num_frames=T, image_size=S, view_names=["ego"])
+    reference = write_video(tmp_path / "upright.mp4", upright, options=quality)
+    reference = proc(videos=[{"ego": reference}])["pixel_values_videos"]
+    phone = write_video(tmp_path / "phone.mp4", stored_for_display(upright, rotation, hflip), options=quality,
+                        display_rotation=rotation, hflip=hflip)
+    out = proc(videos=[{"ego": phone}])["pixel_values_videos"]
+    noise = np.abs(to_uint8(out[0, 0]) - to_uint8(reference[0, 0])).mean()
+    assert noise < 4.0, f"mean difference {noise:.2f} of 255 from the upright reference"  # measured: ~1.8
+    for turns in (1, 2):  # the check tells orientations apart: sideways or upside down differ by ~50-70
+        wrong = np.rot90(to_uint8(reference[0, 0]), turns, axes=(1, 2))
+        assert np.abs(to_uint8(out[0, 0]) - wrong).mean() > 25
+
+
+def test_vfr_take_is_sampled_uniformly_in_seconds(tiny_tokenizer, tmp_path):
+    """25 fps for 4 s, then 2.5 fps to 24 s: the 8 samples sit at the centres of 8 equal parts of the 24 s (within
+    one frame interval: the frame on screen at each centre), and the returned times are those frames' times."""
+    times = phone_vfr_times(4.0, 24.0)
+    path = write_timed_video(tmp_path / "vfr.mp4", times)
+    proc = ProfVLMProcessor(tiny_tokenizer, num_frames=8, image_size=64, view_names=["cam"])
+    out = proc(videos=[{"cam": path}], return_metadata=True)
+    shown = [read_time_code(frame) for frame in to_uint8(out["pixel_values_videos"][0, 0])]
+    meta = out["video_metadata"][0][0]
+    centres = [(i + 0.5) * 24.0 / 8 for i in range(8)]
+    for centre, when in zip(centres, shown):
+        interval = 0.04 if when < 4.0 else 0.4
+        assert when <= centre + 1e-6 and centre - when < interval + 1e-6, (centres, shown)
+    assert meta["times"] == pytest.approx(shown, abs=1e-3)
+    assert meta["duration"] == pytest.approx(24.0) and meta["times_assumed_fps"] is None
 
 
 def test_snap_to_keyframes_reads_keyframes(tiny_tokenizer, tmp_path):

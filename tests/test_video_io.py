@@ -4,14 +4,26 @@ import numpy as np
 import pytest
 
 from processing import video_io
-from processing.video_io import VideoReadError, frames_to_rgb, keyframes_near, probe_video, read_frames
+from processing.video_io import (
+    VideoReadError,
+    frames_to_rgb,
+    keyframes_near,
+    probe_video,
+    read_frames,
+    read_frames_with_times,
+)
 from tests.video_fixtures import (
     pattern_frames,
+    phone_vfr_times,
+    read_time_code,
+    stored_for_display,
+    write_timed_video,
     write_alpha_video,
     write_audio_only,
     write_corrupt,
     write_gray_video,
     write_pattern_video,
+    write_video,
     write_zero_byte,
 )
 
@@ -75,6 +87,86 @@ def test_read_frames_equals_full_decode(videos, name, threads):
 )
 def test_wrong_or_missing_metadata_falls_back_to_counting(stated, from_duration, expected):
     assert video_io._trusted_frame_count(stated, from_duration) == expected
+
+
+LOSSLESS = {"crf": "0"}  # with yuv444p, decoding gives back exactly the same RGB for the same picture
+
+
+@pytest.mark.parametrize("rotation, hflip", [(90, False), (270, False), (180, False), (0, True), (90, True)])
+def test_frames_come_out_as_displayed(tmp_path, rotation, hflip):
+    """A phone stores a portrait take sideways with a display matrix: frames and size must come out upright."""
+    upright = pattern_frames(6, 32, 48)
+    reference = write_video(tmp_path / "upright.mp4", upright, pix_fmt="yuv444p", options=LOSSLESS)
+    stored = stored_for_display(upright, rotation, hflip)
+    phone = write_video(tmp_path / "phone.mp4", stored, pix_fmt="yuv444p", options=LOSSLESS,
+                        display_rotation=rotation, hflip=hflip)
+    assert not np.array_equal(decode_all(phone), decode_all(reference))  # as stored, the picture differs
+    info = probe_video(phone)
+    assert (info.width, info.height, info.num_frames) == (48, 32, 6)  # the displayed size
+    np.testing.assert_array_equal(read_frames(phone, [5, 0, 3], info=info), read_frames(reference, [5, 0, 3]))
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory):
+    return write_timed_video(tmp_path_factory.mktemp("vfr") / "vfr.mp4", phone_vfr_times())
+
+
+def test_a_variable_frame_rate_file_keeps_its_frame_times(vfr):
+    info = probe_video(vfr)
+    times = phone_vfr_times()
+    assert (info.num_frames, info.frame_count_source, info.variable_frame_rate) == (150, "timestamps", True)
+    assert info.duration == pytest.approx(24.0) and info.fps == pytest.approx(150 / 24.0)
+    np.testing.assert_allclose(info.frame_times, times, atol=1e-3)
+    assert info.time_of(120) == pytest.approx(times[120], abs=1e-3) and info.time_of(999) == info.frame_times[-1]
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_read_frames_on_a_vfr_file_reads_frames_by_rank_with_their_times(vfr, threads):
+    full, times = decode_all(vfr), phone_vfr_times()
+    info = probe_video(vfr)
+    idx = [149, 0, 37, 99, 100, 101, 120, 120]
+    decoded = read_frames_with_times(vfr, idx, threads=threads, info=info)
+    np.testing.assert_array_equal(decoded.rgb, full[idx])
+    assert decoded.times == pytest.approx([times[i] for i in idx], abs=1e-3)
+    assert [read_time_code(f) for f in decoded.rgb] == pytest.approx([times[i] for i in idx], abs=1e-6)
+    assert decoded.times_assumed_fps is None
+    np.testing.assert_array_equal(read_frames(vfr, idx), full[idx])  # probed inside when no info is given
+
+
+def test_frame_times_of_a_constant_rate_file_and_of_one_without_timestamps(videos):
+    decoded = read_frames_with_times(videos["long"], [0, 75, 599])
+    assert decoded.times == pytest.approx([0.0, 2.5, 599 / 30]) and decoded.times_assumed_fps is None
+    raw = read_frames_with_times(videos["h264"], [0, 10])  # raw H.264: no timestamps, index / the stated rate
+    assert raw.times == pytest.approx([0.0, 10 / 30]) and raw.times_assumed_fps == 30.0
+
+
+def test_probing_a_constant_rate_file_reads_no_packets_and_a_vfr_file_reads_them_once(videos, vfr, monkeypatch):
+    """Per-frame timestamps cost a demux: only files whose metadata disagree pay it (a 100-minute take would)."""
+    demuxed, real_open = [], av.open
+
+    class Counting:
+        def __init__(self, container):
+            self._container = container
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._container.__exit__(*exc)
+
+        def demux(self, *args, **kwargs):
+            for packet in self._container.demux(*args, **kwargs):
+                if packet.size:  # the demuxer ends with an empty flush packet
+                    demuxed.append(packet)
+                yield packet
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    assert not probe_video(videos["long"]).variable_frame_rate and demuxed == []
+    probe_video(vfr)
+    assert len(demuxed) == 150
 
 
 def test_indices_past_the_end_repeat_the_last_frame(videos):

@@ -1,4 +1,6 @@
 """Small synthetic videos for the processing tests, written with PyAV (its wheel bundles FFmpeg)."""
+from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,8 +33,13 @@ def write_video(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     options: dict | None = None,
+    display_rotation: float | None = None,
+    hflip: bool = False,
 ) -> Path:
-    """Encode (T, H, W, C) uint8 frames to `path`; C is 3 (rgb24), 4 (rgba) or 1/absent (gray)."""
+    """Encode (T, H, W, C) uint8 frames to `path`; C is 3 (rgb24), 4 (rgba) or 1/absent (gray).
+
+    `display_rotation` (degrees counter-clockwise) and `hflip` write a display matrix (MP4/MOV), as phones do for
+    portrait recordings: a player turns the stored frames by it, then mirrors them."""
     path = Path(path)
     frames = np.asarray(frames)
     in_format = {3: "rgb24", 4: "rgba", 1: "gray"}[frames.shape[-1] if frames.ndim == 4 else 1]
@@ -42,6 +49,8 @@ def write_video(
         stream = container.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
+        if display_rotation is not None or hflip:
+            stream.set_display_rotation(display_rotation or 0, hflip=hflip)
         for img in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=in_format)
             for packet in stream.encode(frame):
@@ -49,6 +58,57 @@ def write_video(
         for packet in stream.encode():  # flush delayed (B-)frames
             container.mux(packet)
     return path
+
+
+def stored_for_display(upright: np.ndarray, display_rotation: int, hflip: bool = False) -> np.ndarray:
+    """(T, H, W, C) frames as a camera stores them so that a player showing them with `display_rotation` (counter-
+    clockwise, then mirrored if `hflip`) displays `upright`: the inverse of that transform."""
+    mirrored = upright[:, :, ::-1] if hflip else upright
+    return np.ascontiguousarray(np.rot90(mirrored, -display_rotation // 90, axes=(1, 2)))
+
+
+TIME_CODE_BITS, TIME_CODE_BLOCK = 16, 16  # a 4 x 4 grid of 16-px blocks: 64 x 64 frames
+
+
+def time_code_frame(seconds: float) -> np.ndarray:
+    """A 64 x 64 RGB frame whose black/white blocks spell round(seconds * 100) in binary (robust to codec noise)."""
+    code, side = round(seconds * 100), int(TIME_CODE_BITS**0.5)
+    bits = [(code >> k) & 1 for k in range(TIME_CODE_BITS)]
+    blocks = np.array(bits, dtype=np.uint8).reshape(side, side) * 255
+    return np.repeat(np.repeat(blocks, TIME_CODE_BLOCK, 0), TIME_CODE_BLOCK, 1)[..., None].repeat(3, axis=-1)
+
+
+def read_time_code(frame: np.ndarray) -> float:
+    """The seconds a `time_code_frame` spells, from (64, 64, C) pixels in [0, 255] (the centre of each block)."""
+    side, half = int(TIME_CODE_BITS**0.5), TIME_CODE_BLOCK // 2
+    gray = np.asarray(frame, dtype=np.float64).mean(axis=-1)
+    centres = gray[half::TIME_CODE_BLOCK, half::TIME_CODE_BLOCK][:side, :side].reshape(-1)
+    return sum(1 << k for k, value in enumerate(centres) if value > 127) / 100
+
+
+def write_timed_video(path: str | Path, times: Sequence[float], codec: str = "libx264") -> Path:
+    """A clip with one frame at each of `times` (seconds, ascending; gaps may vary: variable frame rate), each
+    frame spelling its own time (`time_code_frame`). The stated rate is the first interval's."""
+    path = Path(path)
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(1, 1) / Fraction(times[1] - times[0]).limit_denominator(1000))
+        stream.width = stream.height = TIME_CODE_BLOCK * int(TIME_CODE_BITS**0.5)
+        stream.pix_fmt, stream.time_base, stream.codec_context.time_base = "yuv420p", time_base, time_base
+        for t in times:
+            frame = av.VideoFrame.from_ndarray(time_code_frame(t), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def phone_vfr_times(fast_seconds: float = 4.0, total_seconds: float = 24.0) -> list[float]:
+    """25 fps for `fast_seconds`, then 2.5 fps to `total_seconds` (a phone or screen recorder slowing down)."""
+    fast = [i * 0.04 for i in range(round(fast_seconds / 0.04))]
+    return fast + [fast_seconds + i * 0.4 for i in range(round((total_seconds - fast_seconds) / 0.4))]
 
 
 def write_pattern_video(
