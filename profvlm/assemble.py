@@ -12,6 +12,7 @@ from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
 from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
 from modeling_profvlm.tower_adapter import (
     TOWER_PRESETS,
+    check_temporal_tokens,
     frames_per_time_step,
     supported_families,
     tower_family,
@@ -117,6 +118,8 @@ def load_language_model(text: str):
 def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | None = None, **config_overrides):
     """Build (model, tokenizer): tower weights, a fresh projector, the LM weights, `<video>` added to the vocab."""
     tower, random_tower = load_vision_tower(vision, seed, num_frames)
+    # Before the language model loads: a temporal_tokens this tower cannot give fails at once.
+    check_temporal_tokens(tower.config, config_overrides.get("temporal_tokens", 1))
     lm, tokenizer = load_language_model(text)
     config_overrides.setdefault("vision_tower_source", vision)
     # The offline SmolLM2 (by name, or its converted folder) is the Hub model: name that (its licence and card apply).
