@@ -197,7 +197,7 @@ class ProfVLMProcessor(ProcessorMixin):
         presentation time: a VFR file's own frame times, `process_videos` lists the keys)."""
         sampler = frame_sampler or self.frame_sampler
         if isinstance(src, (str, os.PathLike)):
-            info = probe_video(src, view)
+            info = probe_video(src, view, displayed_size=False)  # reading turns the frames; the size is unused
             sampled = sample_frame_indices(sampler, info.num_frames, self.num_frames, fps=info.fps, seed=seed,
                                            times=info.frame_times, duration=info.duration)
             indices = sampled.indices

@@ -103,6 +103,8 @@ def test_frames_come_out_as_displayed(tmp_path, rotation, hflip):
     assert not np.array_equal(decode_all(phone), decode_all(reference))  # as stored, the picture differs
     info = probe_video(phone)
     assert (info.width, info.height, info.num_frames) == (48, 32, 6)  # the displayed size
+    coded = probe_video(phone, displayed_size=False)  # without decoding a frame: the stored size
+    assert (coded.width, coded.height) == (stored.shape[2], stored.shape[1])
     np.testing.assert_array_equal(read_frames(phone, [5, 0, 3], info=info), read_frames(reference, [5, 0, 3]))
 
 

@@ -92,7 +92,8 @@ def write_timed_video(path: str | Path, times: Sequence[float], codec: str = "li
     path = Path(path)
     time_base = Fraction(1, 1000)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(1, 1) / Fraction(times[1] - times[0]).limit_denominator(1000))
+        first_interval = Fraction(times[1] - times[0]).limit_denominator(1000)
+        stream = container.add_stream(codec, rate=1 / first_interval)
         stream.width = stream.height = TIME_CODE_BLOCK * int(TIME_CODE_BITS**0.5)
         stream.pix_fmt, stream.time_base, stream.codec_context.time_base = "yuv420p", time_base, time_base
         for t in times:
