@@ -185,8 +185,9 @@ def _timing(container, stream, path, view) -> dict:
 
 
 def _display_matrix(frame) -> np.ndarray | None:
-    """The frame's 3x3 display matrix (FFmpeg's 16.16 fixed-point layout, row-major) or None. The decoder attaches
-    the container's matrix (MP4 `tkhd`, Matroska projection) and H.264/HEVC orientation SEI to every frame."""
+    """The frame's 3x3 display matrix (FFmpeg's 16.16 fixed-point layout, row-major) or None. PyAV exposes no
+    stream side data when reading, but the decoder attaches the container's matrix (e.g. MP4/MOV `tkhd`, where
+    phones write it) to every frame."""
     side = frame.side_data.get("DISPLAYMATRIX")
     return None if side is None else np.frombuffer(bytes(side), dtype=np.int32)
 
