@@ -1,4 +1,4 @@
-# `profvlm predict --data_dir DIR --output_dir OUT`: many takes, decoded ahead of the model, batched, resumable, sharded.
+# `profvlm predict --data_dir DIR --output_dir OUT`: many takes, decoded ahead of the model, batched, resumable.
 """Worker processes decode takes (the processor's own __call__) into a bounded prefetch queue while the main process
 runs the model: the tower over takes x views in one forward per batch, the label continuations of every take in one
 LM pass (`score_labels`), the feedback in one batched generate (`generate_after_labels`), formatted by the pipeline's
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE, ERRORS_FILE, CSV_FILE = "predictions.jsonl", "errors.jsonl", "predictions.csv"
 DEFAULT_BATCH_SIZE = 4  # takes per model batch: 20 clips through the tower for 5-view takes
 PREFETCH_PER_WORKER = 2  # decoded takes each worker may hold ahead of the model (~25 MB each at 5 x 8 x 224 px)
+DECODE_NICENESS = 10  # how much lower the decoding workers' CPU priority is than the model's
 
 
 @dataclass
@@ -110,13 +111,24 @@ def written_lines(output: Path) -> list[dict]:
 
 
 def is_complete(line: dict, options: BatchOptions) -> bool:
-    """Whether a written line has what this run writes (a run with --challenge_json redoes lines without it)."""
-    return "take_uid" in line and (not options.challenge or "challenge" in line)
+    """Whether a written line has what this run writes: a run with feedback or --challenge_json redoes the takes
+    whose line lacks them (the merge keeps the newer line)."""
+    return ("take_uid" in line and (not options.feedback or "feedback" in line)
+            and (not options.challenge or "challenge" in line))
 
 
 # ----------------------------------------------------------------------------------------------------- decoding
 def _as_is(item):
     return item  # the DataLoader's collate step: one take per item, already in the processor's tensors
+
+
+def _decode_in_the_background(worker_id: int) -> None:
+    # The tower's threads meet at every op, so a decoder that preempts one of them stalls both; at a lower priority
+    # the decoders take the cycles the model leaves (they need about a twentieth of the tower's time on a CPU).
+    try:
+        os.nice(DECODE_NICENESS)
+    except OSError:  # a platform or sandbox without nice(): decoding still works, only unprioritised
+        pass
 
 
 class DecodedTakes(Dataset):
@@ -156,7 +168,7 @@ def decoded_takes(jobs: list[TakeJob], processor, num_workers: int):
     if num_workers <= 0:
         return (dataset[i] for i in range(len(dataset)))
     loader = DataLoader(dataset, batch_size=None, num_workers=min(num_workers, max(1, len(jobs))), collate_fn=_as_is,
-                        prefetch_factor=PREFETCH_PER_WORKER)
+                        prefetch_factor=PREFETCH_PER_WORKER, worker_init_fn=_decode_in_the_background)
     return iter(loader)
 
 
@@ -257,6 +269,41 @@ def _launch_state(device: str | None):
     return PartialState(cpu=cpu)
 
 
+def predict_shard(pipe, shard: list[TakeJob], unreadable: list[TakeError], predictions_path: Path, errors_path: Path,
+                  options: BatchOptions, desc: str, show: bool) -> tuple[int, int]:
+    """Decode `shard` ahead of the model, predict it batch by batch, append each line as it is made; the takes that
+    cannot be read (and `unreadable`, found before decoding) go to `errors_path`. Returns (predicted, failed)."""
+    predicted, failed = 0, 0
+    with open(predictions_path, "ab", buffering=0) as out, open(errors_path, "wb", buffering=0) as errors:
+        for error in unreadable:
+            append_line(errors, error.to_dict())
+        bar = tqdm(total=len(shard), unit="take", desc=desc, disable=not show)
+        waiting: list[dict] = []
+
+        def flush():
+            nonlocal predicted
+            if waiting:
+                for line in predict_batch(pipe, waiting, [shard[item["index"]] for item in waiting], options):
+                    append_line(out, line)
+                predicted += len(waiting)
+                bar.update(len(waiting))
+                waiting.clear()
+
+        for item in decoded_takes(shard, pipe.processor, options.num_workers):
+            if "errors" in item:
+                for record in item["errors"]:
+                    append_line(errors, record)
+                failed += 1
+                bar.update(1)
+                continue
+            waiting.append(item)
+            if len(waiting) == options.batch_size:
+                flush()
+        flush()
+        bar.close()
+    return predicted, failed
+
+
 def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str | None = None,
                       takes_file: str | None = None, challenge_json: str | None = None,
                       options: BatchOptions | None = None, device: str | None = None,
@@ -310,35 +357,10 @@ def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str 
 
     pipe = load_proficiency_pipeline(model, state.device if state is not None else device, dtype)
     pipe.model.eval()
-    start, predicted, failed = time.perf_counter(), 0, 0
-    with open(predictions_path, "ab", buffering=0) as out, open(errors_path, "wb", buffering=0) as errors:
-        if rank == 0:
-            for error in unreadable:
-                append_line(errors, error.to_dict())
-        bar = tqdm(total=len(shard), unit="take", desc="predicting", disable=not options.progress or rank != 0)
-        waiting: list[dict] = []
-
-        def flush():
-            nonlocal predicted
-            if waiting:
-                for line in predict_batch(pipe, waiting, [shard[item["index"]] for item in waiting], options):
-                    append_line(out, line)
-                predicted += len(waiting)
-                bar.update(len(waiting))
-                waiting.clear()
-
-        for item in decoded_takes(shard, pipe.processor, options.num_workers):
-            if "errors" in item:
-                for record in item["errors"]:
-                    append_line(errors, record)
-                failed += 1
-                bar.update(1)
-                continue
-            waiting.append(item)
-            if len(waiting) == options.batch_size:
-                flush()
-        flush()
-        bar.close()
+    start = time.perf_counter()
+    predicted, failed = predict_shard(pipe, shard, unreadable if rank == 0 else [], predictions_path, errors_path,
+                                      options, f"predicting (rank 0's share of {world})" if world > 1 else "predicting",
+                                      show=options.progress and rank == 0)
     seconds = time.perf_counter() - start
 
     if state is not None:
@@ -367,6 +389,12 @@ def report_summary(summary: BatchSummary, challenge_json: str | None = None) -> 
            f"{summary.resumed} already in {summary.output_dir}, {summary.errors} unreadable"
            + (f" (see {Path(summary.output_dir) / ERRORS_FILE})" if summary.errors else "")]
     out.append(f"  -> {Path(summary.output_dir) / PREDICTIONS_FILE}, {Path(summary.output_dir) / CSV_FILE}")
+    from .serving_cli import text_bar  # the one-take report's bars
+
+    levels = [line["proficiency"] for line in summary.lines]
+    for level in dict.fromkeys(next(iter(summary.lines))["probabilities"]) if summary.lines else []:
+        count = levels.count(level)
+        out.append(f"  {level:<20} {text_bar(count / len(levels), 20)}  {count}")
     if summary.challenge is not None:
         c = summary.challenge
         out.append(f"  -> challenge submission {challenge_json}: {c['takes']} takes; {c['fallback']} lack a view and "
@@ -413,6 +441,6 @@ def run_batch_command(args) -> int:
     return 0
 
 
-__all__ = ["BatchOptions", "add_batch_arguments", "run_batch_command", "BatchSummary", "CSV_FILE", "ERRORS_FILE", "PREDICTIONS_FILE", "append_line",
-           "cut_torn_tail", "merge_outputs", "predict_batch", "prediction_line", "read_lines", "report_summary",
-           "run_batch_predict"]
+__all__ = ["BatchOptions", "BatchSummary", "CSV_FILE", "ERRORS_FILE", "PREDICTIONS_FILE", "add_batch_arguments",
+           "append_line", "cut_torn_tail", "merge_outputs", "predict_batch", "predict_shard", "prediction_line",
+           "read_lines", "report_summary", "run_batch_command", "run_batch_predict"]

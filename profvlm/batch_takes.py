@@ -76,8 +76,9 @@ def _split_jobs(root: Path, split: str, view_names: list[str], rebuild: bool) ->
 
     rows = load_proficiency_split(root, "demonstrator", split, rebuild=rebuild)
     names = rows.features["proficiency"].names
-    return [TakeJob(row["take_uid"], row["take_name"] or row["take_uid"], dict(zip(row["view_names"], row["video_paths"])),
-                    names[row["proficiency"]], [v for v in view_names if v not in row["view_names"]]) for row in rows]
+    return [TakeJob(row["take_uid"], row["take_name"] or row["take_uid"],
+                    dict(zip(row["view_names"], row["video_paths"])), names[row["proficiency"]],
+                    [v for v in view_names if v not in row["view_names"]]) for row in rows]
 
 
 def egoexo4d_jobs(root: Path, view_names: list[str], split: str | None, takes_file: str | None,
@@ -160,7 +161,8 @@ def plain_jobs(root: Path, view_names: list[str]) -> tuple[list[TakeJob], list[T
             continue
         jobs.append(TakeJob(folder.name, folder.name, views, None, [v for v in view_names if v not in views]))
     if not jobs and not errors:
-        raise FileNotFoundError(f"--data_dir {root}: no take subfolders; expected e.g. {root / 't001' / (view_names[0] + '.mp4')}.")
+        example = root / "t001" / f"{view_names[0]}.mp4"
+        raise FileNotFoundError(f"--data_dir {root}: no take subfolders; expected e.g. {example}.")
     return jobs, errors
 
 

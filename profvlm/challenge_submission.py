@@ -27,8 +27,8 @@ def challenge_label_index(labels: Sequence[str]) -> list[int]:
     """For each challenge position, the index of that level in the checkpoint's `labels`; a checkpoint with other
     levels cannot make a submission, and the error says so."""
     if sorted(labels) != sorted(CHALLENGE_LABELS):
-        raise ValueError(f"--challenge_json needs a checkpoint with the Ego-Exo4D levels {list(CHALLENGE_LABELS)}; this "
-                         f"one has {list(labels)}.")
+        raise ValueError(f"--challenge_json needs a checkpoint with the Ego-Exo4D levels {list(CHALLENGE_LABELS)}; "
+                         f"this one has {list(labels)}.")
     return [list(labels).index(label) for label in CHALLENGE_LABELS]
 
 

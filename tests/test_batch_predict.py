@@ -59,7 +59,8 @@ def test_plain_folder_predicts_every_readable_take_reports_the_corrupt_view_and_
     lines = {line["take_uid"]: line for line in lines_of(out / "predictions.jsonl")}
     assert sorted(lines) == ["t000", "t001", "t003"]
     errors = lines_of(out / "errors.jsonl")
-    assert [(e["take"], e["view"], e["file"]) for e in errors] == [("t002", "exo2", str(takes_dir / "t002" / "exo2.mp4"))]
+    corrupt = str(takes_dir / "t002" / "exo2.mp4")
+    assert [(e["take"], e["view"], e["file"]) for e in errors] == [("t002", "exo2", corrupt)]
     assert errors[0]["reason"] and "\n" not in errors[0]["reason"]
     masked = lines["t003"]
     assert masked["missing_views"] == ["exo3"] and set(masked["view_weights"]) == set(VIEW_NAMES) - {"exo3"}
@@ -88,6 +89,30 @@ def test_batched_labels_and_probabilities_equal_the_pipeline_take_by_take(one_pr
             assert abs(line["probabilities"][label] - p) < 1e-4, (job.take_uid, label)
         for view, w in expected["view_weights"].items():
             assert abs(line["view_weights"][view] - w) < 1e-4
+
+
+def test_a_folder_dataset_needs_no_labels_and_keeps_the_ones_it_has(tiny_checkpoint, tmp_path):
+    from tests.video_fixtures import write_pattern_video
+
+    root = tmp_path / "my_dataset"
+    (root / "videos").mkdir(parents=True)
+    for i, name in enumerate(("a_ego", "a_exo1", "b_ego", "c_ego")):
+        write_pattern_video(root / "videos" / f"{name}.mp4", num_frames=8, height=32, width=32, seed=i)
+    rows = [{"take_id": "a", "split": "test", "label": "Novice", "ego_file_name": "videos/a_ego.mp4",
+             "exo1_file_name": "videos/a_exo1.mp4"},
+            {"take_id": "b", "split": "test", "ego_file_name": "videos/b_ego.mp4",
+             "exo1_file_name": "videos/b_exo1_never_recorded.mp4"},
+            {"take_id": "c", "split": "train", "label": "Late Expert", "ego_file_name": "videos/c_ego.mp4"}]
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    run_batch_predict(str(tiny_checkpoint), str(root), str(out), split="test", device="cpu", dtype="float32",
+                      options=BatchOptions(feedback=False, num_workers=0, progress=False))
+    lines = lines_of(out / "predictions.jsonl")
+    assert [line["take_uid"] for line in lines] == ["a", "b"]  # the test split only, in metadata order
+    assert lines[0]["reference"] == "Novice" and "reference" not in lines[1]
+    assert lines[1]["missing_views"] == ["exo1", "exo2", "exo3", "exo4"] and list(lines[1]["view_weights"]) == ["ego"]
+    assert "feedback" not in lines[0]
+    assert (out / "predictions.csv").read_text().splitlines()[0].endswith(",reference")
 
 
 def test_killed_mid_run_then_rerun_predicts_every_take_exactly_once(tiny_checkpoint, tmp_path):
