@@ -163,10 +163,10 @@ def test_vfr_samples_are_the_frames_on_screen_and_valid(intervals, num_samples, 
     assert result.num_frames == len(times) and result.sampler == sampler
     assert result == sample_frame_indices(sampler, len(times), num_samples, fps=fps, seed=seed, times=times,
                                           duration=duration)
-    if sampler == "uniform":  # each is the frame on screen at the centre of its part (to the 1 ms grid)
+    if sampler == "uniform":  # each is the frame on screen within 1 ms (the slot grid) of the centre of its part
         for k, i in enumerate(idx):
             centre = (k + 0.5) * duration / num_samples
-            assert times[i] <= centre + 1e-9
+            assert times[i] <= centre + 1e-3
             assert i == len(times) - 1 or times[i + 1] > centre - 1e-3
 
 
