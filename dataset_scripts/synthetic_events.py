@@ -49,7 +49,8 @@ class TakeEvent:
 def plan_events(motion_seed: int, num_frames: int) -> list[TakeEvent]:
     """The take's events, drawn from its motion seed (so the annotations and the videos agree without passing them
     around); in time order. A take shorter than one second has room for none."""
-    slots = int((num_frames / FPS - EVENT_SECONDS - ONSET_JITTER) // 1) + 1  # whole seconds an event fits after
+    # Whole seconds an event fits after; rounded first, since 1.0 - 0.8 - 0.2 is a hair below 0 in floating point.
+    slots = int(round(num_frames / FPS - EVENT_SECONDS - ONSET_JITTER, 6) // 1) + 1
     if slots < 1:
         return []
     rng = np.random.default_rng([motion_seed, 7])
