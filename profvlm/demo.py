@@ -1,7 +1,8 @@
 """The main job, end to end on one CPU machine with no GPU and no Hub (what `make demo` and `profvlm demo` run):
 
-    synthetic Ego-Exo4D tree -> base checkpoint -> feature cache -> LoRA SFT (accelerate launch training/sft.py)
-    -> evaluation JSON + plots -> `profvlm predict` on a held-out take -> model card
+    synthetic Ego-Exo4D tree with timed events -> base checkpoint with temporal tokens -> feature cache
+    -> LoRA SFT on timed expert commentary (accelerate launch training/sft.py) -> evaluation JSON + plots (labels
+    and time grounding) -> `profvlm predict` on a held-out take, with its timeline of moments -> model card
 
 Every stage skips work that is already done, so an interrupted run (or a second run) resumes. The video tower
 is RANDOMLY INITIALISED offline and the data is SYNTHETIC: the demo shows that the whole pipeline works and
@@ -23,9 +24,15 @@ if __package__ in (None, ""):
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 
-# Demo sizes, chosen so the whole job fits in ~20 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
-DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1}
+# Demo sizes, chosen so the whole job fits in ~15 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
+# 4 temporal tokens over 4-second takes: one token per second, as the random tiny tower has 4 frames.
+DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1,
+                 "temporal_tokens": 4}
 SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
+# The builder config whose feedback is timed moments ("[0:02] ..."), learned from the experts' timed commentary.
+MOMENTS_CONFIG = "demonstrator_moments"
+DATA_MARKER = ".profvlm-demo-complete"
+DATA_VERSION = "events-1"  # a tree from before timed events is made again, not reused
 
 
 def sft_config_value(key: str, default):
@@ -89,24 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"profvlm demo: {err}")
     done(t, str(smollm2))
 
-    t = stage(2, total, f"Synthetic Ego-Exo4D tree: {args.takes} takes x 5 views, {args.size} px, {args.seconds} s")
-    if not (paths["data"] / ".profvlm-demo-complete").is_file():
+    t = stage(2, total, f"Synthetic Ego-Exo4D tree: {args.takes} takes x 5 views, {args.size} px, {args.seconds} s, "
+                        "with timed events (slips, clean repetitions) that the expert commentary names")
+    marker = paths["data"] / DATA_MARKER
+    if not marker.is_file() or marker.read_text().strip() != DATA_VERSION:
         from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
 
         generate_synthetic_egoexo4d(paths["data"], args.takes, seed=args.seed, size=args.size,
-                                    seconds=args.seconds, overwrite=True)
-        (paths["data"] / ".profvlm-demo-complete").write_text("ok\n")
+                                    seconds=args.seconds, overwrite=True, events=True)
+        marker.write_text(DATA_VERSION + "\n")
     else:
         print("      (reusing the existing tree)")
     done(t, str(paths["data"]))
 
-    t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2")
-    if not (paths["base"] / "processor_config.json").is_file():
+    t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2, "
+                        f"{args.temporal_tokens} temporal tokens per take")
+    if not is_current_base(paths["base"], args.temporal_tokens):
         from profvlm.assemble import build_base_checkpoint
 
         tmp = paths["base"].with_name(paths["base"].name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        build_base_checkpoint(args.vision, str(smollm2), tmp, seed=args.seed)
+        build_base_checkpoint(args.vision, str(smollm2), tmp, seed=args.seed, temporal_tokens=args.temporal_tokens)
         shutil.rmtree(paths["base"], ignore_errors=True)
         tmp.rename(paths["base"])
     else:
@@ -116,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     t = stage(4, total, "Feature cache: the frozen tower runs once per take and view (resumable)")
     device = device_flags(args)  # the shared device policy decides unless --device/--dtype say otherwise
     run([sys.executable, "training/extract_features.py", "--model", str(paths["base"]), "--data_dir",
-         str(paths["data"]), "--output_dir", str(paths["features"]), "--dataset_config", "demonstrator", *device],
-        "features")
+         str(paths["data"]), "--output_dir", str(paths["features"]), "--dataset_config", "demonstrator", *device,
+         "--overwrite"], "features")  # a cache of an older base checkpoint is made again
     done(t, str(paths["features"]))
 
     t = stage(5, total, "LoRA SFT: accelerate launch training/sft.py --config training/configs/cpu_demo.yaml")
@@ -129,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
              "--num_machines", "1", "--dynamo_backend", "no",
              "training/sft.py", "--config", str(SFT_CONFIG.relative_to(REPO_ROOT)), "--model", str(paths["base"]),
-             "--data_dir", str(paths["data"]), "--features", str(paths["features"]),
-             "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
+             "--data_dir", str(paths["data"]), "--features", str(paths["features"]), "--dataset_config",
+             MOMENTS_CONFIG, "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
     else:
         print("      (reusing the trained checkpoint)")
     done(t, str(final))
 
-    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, calibration, feedback")
+    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, calibration, feedback, "
+                        "time grounding of the moments")
     metrics_file = paths["eval"] / "metrics.json"
     if is_current_evaluation(metrics_file, final):
         print("      (reusing the evaluation of this checkpoint)")
@@ -150,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      (the checkpoint records no max_feedback_words: passing {words[1]} from {SFT_CONFIG.name})")
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), *words, *device], "evaluate")
+             str(paths["features"]), "--moments", "--time_tolerances", *map(str, demo_tolerances(args)), *words,
+             *device], "evaluate")
     print("      " + evaluation_line(json.loads(metrics_file.read_text())))
     done(t, f"{metrics_file}, predictions.jsonl, confusion_matrix.png, per_scenario.png, reliability_diagram.png")
 
@@ -165,6 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nAll outputs are under {out}. Trained checkpoint: {final} "
           "(load it with AutoModel.from_pretrained or pipeline('proficiency-estimation', model=...)).")
     return 0
+
+
+def is_current_base(base: Path, temporal_tokens: int) -> bool:
+    """True when `base` is a finished base checkpoint with the demo's temporal tokens (else it is built again)."""
+    if not (base / "processor_config.json").is_file():
+        return False
+    return json.loads((base / "config.json").read_text()).get("temporal_tokens", 1) == temporal_tokens
+
+
+def demo_tolerances(args: argparse.Namespace) -> tuple[float, ...]:
+    """Time-grounding tolerances: one temporal token's length (the finest a model can tell apart), 2 and 5 s."""
+    bin_seconds = args.seconds / args.temporal_tokens
+    return tuple(sorted({round(bin_seconds, 3), 2.0, 5.0}))
 
 
 def is_current_evaluation(metrics_file: Path, final: Path) -> bool:
@@ -184,10 +209,17 @@ def evaluation_line(metrics: dict) -> str:
 
     settings = ", ".join(f"{k} {'n/a' if v is None else format(v, '.1%')}" for k, v in metrics["per_view_setting"].items())
     rouge = (metrics.get("feedback") or {}).get("rouge_l")
-    return (f"held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes (macro-F1 "
+    line = (f"held-out accuracy {metrics['accuracy']:.1%} on {metrics['num_samples']} takes (macro-F1 "
             f"{number('macro_f1', '.3f')}, MAE {number('mean_absolute_error', '.3f')}, QWK "
             f"{number('quadratic_weighted_kappa', '.3f')}, ECE {number('expected_calibration_error', '.3f')}); "
             f"view settings: {settings}; feedback ROUGE-L {'n/a' if rouge is None else format(rouge, '.3f')}")
+    grounding = (metrics.get("time_grounding") or {}).get("overall") or {}
+    if grounding:
+        def f1(values: dict) -> str:
+            return "n/a" if values.get("f1") is None else format(values["f1"], ".3f")
+
+        line += "; moments F1 " + ", ".join(f"{f1(v)} within {k} s" for k, v in grounding.items())
+    return line
 
 
 def held_out_take(data_dir: Path) -> tuple[str, list[str]]:
@@ -211,6 +243,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
     parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
                         help="random tower size (offline there is no pretrained tower)")
+    parser.add_argument("--temporal_tokens", type=int, default=DEMO_DEFAULTS["temporal_tokens"],
+                        help="tokens per take along time (default 4: one per second of the 4-second takes)")
     add_device_arguments(parser)
     parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
                         help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
@@ -230,7 +264,7 @@ def device_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _argv_from(args: argparse.Namespace) -> list[str]:
-    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "max_steps")
+    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "temporal_tokens", "max_steps")
     return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))] + device_flags(args)
 
 

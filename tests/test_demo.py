@@ -48,6 +48,10 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
             and f"MAE {metrics['mean_absolute_error']:.3f}" in evaluation_line
             and f"QWK {metrics['quadratic_weighted_kappa']:.3f}" in evaluation_line
             and f"ECE {metrics['expected_calibration_error']:.3f}" in evaluation_line), evaluation_line
+    # the demo trains on timed moments: evaluation scores their time grounding and the line reports it
+    assert metrics["time_grounding"]["tolerances"][0] == pytest.approx(1 / 4)  # one token's length: 1 s / 4 tokens
+    assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
+    assert json.loads((out / "base_checkpoint" / "config.json").read_text())["temporal_tokens"] == 4
     # evaluation was not told --max_feedback_words: it used the value the checkpoint was trained with
     provenance = metrics["provenance"]
     assert (provenance["max_feedback_words"], provenance["max_feedback_words_source"]) == (
