@@ -438,7 +438,8 @@ def run_batch_command(args) -> int:
                                 device=args.device, dtype=args.dtype)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary for a launch, from the rank that merged
         print(report_summary(summary, args.challenge_json))
-    return 0
+    # Some unreadable takes are a normal batch outcome; none readable at all is a failed run for a script to see.
+    return 1 if summary.errors and not (summary.predicted or summary.resumed) else 0
 
 
 __all__ = ["BatchOptions", "BatchSummary", "CSV_FILE", "ERRORS_FILE", "PREDICTIONS_FILE", "add_batch_arguments",
