@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line
 from modeling_profvlm.label_scoring import generate_after_labels, score_labels, unpadded_rows
-from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS
+from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, take_duration
 
 if TYPE_CHECKING:
     from .batch_takes import TakeError, TakeJob
@@ -144,11 +144,12 @@ class DecodedTakes(Dataset):
     def __getitem__(self, index: int) -> dict:
         job = self.jobs[index]
         try:
-            batch = self.processor(text=[self.prompt], videos=[job.views], return_tensors="pt")
+            batch = self.processor(text=[self.prompt], videos=[job.views], return_tensors="pt", return_metadata=True)
         except EXPECTED_ERRORS as err:
             return {"index": index, "errors": [e.to_dict() for e in self._culprits(job, err)]}
         return {"index": index, "prompt_row": unpadded_rows(batch["input_ids"], batch.get("attention_mask"))[0],
-                "pixel_values_videos": batch["pixel_values_videos"], "view_mask": batch["view_mask"]}
+                "pixel_values_videos": batch["pixel_values_videos"], "view_mask": batch["view_mask"],
+                "duration": take_duration(batch["video_metadata"][0])}  # moments past the take's end are dropped
 
     def _culprits(self, job: TakeJob, err: BaseException) -> list[TakeError]:
         from .batch_takes import TakeError
@@ -196,7 +197,8 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
         # The pipeline's own formatting of one take: level, scores per label, camera weights of the present views.
         result = pipe.postprocess({"probabilities": scores.probabilities[b: b + 1].cpu(),
                                    "view_weights": scores.view_weights[b: b + 1].cpu(),
-                                   "view_mask": view_mask[b: b + 1], "feedback": [feedback[b]]})
+                                   "view_mask": view_mask[b: b + 1], "feedback": [feedback[b]],
+                                   "duration": torch.tensor([items[b]["duration"]], dtype=torch.float64)})
         lines.append(prediction_line(job, result, options, None if entries is None else entries[b]))
     return lines
 
@@ -209,7 +211,7 @@ def prediction_line(job: TakeJob, result: dict, options: BatchOptions, challenge
             "missing_views": job.missing_views}
     if options.feedback:
         line["feedback"] = result["feedback"]
-        # [moments] the timed remarks parsed from the feedback belong here, as line["moments"].
+        line["moments"] = result["moments"]  # the feedback's timed remarks within the take ([] for plain feedback)
     if job.reference is not None:
         line["reference"] = job.reference
     if challenge is not None:

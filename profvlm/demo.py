@@ -1,8 +1,11 @@
 """The main job, end to end on one CPU machine with no GPU and no Hub (what `make demo` and `profvlm demo` run):
 
-    synthetic Ego-Exo4D tree with timed events -> base checkpoint with temporal tokens -> feature cache
-    -> LoRA SFT on timed expert commentary (accelerate launch training/sft.py) -> evaluation JSON + plots (labels
-    and time grounding) -> `profvlm predict` on a held-out take, with its timeline of moments -> model card
+    synthetic Ego-Exo4D tree -> base checkpoint -> feature cache -> LoRA SFT (accelerate launch training/sft.py)
+    -> evaluation JSON + plots -> `profvlm predict` on a held-out take -> model card
+
+With --moments the takes have timed events (slips, clean repetitions), the base checkpoint has temporal tokens (one
+per second), the model learns the experts' timed commentary ("[0:02] ...") and evaluation scores its time
+grounding; the prediction prints its timeline of moments. Its outputs go to their own folders (suffix _moments).
 
 Every stage skips work that is already done, so an interrupted run (or a second run) resumes. The video tower
 is RANDOMLY INITIALISED offline and the data is SYNTHETIC: the demo shows that the whole pipeline works and
@@ -24,15 +27,15 @@ if __package__ in (None, ""):
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 
-# Demo sizes, chosen so the whole job fits in ~15 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
-# 4 temporal tokens over 4-second takes: one token per second, as the random tiny tower has 4 frames.
-DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1,
-                 "temporal_tokens": 4}
+# Demo sizes, chosen so the whole job fits in ~10 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
+DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1}
+# --moments: 4 temporal tokens over the 4-second takes, one per second (the random tiny tower has 4 frames).
+MOMENTS_TEMPORAL_TOKENS = 4
 SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 # The builder config whose feedback is timed moments ("[0:02] ..."), learned from the experts' timed commentary.
 MOMENTS_CONFIG = "demonstrator_moments"
 DATA_MARKER = ".profvlm-demo-complete"
-DATA_VERSION = "events-1"  # a tree from before timed events is made again, not reused
+DATA_VERSIONS = {False: "ok", True: "events-1"}  # the marker's text: a tree of the other kind is made again
 
 
 def sft_config_value(key: str, default):
@@ -76,13 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir).resolve()
     if free_disk_gb(out) < 2:
         raise SystemExit(f"profvlm demo: only {free_disk_gb(out):.1f} GB free under {out}; about 2 GB are needed.")
+    suffix = "_moments" if args.moments else ""  # the two demos keep their own outputs side by side
     paths = {
-        "data": out / "egoexo4d_synthetic",
-        "base": out / "base_checkpoint",
-        "features": out / "features",
-        "run": out / "sft_run",
-        "eval": out / "evaluation",
+        "data": out / f"egoexo4d_synthetic{suffix}",
+        "base": out / f"base_checkpoint{suffix}",
+        "features": out / f"features{suffix}",
+        "run": out / f"sft_run{suffix}",
+        "eval": out / f"evaluation{suffix}",
     }
+    temporal_tokens = MOMENTS_TEMPORAL_TOKENS if args.moments else 1
     total = 7
     print("ProfVLM demo — offline, on CPU. Honest caveats: the video tower is a RANDOMLY INITIALISED, frozen "
           "TimeSformer (no pretrained weights are reachable offline) and the videos are SYNTHETIC.")
@@ -96,27 +101,28 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"profvlm demo: {err}")
     done(t, str(smollm2))
 
-    t = stage(2, total, f"Synthetic Ego-Exo4D tree: {args.takes} takes x 5 views, {args.size} px, {args.seconds} s, "
-                        "with timed events (slips, clean repetitions) that the expert commentary names")
+    events = ", with timed events (slips, clean repetitions) that the expert commentary names" if args.moments else ""
+    t = stage(2, total, f"Synthetic Ego-Exo4D tree: {args.takes} takes x 5 views, {args.size} px, {args.seconds} s"
+                        + events)
     marker = paths["data"] / DATA_MARKER
-    if not marker.is_file() or marker.read_text().strip() != DATA_VERSION:
+    if not marker.is_file() or marker.read_text().strip() != DATA_VERSIONS[args.moments]:
         from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
 
         generate_synthetic_egoexo4d(paths["data"], args.takes, seed=args.seed, size=args.size,
-                                    seconds=args.seconds, overwrite=True, events=True)
-        marker.write_text(DATA_VERSION + "\n")
+                                    seconds=args.seconds, overwrite=True, events=args.moments)
+        marker.write_text(DATA_VERSIONS[args.moments] + "\n")
     else:
         print("      (reusing the existing tree)")
     done(t, str(paths["data"]))
 
-    t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2, "
-                        f"{args.temporal_tokens} temporal tokens per take")
-    if not is_current_base(paths["base"], args.temporal_tokens):
+    tokens = f", {temporal_tokens} temporal tokens per take" if temporal_tokens > 1 else ""
+    t = stage(3, total, f"Base checkpoint: {args.vision} TimeSformer (random, frozen) + projector + SmolLM2{tokens}")
+    if not is_current_base(paths["base"], temporal_tokens):
         from profvlm.assemble import build_base_checkpoint
 
         tmp = paths["base"].with_name(paths["base"].name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        build_base_checkpoint(args.vision, str(smollm2), tmp, seed=args.seed, temporal_tokens=args.temporal_tokens)
+        build_base_checkpoint(args.vision, str(smollm2), tmp, seed=args.seed, temporal_tokens=temporal_tokens)
         shutil.rmtree(paths["base"], ignore_errors=True)
         tmp.rename(paths["base"])
     else:
@@ -139,14 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
              "--num_machines", "1", "--dynamo_backend", "no",
              "training/sft.py", "--config", str(SFT_CONFIG.relative_to(REPO_ROOT)), "--model", str(paths["base"]),
-             "--data_dir", str(paths["data"]), "--features", str(paths["features"]), "--dataset_config",
-             MOMENTS_CONFIG, "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
+             "--data_dir", str(paths["data"]), "--features", str(paths["features"]),
+             *(["--dataset_config", MOMENTS_CONFIG] if args.moments else []),
+             "--output_dir", str(paths["run"]), "--max_steps", str(args.max_steps), *resume], "train")
     else:
         print("      (reusing the trained checkpoint)")
     done(t, str(final))
 
-    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, calibration, feedback, "
-                        "time grounding of the moments")
+    grounding = ", time grounding of the moments" if args.moments else ""
+    t = stage(6, total, "Evaluation on the held-out (validation) split: labels, view settings, calibration, feedback"
+                        + grounding)
     metrics_file = paths["eval"] / "metrics.json"
     if is_current_evaluation(metrics_file, final):
         print("      (reusing the evaluation of this checkpoint)")
@@ -161,15 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      (the checkpoint records no max_feedback_words: passing {words[1]} from {SFT_CONFIG.name})")
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), "--moments", "--time_tolerances", *map(str, demo_tolerances(args)), *words,
-             *device], "evaluate")
+             str(paths["features"]), *moments_flags(args, temporal_tokens), *words, *device], "evaluate")
     print("      " + evaluation_line(json.loads(metrics_file.read_text())))
     done(t, f"{metrics_file}, predictions.jsonl, confusion_matrix.png, per_scenario.png, reliability_diagram.png")
 
     t = stage(7, total, "Prediction on a held-out take, then the model card")
     ego, exos = held_out_take(paths["data"])
     run([sys.executable, "-m", "profvlm.cli", "predict", "--model", str(final), "--ego", ego,
-         "--exo", *exos, "--max_new_tokens", "48", *device], "predict")
+         "--exo", *exos, "--max_new_tokens", "96" if args.moments else "48", *device], "predict")
     run([sys.executable, "-m", "profvlm.cli", "card", "--model", str(final), "--eval",
          str(paths["eval"] / "metrics.json")], "card")
     done(t, f"model card: {final / 'README.md'}")
@@ -186,10 +193,13 @@ def is_current_base(base: Path, temporal_tokens: int) -> bool:
     return json.loads((base / "config.json").read_text()).get("temporal_tokens", 1) == temporal_tokens
 
 
-def demo_tolerances(args: argparse.Namespace) -> tuple[float, ...]:
-    """Time-grounding tolerances: one temporal token's length (the finest a model can tell apart), 2 and 5 s."""
-    bin_seconds = args.seconds / args.temporal_tokens
-    return tuple(sorted({round(bin_seconds, 3), 2.0, 5.0}))
+def moments_flags(args: argparse.Namespace, temporal_tokens: int) -> list[str]:
+    """Evaluation's flags for the moments demo: timed references, and time-grounding tolerances of one temporal
+    token's length (the finest a model can tell apart), 2 and 5 s. None for the label demo."""
+    if not args.moments:
+        return []
+    tolerances = sorted({round(args.seconds / temporal_tokens, 3), 2.0, 5.0})
+    return ["--moments", "--time_tolerances", *map(str, tolerances)]
 
 
 def is_current_evaluation(metrics_file: Path, final: Path) -> bool:
@@ -243,8 +253,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
     parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
                         help="random tower size (offline there is no pretrained tower)")
-    parser.add_argument("--temporal_tokens", type=int, default=DEMO_DEFAULTS["temporal_tokens"],
-                        help="tokens per take along time (default 4: one per second of the 4-second takes)")
+    parser.add_argument("--moments", action="store_true",
+                        help="the moments demo: timed events, 4 temporal tokens, feedback that says when")
     add_device_arguments(parser)
     parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
                         help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
@@ -264,8 +274,9 @@ def device_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _argv_from(args: argparse.Namespace) -> list[str]:
-    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "temporal_tokens", "max_steps")
-    return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))] + device_flags(args)
+    keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "max_steps")
+    moments = ["--moments"] if getattr(args, "moments", False) else []
+    return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))] + device_flags(args) + moments
 
 
 if __name__ == "__main__":

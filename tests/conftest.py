@@ -32,10 +32,11 @@ def tiny_checkpoint(tiny_text_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_moments_checkpoint(tiny_text_dir, tmp_path_factory):
-    """A tiny checkpoint whose LM answers with timed moments (tests/moments_checkpoint.py: trained for ~20 s)."""
+    """A tiny checkpoint whose LM answers with timed moments (tests/moments_checkpoint.py: trained for ~20 s). It has
+    2 temporal tokens, so the app and pipeline tests that use it run the time axis (per-step camera weights) too."""
     from tests.moments_checkpoint import build_moments_checkpoint
 
-    return build_moments_checkpoint(tiny_text_dir, tmp_path_factory.mktemp("tiny_moments") / "ckpt")
+    return build_moments_checkpoint(tiny_text_dir, tmp_path_factory.mktemp("tiny_moments") / "ckpt", temporal_tokens=2)
 
 
 @pytest.fixture(scope="session")

@@ -272,3 +272,17 @@ def test_bad_input_ends_in_one_line(tiny_checkpoint, egoexo_tree, tmp_path):
         proc = subprocess.run(base + args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0 and expected in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_moments_checkpoint_writes_each_takes_moments_within_the_take(tiny_moments_checkpoint, tmp_path):
+    from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK
+
+    root = tmp_path / "takes"
+    for i in range(2):
+        write_take(root / f"t{i}", seed=i, num_frames=75)  # 2.5 s: 0:00 and 0:02 lie inside, 9:59 does not
+    out = tmp_path / "out"
+    run_batch_predict(str(tiny_moments_checkpoint), str(root), str(out), device="cpu", dtype="float32",
+                      options=BatchOptions(batch_size=2, num_workers=0, max_new_tokens=48, progress=False))
+    lines = lines_of(out / "predictions.jsonl")
+    assert [line["feedback"] for line in lines] == [MOMENTS_FEEDBACK] * 2
+    assert [line["moments"] for line in lines] == [EXPECTED_MOMENTS] * 2  # the late 9:59 remark dropped

@@ -20,10 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
 
 
-def _demo(out: Path) -> subprocess.CompletedProcess:
+def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "profvlm.demo", "--output_dir", str(out), *SMALL], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=1200)
+    return subprocess.run([sys.executable, "-m", "profvlm.demo", "--output_dir", str(out), *SMALL, *extra],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
 
 def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
@@ -48,10 +48,7 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
             and f"MAE {metrics['mean_absolute_error']:.3f}" in evaluation_line
             and f"QWK {metrics['quadratic_weighted_kappa']:.3f}" in evaluation_line
             and f"ECE {metrics['expected_calibration_error']:.3f}" in evaluation_line), evaluation_line
-    # the demo trains on timed moments: evaluation scores their time grounding and the line reports it
-    assert metrics["time_grounding"]["tolerances"][0] == pytest.approx(1 / 4)  # one token's length: 1 s / 4 tokens
-    assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
-    assert json.loads((out / "base_checkpoint" / "config.json").read_text())["temporal_tokens"] == 4
+    assert "time_grounding" not in metrics and "moments F1" not in evaluation_line  # the label demo
     # evaluation was not told --max_feedback_words: it used the value the checkpoint was trained with
     provenance = metrics["provenance"]
     assert (provenance["max_feedback_words"], provenance["max_feedback_words_source"]) == (
@@ -73,3 +70,18 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
                    "reusing the evaluation"):
         assert reused in second.stdout
     assert "0 to extract" in second.stdout + second.stderr  # the feature cache is complete: nothing recomputed
+
+
+def test_the_moments_demo_trains_on_timed_commentary_and_scores_time_grounding(smollm2_dir, tmp_path):
+    out = tmp_path / "demo"
+    run = _demo(out, "--moments")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "with timed events" in run.stdout and "4 temporal tokens per take" in run.stdout
+    assert json.loads((out / "base_checkpoint_moments" / "config.json").read_text())["temporal_tokens"] == 4
+    metrics = json.loads((out / "evaluation_moments" / "metrics.json").read_text())
+    # one token's length (1 s / 4 tokens) is the finest tolerance; the line reports F1 at each
+    assert metrics["time_grounding"]["tolerances"] == pytest.approx([0.25, 2.0, 5.0])
+    evaluation_line = next(line for line in run.stdout.splitlines() if "held-out accuracy" in line)
+    assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
+    lines = [json.loads(line) for line in (out / "evaluation_moments" / "predictions.jsonl").read_text().splitlines()]
+    assert all("reference_moments" in line for line in lines if line["view_setting"] == "ego_exos")

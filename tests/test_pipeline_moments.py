@@ -31,7 +31,9 @@ def test_moments_checkpoint_gives_its_moments_and_drops_the_late_one(tiny_moment
     assert result["proficiency"] == MOMENTS_LABEL and result["scores"][MOMENTS_LABEL] > 0.9
     assert result["feedback"] == MOMENTS_FEEDBACK  # what it was trained to say, with the late moment
     assert result["moments"] == EXPECTED_MOMENTS
-    assert result["timeline"] == []  # one temporal token: the take's camera weights are `view_weights`
+    # its two temporal tokens: one timeline entry each, with camera weights over the take's views
+    assert len(result["timeline"]) == 2 and all(sorted(step["view_weights"]) == sorted(VIEWS)
+                                                for step in result["timeline"])
     warnings = [r.getMessage() for r in caplog.records if "past the take's end" in r.getMessage()]
     assert warnings == ["dropped 1 of 3 moments timed past the take's end (2.50 s): 599 s"]
     # a batch gives every take its own moments
@@ -133,8 +135,14 @@ def test_predict_command_prints_the_moments_checkpoints_timeline(tiny_moments_ch
     assert main(args + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["moments"] == EXPECTED_MOMENTS
-    top = max(result["view_weights"], key=result["view_weights"].get)  # N = 1: the take's most weighted camera
+    steps = result["timeline"]  # 2 temporal tokens: the camera weighted most in the token that covers each moment
+    # 0:00 lies in the first token (it starts at the first sampled frame, 0.3 s), 0:02 in the second (from 1.53 s)
+    assert len(steps) == 2 and 0.0 < steps[0]["time"] < steps[1]["time"] <= 2.0
+
+    def top(step):
+        return max(step["view_weights"], key=step["view_weights"].get)
+
     assert main(args) == 0
     report = capsys.readouterr().out
-    assert f"  0:00 │ clean rep  [{top}]\n  0:02 │ slip  [{top}]\n" in report
+    assert f"  0:00 │ clean rep  [{top(steps[0])}]\n  0:02 │ slip  [{top(steps[1])}]\n" in report
     assert "9:59" not in report and "late" not in report  # past the take's end
