@@ -79,6 +79,15 @@ def client_predict(url: str, files: dict[str, str]):
 
 
 # ------------------------------------------------------------------------------------------------ gradio_client
+def camera_then(reference: dict, time: float) -> str:
+    """The camera the pipeline weighted most in the temporal token covering `time` (the last token starting at or
+    before it, else the first), read from the pipeline's own timeline (the checkpoint has 2 temporal tokens)."""
+    steps = reference["timeline"]
+    assert len(steps) == 2
+    step = ([s for s in steps if s["time"] <= time] or steps[:1])[-1]
+    return max(step["view_weights"], key=step["view_weights"].get)
+
+
 def test_predict_matches_the_pipeline(app_url, take, reference):
     outputs = client_predict(app_url, take)
     result = outputs[0]  # the first output is the pipeline's dict
@@ -95,9 +104,10 @@ def test_predict_matches_the_pipeline(app_url, take, reference):
     assert reference["proficiency"] in outputs[1]  # the level in large type
     assert len(outputs[5]) == len(VIEWS)  # one sampled frame per given view
     assert "Took" in outputs[6]
-    top = max(reference["view_weights"], key=reference["view_weights"].get)  # N = 1: the take's top camera
+    first, second = camera_then(reference, 0.0), camera_then(reference, 2.0)
     for moment in ("<b class=\"profvlm-moment-time\" style=\"font-family:monospace;font-size:1.1em\">0:00</b>",
-                   ">clean rep</div>", ">0:02</b>", ">slip</div>", f"({top})", f'alt="{top} at 0:02"'):
+                   ">clean rep</div>", ">0:02</b>", ">slip</div>", f"({first})", f'alt="{first} at 0:00"',
+                   f"({second})", f'alt="{second} at 0:02"'):
         assert moment in outputs[7], outputs[7][:300]
     assert outputs[7].count('<li class="profvlm-moment"') == 2 and "9:59" not in outputs[7]
 
@@ -195,13 +205,13 @@ def test_browser_upload_estimate_and_error(app_url, take, reference, tmp_path):
             expect(page.locator("#profvlm-frames img")).to_have_count(len(VIEWS))
             expect(page.locator("#profvlm-timing")).to_contain_text("Took")
             # The moments: each with its time as text, the most weighted camera and that camera's frame then.
-            top = max(reference["view_weights"], key=reference["view_weights"].get)
             moments = page.locator("#profvlm-moments li.profvlm-moment")
             expect(moments).to_have_count(len(EXPECTED_MOMENTS))
             for item, moment in zip(moments.all(), EXPECTED_MOMENTS):
                 stamp = f"0:{int(moment['time']):02d}"  # the times are under a minute
                 expect(item.locator(".profvlm-moment-time")).to_have_text(stamp)
                 expect(item.locator(".profvlm-moment-text")).to_have_text(moment["text"])
+                top = camera_then(reference, moment["time"])
                 expect(item.locator(".profvlm-moment-camera")).to_have_text(f"({top})")
                 frame = item.locator("img.profvlm-moment-frame")
                 expect(frame).to_have_attribute("alt", f"{top} at {stamp}")
