@@ -145,27 +145,7 @@ def test_frame_times_of_a_constant_rate_file_and_of_one_without_timestamps(video
 def test_probing_a_constant_rate_file_reads_no_packets_and_a_vfr_file_reads_them_once(videos, vfr, monkeypatch):
     """Per-frame timestamps cost a demux: only files whose metadata disagree pay it (a 100-minute take would)."""
     demuxed, real_open = [], av.open
-
-    class Counting:
-        def __init__(self, container):
-            self._container = container
-
-        def __getattr__(self, name):
-            return getattr(self._container, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self._container.__exit__(*exc)
-
-        def demux(self, *args, **kwargs):
-            for packet in self._container.demux(*args, **kwargs):
-                if packet.size:  # the demuxer ends with an empty flush packet
-                    demuxed.append(packet)
-                yield packet
-
-    monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    monkeypatch.setattr(av, "open", lambda *a, **k: _CountingContainer(real_open(*a, **k), [], demuxed))
     assert not probe_video(videos["long"]).variable_frame_rate and demuxed == []
     probe_video(vfr)
     assert len(demuxed) == 150
@@ -192,10 +172,11 @@ class _CountingPacket:
 
 
 class _CountingContainer:
-    """Wraps a PyAV container and records the frames it decodes (through `decode` or demuxed packets)."""
+    """Wraps a PyAV container and records the frames it decodes (through `decode` or demuxed packets) and, when
+    given `packets`, the non-empty packets it demuxes (the demuxer ends with an empty flush packet)."""
 
-    def __init__(self, container, counter):
-        self._container, self._counter = container, counter
+    def __init__(self, container, counter, packets=None):
+        self._container, self._counter, self._packets = container, counter, packets
 
     def __getattr__(self, name):
         return getattr(self._container, name)
@@ -213,6 +194,8 @@ class _CountingContainer:
 
     def demux(self, *args, **kwargs):
         for packet in self._container.demux(*args, **kwargs):
+            if self._packets is not None and packet.size:
+                self._packets.append(packet)
             yield _CountingPacket(packet, self._counter)
 
 
