@@ -63,12 +63,22 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
+def _common_prefix(rows: list[list[int]]) -> int:
+    """Length of the token prefix that every row shares (the continuations all start "Proficiency:")."""
+    length = 0
+    while all(len(r) > length for r in rows) and len({r[length] for r in rows}) == 1:
+        length += 1
+    return length
+
+
 @torch.no_grad()
 def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None = None,
                  prompt_rows: list[list[int]] | None = None) -> LabelScores:
     """Probability of each proficiency label for every take in `batch` (a processor output whose prompts end
     where the answer starts). The tower runs once per take (`encode_views`, or the batch's cached
-    `video_features`); the L continuations of each take are then scored in one LM pass with the features repeated.
+    `video_features`), the prompt (with the continuations' shared start) once per take, and the L label
+    continuations in one more LM pass over the prompt's key/value cache, so a longer prompt (temporal tokens with
+    their time stamps) costs once per take, not once per label.
     `prompt_rows`: the prompts' token ids without padding when the caller has them (else read from the batch)."""
     # The checkpoint's config owns the label order (config.proficiency_labels).
     labels = tuple(labels or model.config.proficiency_labels)
@@ -79,40 +89,56 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     if view_mask is not None:
         view_mask = view_mask.to(device)
     features = batch.get("video_features")
-    if features is None:  # [B, V, T, C, H, W] -> [B, V, D]
+    if features is None:  # [B, V, T, C, H, W] -> [B, V, N, D]
         features = model.model.encode_views(batch["pixel_values_videos"].to(device), view_mask)
     features = features.to(device)
 
     prompts = prompt_rows if prompt_rows is not None else unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
     continuations = label_continuation_ids(tokenizer, labels)
-    n = len(labels)
-    rows = [prompt + cont for prompt in prompts for cont in continuations]  # take-major: row = take * n + label
-    input_ids, attention_mask = pad_rows(rows, _pad_id(tokenizer), "right")
-    outputs = model.model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        video_features=features.repeat_interleave(n, 0),
-        view_mask=None if view_mask is None else view_mask.repeat_interleave(n, 0),  # None: the model says why
-    )
-    # The token at position p is predicted by the hidden state at p - 1; apply the LM head only there.
-    row_idx, pos_idx = [], []
-    for take, prompt in enumerate(prompts):
-        for j, cont in enumerate(continuations):
-            row_idx += [take * n + j] * len(cont)
-            pos_idx += range(len(prompt) - 1, len(prompt) + len(cont) - 1)
-    row_idx, pos_idx = torch.tensor(row_idx, device=device), torch.tensor(pos_idx, device=device)
-    hidden = outputs.last_hidden_state[row_idx, pos_idx]  # [n_continuation_tokens, D_text]
+    n, pad_id = len(labels), _pad_id(tokenizer)
+    shared = min(_common_prefix(continuations), min(len(c) for c in continuations) - 1)  # each label keeps >= 1 token
+    heads = [prompt + continuations[0][:shared] for prompt in prompts]
+    tails = [cont[shared:] for cont in continuations]
+
+    # Pass 1: prompt + shared start, once per take. Right padding: every real token keeps its unpadded position.
+    head_ids, head_mask = pad_rows(heads, pad_id, "right")
+    first = model.model(input_ids=head_ids.to(device), attention_mask=head_mask.to(device), video_features=features,
+                        view_mask=view_mask, use_cache=True)  # view_mask None: the model says why
+    cache = first.cache
+    cache.batch_repeat_interleave(n)  # take-major: row = take * n + label
+    # Pass 2: the label tails after each take's cached prompt, at the positions they would have unpadded.
+    tail_ids, tail_mask = pad_rows(tails * len(prompts), pad_id, "right")
+    head_lengths = torch.tensor([len(h) for h in heads]).repeat_interleave(n)
+    positions = head_lengths[:, None] + torch.arange(tail_ids.shape[1])[None, :]
+    second = model.model(input_ids=tail_ids.to(device),
+                         attention_mask=torch.cat([head_mask.repeat_interleave(n, 0), tail_mask], 1).to(device),
+                         position_ids=positions.to(device), cache=cache, use_cache=True)
+
+    # The token at position p is predicted by the hidden state at p - 1: the shared start and a tail's first token
+    # by the prompt's and head's last tokens (pass 1), the tail's later tokens by its own earlier ones (pass 2).
+    # The shared start is scored once and counted for every label, so the sums stay each continuation's full
+    # log-likelihood.
+    hidden, targets, rows = [], [], []
+    for take, (prompt, head) in enumerate(zip(prompts, heads)):
+        for j, tail in enumerate(tails):
+            row = take * n + j
+            hidden.append(first.last_hidden_state[take, len(prompt) - 1 : len(head)])
+            hidden.append(second.last_hidden_state[row, : len(tail) - 1])
+            targets += head[len(prompt):] + tail
+            rows += [row] * (shared + len(tail))
+    hidden = torch.cat(hidden)  # [n_tail_tokens, D_text]
     head = model.get_output_embeddings()
     # The head in float32 even when the LM runs in bf16: label margins can be smaller than bf16's logit rounding.
     bias = None if getattr(head, "bias", None) is None else head.bias.float()
     log_probs = torch.nn.functional.linear(hidden.float(), head.weight.float(), bias).log_softmax(-1)
-    token_ll = log_probs.gather(-1, input_ids.to(device)[row_idx, pos_idx + 1].unsqueeze(-1)).squeeze(-1)
-    summed = torch.zeros(len(rows), device=device).index_add_(0, row_idx, token_ll).view(len(prompts), n)
+    token_ll = log_probs.gather(-1, torch.tensor(targets, device=device).unsqueeze(-1)).squeeze(-1)
+    rows = torch.tensor(rows, device=device)
+    summed = torch.zeros(len(prompts) * n, device=device).index_add_(0, rows, token_ll).view(len(prompts), n)
     return LabelScores(
         labels=labels,
         log_likelihoods=summed,
         probabilities=summed.softmax(-1),
-        view_weights=outputs.view_weights[::n].float(),
+        view_weights=first.view_weights.float(),
         video_features=features,
         prompt_rows=prompts,
     )

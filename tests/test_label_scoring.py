@@ -116,3 +116,21 @@ def test_scoring_works_for_a_checkpoints_own_labels(labels, tiny_text_dir, tmp_p
         assert list(direct) == labels
         torch.testing.assert_close(scores.log_likelihoods[i], torch.tensor([direct[l] for l in labels]), atol=1e-4, rtol=0)
         assert scores.predicted_labels()[i] == max(direct, key=direct.get)
+
+
+def test_the_prompt_runs_through_the_language_model_once_per_take_not_once_per_label(model_and_processor, takes):
+    model, processor = model_and_processor
+    batch = _batch(processor, takes)
+    prompt_length = batch["input_ids"].shape[1]
+    passes = []  # (rows, tokens) of every language-model pass
+    handle = model.model.language_model.register_forward_hook(
+        lambda m, args, kwargs, out: passes.append(tuple(kwargs["inputs_embeds"].shape[:2])), with_kwargs=True)
+    try:
+        scores = score_labels(model, processor, batch)
+    finally:
+        handle.remove()
+    labels = len(scores.labels)
+    # Rows as long as the prompt: one per take. Scoring each label over its own copy of the prompt would give
+    # takes x labels of them.
+    assert sum(rows for rows, tokens in passes if tokens >= prompt_length) == len(takes), passes
+    assert sum(rows for rows, tokens in passes if tokens < prompt_length) == len(takes) * labels, passes
