@@ -2,12 +2,12 @@
 
 A take with events has one to `MAX_EVENTS` of them, each a `slip` or a `clean` repetition, at distinct random
 seconds. Each one is seen by two or three of the five cameras (chosen per event) and drawn there as a flash of the
-background in the event's colour (`EVENT_COLOURS`, yuv) for `EVENT_SECONDS`; the performer is drawn on top as
+background of the frame's top `EVENT_BAND` in the event's colour (`EVENT_COLOURS`, yuv) for `EVENT_SECONDS`; the performer is drawn on top as
 usual, so the motion (the label signal) stays visible. The experts name every event at its onset in their
 commentary (`synthetic_commentary.event_commentary`), which config `demonstrator_moments` turns into moments.
 
 Why these numbers: a frozen, randomly initialised tower mostly measures how much of the frame each colour covers,
-so a whole-background colour change is what survives its per-time-step features (tests/test_synthetic_events.py
+so a large colour change is what survives its per-time-step features (tests/test_synthetic_events.py
 measures it). An event starts within `ONSET_JITTER` s after a whole second k and lasts `EVENT_SECONDS`, so it covers
 [k + 0.2, k + 0.8] whatever the jitter: the frames a uniform sampler takes at k + 0.25, k + 0.5 and k + 0.75 (4 or 8
 frames over a take of whole seconds) show it, and the second the answer names (times are floored, "[0:0k]") is the
@@ -29,6 +29,11 @@ NUM_CAMERAS = 5  # ego + four exo, in the generator's file order
 # Background colour (Y, U, V) while an event is on screen: a red slip, a green clean repetition. Both are far from
 # the grey background (80, 128, 128) and from each other in every channel the tower sees after RGB conversion.
 EVENT_COLOURS = {"slip": (90, 90, 235), "clean": (150, 60, 50)}
+# The share of the frame's height (from the top) whose background flashes. A whole-background flash made the motion,
+# the label signal, hard to learn: with 4 temporal tokens and flashes over the whole background, a projector + linear
+# label head trained on the cached features of 200 takes (seed 0) reached 86% held-out against 100% for the same
+# takes without events; with the top quarter it is back at 96-100%, and a moments model still finds the events.
+EVENT_BAND = 0.25
 
 
 @dataclass(frozen=True)

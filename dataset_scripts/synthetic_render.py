@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dataset_scripts.synthetic_events import EVENT_COLOURS, TakeEvent
+from dataset_scripts.synthetic_events import EVENT_BAND, EVENT_COLOURS, TakeEvent
 from dataset_scripts.synthetic_motion import FPS, STREAK_FRAMES, Motion
 
 STREAK_ALPHA = 0.85
@@ -106,18 +106,20 @@ def render_view(motion: Motion, camera: Camera, height: int, width: int, ego: bo
 
 def flash_events(planes: tuple[np.ndarray, ...], events: list[TakeEvent], camera_index: int) -> tuple[np.ndarray, ...]:
     """Draw the events that camera `camera_index` sees into its yuv420p `planes` (in place, returned): while an event
-    is on, the background pixels take its colour (`EVENT_COLOURS`); the performer and the floor stay as drawn."""
+    is on, the background pixels of the frame's top `EVENT_BAND` take its colour (`EVENT_COLOURS`), like a signal
+    light above the scene; the performer and the floor stay as drawn."""
     y, u, v = planes
+    band = max(2, int(round(y.shape[1] * EVENT_BAND)) // 2 * 2)  # even, so the 2x2-subsampled chroma lines up
     for event in events:
         frames = event.frames(len(y))
         if camera_index not in event.cameras or not len(frames):
             continue
         luma, blue, red = EVENT_COLOURS[event.kind]
         window = slice(frames.start, frames.stop)
-        background = y[window] == LUMA["background"]  # exact: render_view fills the canvas with this value
-        y[window][background] = luma
+        background = y[window, :band] == LUMA["background"]  # exact: render_view fills the canvas with this value
+        y[window, :band][background] = luma
         small = background[:, ::2, ::2]  # the chroma planes are subsampled 2x2 like the luma they follow
-        u[window][small], v[window][small] = blue, red
+        u[window, : band // 2][small], v[window, : band // 2][small] = blue, red
     return y, u, v
 
 

@@ -35,7 +35,8 @@ SFT_CONFIG = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 # The builder config whose feedback is timed moments ("[0:02] ..."), learned from the experts' timed commentary.
 MOMENTS_CONFIG = "demonstrator_moments"
 DATA_MARKER = ".profvlm-demo-complete"
-DATA_VERSIONS = {False: "ok", True: "events-1"}  # the marker's text: a tree of the other kind is made again
+# The marker's text: a tree of another kind or version is made again (events-2: events flash the top quarter only).
+DATA_VERSIONS = {False: "ok", True: "events-2"}
 
 
 def sft_config_value(key: str, default):
