@@ -285,6 +285,33 @@ def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_lo
     assert abs(fused - full) < 1e-5, (fused, full)
 
 
+def test_label_loss_weight_counts_the_label_tokens_that_many_times(tiny_checkpoint, tree, tmp_path):
+    _, plain, _ = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "plain", [])
+    assert "label_token_mask" not in plain  # weight 1 (the default): the batch and the loss are TRL's own
+    weighted, batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "w", ["--label_loss_weight", "4"])
+    tok = trainer.processing_class.tokenizer
+    by_uid = {row["take_uid"]: row for row in trainer.train_dataset}
+    for i, uid in enumerate(batch["take_uids"]):  # exactly the label's tokens, nothing of the prefix or feedback
+        assert tok.decode(batch["input_ids"][i][batch["label_token_mask"][i]]).strip() == by_uid[uid]["label"]
+    inputs = {k: v for k, v in batch.items() if k not in ("take_uids", "labels", "label_token_mask")}
+    with torch.no_grad():
+        logits = trainer.model(**inputs).logits.float()
+    # By hand from the full logits: every answer token's -log p once, the label's three more times, over the count.
+    targets = batch["labels"][:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets.clamp(min=0), reduction="none")
+    nll = nll * (targets != IGNORE_INDEX)
+    expected = (nll.sum() + 3 * (nll * batch["label_token_mask"][:, 1:]).sum()) / (targets != IGNORE_INDEX).sum()
+    assert abs(weighted - expected.item()) < 1e-4, (weighted, expected.item())
+    assert weighted > (nll.sum() / (targets != IGNORE_INDEX).sum()).item() + 1e-3  # the weight changed the loss
+
+
+def test_label_loss_weight_must_be_positive(tiny_checkpoint, tree, tmp_path):
+    script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
+                                    "--output_dir", str(tmp_path), "--label_loss_weight", "0"])
+    with pytest.raises(ValueError, match="--label_loss_weight 0.0: expected a weight > 0"):
+        build_trainer(script_args, args)
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_training_uses_bf16_autocast_only_where_the_cpu_has_it(native, monkeypatch):
     import training.sft as sft

@@ -63,6 +63,12 @@ class ProfVLMArguments:
     frame_sampler: str | None = field(
         default=None, metadata={"help": "Frame sampler for pixel training (processor default: uniform)."}
     )
+    label_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the proficiency label's tokens in the loss (the other answer tokens weigh 1). A "
+                          "long answer (timed moments) is mostly feedback tokens, so the label gets a small share of "
+                          "the gradient; > 1 gives it more."},
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank on the language model."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
@@ -154,13 +160,15 @@ def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
 
 
 class ProfVLMSFTTrainer(SFTTrainer):
-    """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank, and
-    whose fused LM head scores only the answer positions on CPU too (`trl_compat`)."""
+    """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank, weights
+    the proficiency label's tokens by `label_loss_weight` (the collator's `label_token_mask`), and whose fused LM
+    head scores only the answer positions on CPU too (`trl_compat`)."""
 
-    def __init__(self, *args, seen_takes_path: Path | None = None, **kwargs):
+    def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0, **kwargs):
         score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
+        self.label_loss_weight = float(label_loss_weight)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         take_uids = inputs.pop("take_uids", None)
@@ -168,7 +176,20 @@ class ProfVLMSFTTrainer(SFTTrainer):
             self.seen_takes_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.seen_takes_path, "a") as f:  # appended per batch, so a killed run keeps its record
                 f.write(json.dumps({"step": self.state.global_step, "take_uids": take_uids}) + "\n")
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        label_mask = inputs.pop("label_token_mask", None)
+        if label_mask is None or self.label_loss_weight == 1.0:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        # SFTTrainer's nll loss (-sum(log p) over the answer tokens / their count) with the label's tokens counted
+        # `label_loss_weight` times. TRL's entropy / token-accuracy logs are skipped on this path.
+        inputs["use_cache"] = False
+        outputs = model(**inputs, fused_lm_head=True)
+        weights = 1.0 + (self.label_loss_weight - 1.0) * label_mask[:, 1:].to(outputs.log_probs)  # per next token
+        count = outputs.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
+        loss = -(outputs.log_probs * weights).sum() / torch.as_tensor(count).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as SFTTrainer: DDP averages, the count spans all ranks
+        return (loss, outputs) if return_outputs else loss
 
 
 def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> ProfVLMSFTTrainer:
@@ -186,7 +207,11 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
-    collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler)
+    if script_args.label_loss_weight <= 0:
+        raise ValueError(f"--label_loss_weight {script_args.label_loss_weight}: expected a weight > 0 (1 = no extra "
+                         "weight).")
+    collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler,
+                               mark_label_tokens=script_args.label_loss_weight != 1.0)
     lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
                                tuple(script_args.lora_target_modules))
     seen = None
@@ -194,7 +219,7 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         seen = Path(training_args.output_dir) / "seen_takes" / f"rank{training_args.process_index}.jsonl"
     trainer = ProfVLMSFTTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                                 processing_class=processor, data_collator=collator, peft_config=lora,
-                                seen_takes_path=seen)
+                                seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight)
     trainer.script_args = script_args  # save_final records the training facts from them
     total, trainable = count_parameters(trainer.model)
     if training_args.process_index == 0:
@@ -241,7 +266,8 @@ def carry_hub_code(base_dir: str | Path, final_dir: str | Path) -> list[str]:
 
 
 def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str]) -> dict:
-    """What the final checkpoint's config records about its training: the feedback word limit, the label list, the
+    """What the final checkpoint's config records about its training: the feedback word limit, the label tokens' loss
+    weight, the label list, the
     dtype of the cached features (if any) and the training data's provenance (the dataset block of training/evaluation_provenance.py, for the train split,
     with the labels the rows were checked against)."""
     from training.evaluation_provenance import dataset_provenance
@@ -254,6 +280,7 @@ def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str])
     feature_dtype = read_manifest(script_args.features).get("dtype") if script_args.features else None
     return {
         "max_feedback_words": int(script_args.max_feedback_words),
+        "label_loss_weight": float(script_args.label_loss_weight),
         "proficiency_labels": list(labels),
         "training_data": {**data, "labels": list(labels), "views": script_args.views},
         "vision_feature_dtype": feature_dtype,
