@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, camera_at
 from modeling_profvlm.device_policy import add_device_arguments
+from profvlm.demo import demo_paths
 
 if TYPE_CHECKING:  # only for annotations: gradio, numpy and the pipeline load lazily
     import gradio as gr
@@ -37,8 +38,9 @@ if TYPE_CHECKING:  # only for annotations: gradio, numpy and the pipeline load l
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "PROFVLM_MODEL"
-# Where `make demo` leaves its trained checkpoint; a Space or a local run without PROFVLM_MODEL uses it if present.
-DEMO_CHECKPOINT = Path("demo_outputs") / "sft_run" / "final"
+# Where `make demo` leaves its trained checkpoints (the moments demo's first, then the label demo's); a Space or a
+# local run without PROFVLM_MODEL serves the first one present.
+DEMO_CHECKPOINTS = tuple(demo_paths(Path("demo_outputs"), moments)["run"] / "final" for moments in (True, False))
 API_NAME = "predict"  # the button's endpoint, `/predict` for gradio_client, whatever else the page has
 EXAMPLE_API_NAME = "run_example"  # the example's hidden run: its own name, never one the button could lose
 # The Hub id the model card and `profvlm push` examples use; the Space falls back to it.
@@ -349,7 +351,8 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
 # -------------------------------------------------------------------------------------- command line + Space
 def space_model() -> str:
     """The model the Space serves: $PROFVLM_MODEL, else `make demo`'s checkpoint when present, else the Hub id."""
-    return os.environ.get(MODEL_ENV) or (str(DEMO_CHECKPOINT) if DEMO_CHECKPOINT.is_dir() else DEFAULT_HUB_MODEL)
+    present = next((str(path) for path in DEMO_CHECKPOINTS if path.is_dir()), DEFAULT_HUB_MODEL)
+    return os.environ.get(MODEL_ENV) or present
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@
     synthetic Ego-Exo4D tree -> base checkpoint -> feature cache -> LoRA SFT (accelerate launch training/sft.py)
     -> evaluation JSON + plots -> `profvlm predict` on a held-out take -> model card
 
-With --moments the takes have timed events (slips, clean repetitions), the base checkpoint has temporal tokens (one
+By default (the moments demo; --no-moments for the paper's label + feedback demo) the takes have timed events (slips, clean repetitions), the base checkpoint has temporal tokens (one
 per second), the model learns the experts' timed commentary ("[0:02] ...") and evaluation scores its time
 grounding; the prediction prints its timeline of moments. Its outputs go to their own folders (suffix _moments).
+The moments answers are long (~50 tokens of timed commentary) next to the 2-3 label tokens, so the SFT config
+weights the label's tokens 5x in the loss (`label_loss_weight`).
 
 Every stage skips work that is already done, so an interrupted run (or a second run) resumes. The video tower
 is RANDOMLY INITIALISED offline and the data is SYNTHETIC: the demo shows that the whole pipeline works and
@@ -80,14 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir).resolve()
     if free_disk_gb(out) < 2:
         raise SystemExit(f"profvlm demo: only {free_disk_gb(out):.1f} GB free under {out}; about 2 GB are needed.")
-    suffix = "_moments" if args.moments else ""  # the two demos keep their own outputs side by side
-    paths = {
-        "data": out / f"egoexo4d_synthetic{suffix}",
-        "base": out / f"base_checkpoint{suffix}",
-        "features": out / f"features{suffix}",
-        "run": out / f"sft_run{suffix}",
-        "eval": out / f"evaluation{suffix}",
-    }
+    paths = demo_paths(out, args.moments)
     temporal_tokens = MOMENTS_TEMPORAL_TOKENS if args.moments else 1
     total = 7
     print("ProfVLM demo — offline, on CPU. Honest caveats: the video tower is a RANDOMLY INITIALISED, frozen "
@@ -187,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def demo_paths(out: Path, moments: bool) -> dict[str, Path]:
+    """Where each stage of the demo writes under `out`; the moments demo's folders end in `_moments`, so the two demos
+    keep their outputs side by side. The trained checkpoint is `demo_paths(...)["run"] / "final"`."""
+    suffix = "_moments" if moments else ""
+    return {"data": out / f"egoexo4d_synthetic{suffix}", "base": out / f"base_checkpoint{suffix}",
+            "features": out / f"features{suffix}", "run": out / f"sft_run{suffix}", "eval": out / f"evaluation{suffix}"}
+
+
 def is_current_base(base: Path, temporal_tokens: int) -> bool:
     """True when `base` is a finished base checkpoint with the demo's temporal tokens (else it is built again)."""
     if not (base / "processor_config.json").is_file():
@@ -254,8 +257,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seconds", type=float, default=DEMO_DEFAULTS["seconds"], help="synthetic take length (s)")
     parser.add_argument("--vision", default=DEMO_DEFAULTS["vision"], choices=["random-tiny", "random-base"],
                         help="random tower size (offline there is no pretrained tower)")
-    parser.add_argument("--moments", action="store_true",
-                        help="the moments demo: timed events, 4 temporal tokens, feedback that says when")
+    parser.add_argument("--moments", action=argparse.BooleanOptionalAction, default=True,
+                        help="the moments demo (the default): timed events, 4 temporal tokens, feedback that says "
+                             "when; --no-moments runs the paper's label + feedback demo (one token per view)")
     add_device_arguments(parser)
     parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
                         help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
@@ -276,7 +280,7 @@ def device_flags(args: argparse.Namespace) -> list[str]:
 
 def _argv_from(args: argparse.Namespace) -> list[str]:
     keys = ("output_dir", "takes", "seed", "size", "seconds", "vision", "max_steps")
-    moments = ["--moments"] if getattr(args, "moments", False) else []
+    moments = ["--moments"] if getattr(args, "moments", True) else ["--no-moments"]
     return [item for k in keys for item in (f"--{k}", str(getattr(args, k)))] + device_flags(args) + moments
 
 

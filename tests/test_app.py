@@ -295,6 +295,17 @@ def test_space_model_comes_from_the_environment(monkeypatch):
     assert app.space_model() == app.DEFAULT_HUB_MODEL
 
 
+def test_space_model_serves_make_demos_checkpoint_the_moments_one_first(monkeypatch, tmp_path):
+    from profvlm import app
+
+    monkeypatch.delenv(app.MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo_outputs" / "sft_run" / "final").mkdir(parents=True)  # `make demo --no-moments`
+    assert app.space_model() == "demo_outputs/sft_run/final"
+    (tmp_path / "demo_outputs" / "sft_run_moments" / "final").mkdir(parents=True)  # `make demo`
+    assert app.space_model() == "demo_outputs/sft_run_moments/final"
+
+
 def test_space_files():
     import yaml
 

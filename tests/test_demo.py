@@ -28,7 +28,7 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     out = tmp_path / "demo"
-    first = _demo(out)
+    first = _demo(out, "--no-moments")  # the paper's label + feedback demo
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for number in range(1, 8):
         assert f"[{number}/7]" in first.stdout
@@ -64,7 +64,7 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     levels = re.findall(r"^Proficiency: (.+)$", first.stdout, flags=re.MULTILINE)
     assert levels and levels[-1] in PROFICIENCY_LABELS
 
-    second = _demo(out)
+    second = _demo(out, "--no-moments")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     for reused in ("reusing the existing tree", "reusing the existing checkpoint", "reusing the trained checkpoint",
                    "reusing the evaluation"):
@@ -72,9 +72,9 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     assert "0 to extract" in second.stdout + second.stderr  # the feature cache is complete: nothing recomputed
 
 
-def test_the_moments_demo_trains_on_timed_commentary_and_scores_time_grounding(smollm2_dir, tmp_path):
+def test_the_moments_demo_is_the_default_and_scores_time_grounding(smollm2_dir, tmp_path):
     out = tmp_path / "demo"
-    run = _demo(out, "--moments")
+    run = _demo(out)  # what `make demo` runs: no flag
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "with timed events" in run.stdout and "4 temporal tokens per take" in run.stdout
     assert json.loads((out / "base_checkpoint_moments" / "config.json").read_text())["temporal_tokens"] == 4
@@ -85,3 +85,6 @@ def test_the_moments_demo_trains_on_timed_commentary_and_scores_time_grounding(s
     assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
     lines = [json.loads(line) for line in (out / "evaluation_moments" / "predictions.jsonl").read_text().splitlines()]
     assert all("reference_moments" in line for line in lines if line["view_setting"] == "ego_exos")
+    # trained with the label's tokens weighted up as cpu_demo.yaml says, and the checkpoint records it
+    final_config = json.loads((out / "sft_run_moments" / "final" / "config.json").read_text())
+    assert final_config["label_loss_weight"] == sft_config_value("label_loss_weight", None) > 1.0
