@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=None, help="default: cpu_demo.yaml's")
     parser.add_argument("--label_loss_weight", type=float, default=None,
                         help="weight of the label's tokens in the loss (default: cpu_demo.yaml's)")
+    parser.add_argument("--time_loss_weight", type=float, default=None,
+                        help="weight of the [m:ss] markers' tokens in the loss (default: cpu_demo.yaml's)")
     parser.add_argument("--max_new_tokens", type=int, default=96, help="generation length in evaluation")
     parser.add_argument("--max_feedback_words", type=int, default=None,
                         help="feedback targets cut to this many words (default: cpu_demo.yaml's value)")
@@ -106,7 +108,8 @@ def train(args: argparse.Namespace, base: Path, data: Path, cache: Path, out: Pa
             "--max_steps", str(args.max_steps), "--max_feedback_words", str(args.max_feedback_words),
             "--logging_steps", "10", "--seed", str(args.seed)]
     overrides = {"--per_device_train_batch_size": args.batch_size, "--learning_rate": args.learning_rate,
-                 "--num_train_epochs": args.epochs, "--label_loss_weight": args.label_loss_weight}  # None: the YAML's value
+                 "--num_train_epochs": args.epochs, "--label_loss_weight": args.label_loss_weight,
+                 "--time_loss_weight": args.time_loss_weight}  # None: the YAML's value
     argv += [item for key, value in overrides.items() if value is not None for item in (key, str(value))]
     return sft.main(argv)
 

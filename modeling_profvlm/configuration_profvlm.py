@@ -72,10 +72,11 @@ class ProfVLMConfig(PreTrainedConfig):
     vision_tower_source: str | None = None
     language_model_source: str | None = None
     # Facts of the training run, written by training/sft.py into the final checkpoint so that evaluation, the card
-    # and the demo need not be told again: the feedback word limit, the label tokens' loss weight and the training
-    # data's provenance.
+    # and the demo need not be told again: the feedback word limit, the label and moment-time tokens' loss weights
+    # and the training data's provenance.
     max_feedback_words: int | None = None
     label_loss_weight: float | None = None
+    time_loss_weight: float | None = None
     training_data: dict | None = None
     # The dtype the training's cached tower features were made in ("bfloat16" / "float32"): inference runs the
     # tower in it unless told otherwise, so the projector sees features like those it was trained on.

@@ -143,6 +143,12 @@ def format_moments(moments: Sequence[dict]) -> str:
     return " ".join(f"[{format_timestamp(m['time'])}] {m['text']}" for m in normalize_moments(moments))
 
 
+def moment_marker_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) character spans of the `[m:ss]` / `[h:mm:ss]` markers in `text`, in order: where an answer
+    states its times (training may weight those tokens up)."""
+    return [marker.span() for marker in _MOMENT_MARKER.finditer(text)]
+
+
 def parse_moments(feedback: str) -> list[dict]:
     """The moments in a feedback text, inverse of `format_moments`: [{"time": float seconds, "text": str}] in time
     order. Never raises: text before the first marker and markers without text are skipped (generated text may
@@ -174,4 +180,5 @@ __all__ = [
     "normalize_moments",
     "format_moments",
     "parse_moments",
+    "moment_marker_spans",
 ]

@@ -67,6 +67,7 @@ from modeling_profvlm.profvlm_facts import (  # noqa: E402
     PROFICIENCY_LABELS,
     format_moments,
     format_target,
+    moment_marker_spans,
     normalize_moments,
     parse_moments,
     parse_output,
@@ -123,6 +124,18 @@ def test_a_bracketed_time_inside_a_comment_is_not_read_as_a_second_moment():
 )
 def test_parse_moments_is_lenient_with_generated_text(text, expected):
     assert parse_moments(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("no times here", []),
+        ("[0:04] slip [1:02:03] late", [(0, 6), (12, 21)]),
+        ("x [ 0:05 ] y [0:75] z", [(2, 10)]),  # spaces inside tolerated; 75 seconds is not a time
+    ],
+)
+def test_moment_marker_spans_are_where_the_times_are_written(text, expected):
+    assert moment_marker_spans(text) == expected
 
 
 @pytest.mark.parametrize(

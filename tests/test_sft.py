@@ -1,5 +1,6 @@
 """[training] SFT: options and configs, labels on the assistant answer only, cached features == pixels, resume after
 SIGKILL, two CPU ranks with disjoint shards, and the merged self-contained final checkpoint."""
+import re
 import signal
 import subprocess
 import sys
@@ -285,30 +286,60 @@ def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_lo
     assert abs(fused - full) < 1e-5, (fused, full)
 
 
+def _hand_weighted_loss(trainer, batch, extra: dict) -> tuple[float, float]:
+    """(weighted, plain) answer NLL by hand from the full logits: every answer token's -log p once, plus `extra`
+    {mask name: additional count} more times for the tokens of that mask, over the answer tokens' count."""
+    masks = ("take_uids", "labels", "label_token_mask", "time_token_mask")
+    inputs = {k: v for k, v in batch.items() if k not in masks}
+    with torch.no_grad():
+        logits = trainer.model(**inputs).logits.float()
+    targets = batch["labels"][:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets.clamp(min=0), reduction="none")
+    nll = nll * (targets != IGNORE_INDEX)
+    count = (targets != IGNORE_INDEX).sum()
+    weighted = nll.sum() + sum(times * (nll * batch[name][:, 1:]).sum() for name, times in extra.items())
+    return (weighted / count).item(), (nll.sum() / count).item()
+
+
 def test_label_loss_weight_counts_the_label_tokens_that_many_times(tiny_checkpoint, tree, tmp_path):
     _, plain, _ = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "plain", [])
     assert "label_token_mask" not in plain  # weight 1 (the default): the batch and the loss are TRL's own
     weighted, batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "w", ["--label_loss_weight", "4"])
+    assert "time_token_mask" not in batch
     tok = trainer.processing_class.tokenizer
     by_uid = {row["take_uid"]: row for row in trainer.train_dataset}
     for i, uid in enumerate(batch["take_uids"]):  # exactly the label's tokens, nothing of the prefix or feedback
         assert tok.decode(batch["input_ids"][i][batch["label_token_mask"][i]]).strip() == by_uid[uid]["label"]
-    inputs = {k: v for k, v in batch.items() if k not in ("take_uids", "labels", "label_token_mask")}
-    with torch.no_grad():
-        logits = trainer.model(**inputs).logits.float()
-    # By hand from the full logits: every answer token's -log p once, the label's three more times, over the count.
-    targets = batch["labels"][:, 1:]
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets.clamp(min=0), reduction="none")
-    nll = nll * (targets != IGNORE_INDEX)
-    expected = (nll.sum() + 3 * (nll * batch["label_token_mask"][:, 1:]).sum()) / (targets != IGNORE_INDEX).sum()
-    assert abs(weighted - expected.item()) < 1e-4, (weighted, expected.item())
-    assert weighted > (nll.sum() / (targets != IGNORE_INDEX).sum()).item() + 1e-3  # the weight changed the loss
+    expected, unweighted = _hand_weighted_loss(trainer, batch, {"label_token_mask": 3})
+    assert abs(weighted - expected) < 1e-4, (weighted, expected)
+    assert weighted > unweighted + 1e-3  # the weight changed the loss
 
 
-def test_label_loss_weight_must_be_positive(tiny_checkpoint, tree, tmp_path):
+def test_time_loss_weight_counts_the_moment_markers_tokens_that_many_times(tiny_checkpoint, tree, tmp_path):
+    weighted, batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path,
+                                                 ["--dataset_config", "demonstrator_moments",
+                                                  "--label_loss_weight", "2", "--time_loss_weight", "4"])
+    tok = trainer.processing_class.tokenizer
+    marked = 0
+    for i in range(len(batch["take_uids"])):  # exactly the answer's [m:ss] markers, nothing of their comments
+        answer = tok.decode(batch["input_ids"][i][batch["labels"][i] != IGNORE_INDEX])
+        markers = re.findall(r"\[\d+:\d\d\]", answer)
+        times = tok.decode(batch["input_ids"][i][batch["time_token_mask"][i]])
+        assert "".join(times.split()) == "".join(markers), (times, answer)
+        assert not (batch["time_token_mask"][i] & batch["label_token_mask"][i]).any()
+        marked += len(markers)
+    assert marked > 0  # the batch has moments, so the mask had something to find
+    expected, unweighted = _hand_weighted_loss(trainer, batch, {"label_token_mask": 1, "time_token_mask": 3})
+    assert abs(weighted - expected) < 1e-4, (weighted, expected)
+    label_only, _ = _hand_weighted_loss(trainer, batch, {"label_token_mask": 1})
+    assert weighted > label_only + 1e-3  # the time weight changed the loss
+
+
+@pytest.mark.parametrize("option", ["label_loss_weight", "time_loss_weight"])
+def test_loss_weights_must_be_positive(option, tiny_checkpoint, tree, tmp_path):
     script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
-                                    "--output_dir", str(tmp_path), "--label_loss_weight", "0"])
-    with pytest.raises(ValueError, match="--label_loss_weight 0.0: expected a weight > 0"):
+                                    "--output_dir", str(tmp_path), f"--{option}", "0"])
+    with pytest.raises(ValueError, match=f"--{option} 0.0: expected a weight > 0"):
         build_trainer(script_args, args)
 
 

@@ -2,7 +2,7 @@
 import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from modeling_profvlm.profvlm_facts import LABEL_PREFIX
+from modeling_profvlm.profvlm_facts import LABEL_PREFIX, moment_marker_spans
 from training.feature_cache import FeatureCache
 from training.sft_data import row_messages, row_videos
 
@@ -29,17 +29,18 @@ def answer_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor, offsets
     return labels
 
 
-def label_token_mask(attention_mask: torch.Tensor, offsets: torch.Tensor,
-                     label_spans: list[tuple[int, int]]) -> torch.Tensor:
-    """(B, L) bool: the tokens that overlap each sample's proficiency label, its (start, end) counted in characters
-    back from the text's end as in `answer_labels`. Overlap, not containment: the BPE token of the label's first
-    word carries the space before it (" Early")."""
+def span_token_mask(attention_mask: torch.Tensor, offsets: torch.Tensor,
+                    spans: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """(B, L) bool: the tokens that overlap any of each sample's character spans, each (start, end) counted in
+    characters back from the text's end as in `answer_labels`. Overlap, not containment: a BPE token often carries
+    the space before a word (" Early")."""
     mask = torch.zeros_like(attention_mask, dtype=torch.bool)
-    for i, (from_end_start, from_end_stop) in enumerate(label_spans):
+    for i, sample_spans in enumerate(spans):
         real = attention_mask[i].bool()
         starts, ends = offsets[i, :, 0], offsets[i, :, 1]
         text_end = int(ends[real].max())
-        mask[i] = real & (ends > text_end - from_end_start) & (starts < text_end - from_end_stop) & (ends > starts)
+        for from_end_start, from_end_stop in sample_spans:
+            mask[i] |= real & (ends > text_end - from_end_start) & (starts < text_end - from_end_stop) & (ends > starts)
     return mask
 
 
@@ -48,17 +49,19 @@ class ProfVLMCollator:
     (expanding `<video>`), adds `pixel_values_videos` (decoded and sampled by the processor) or, with a feature
     cache, `video_features` by take_uid; `labels` cover only the assistant answer and its end token, the span the
     chat template marks with `{% generation %}` (no second tokenization of the prompts).
-    Each batch also carries `take_uids` (a list, popped by the trainer before the forward) and, with
-    `mark_label_tokens`, `label_token_mask` (B, L): the tokens of the proficiency label, which the trainer may weight
-    up (`--label_loss_weight`)."""
+    Each batch also carries `take_uids` (a list, popped by the trainer before the forward); with
+    `mark_label_tokens`, `label_token_mask` (B, L), the tokens of the proficiency label, and with `mark_time_tokens`,
+    `time_token_mask` (B, L), the tokens of the answer's `[m:ss]` moment markers: the trainer may weight them up
+    (`--label_loss_weight`, `--time_loss_weight`)."""
 
     def __init__(self, processor, labels, features: FeatureCache | None = None, frame_sampler: str | None = None,
-                 mark_label_tokens: bool = False):
+                 mark_label_tokens: bool = False, mark_time_tokens: bool = False):
         self.processor = processor
         self.labels = list(labels)  # the checkpoint's config.proficiency_labels
         self.features = features
         self.frame_sampler = frame_sampler
         self.mark_label_tokens = mark_label_tokens
+        self.mark_time_tokens = mark_time_tokens
 
     def render(self, row: dict) -> tuple[str, tuple[int, int]]:
         """(chat text, the answer's (start, end) in characters back from the text's end) for one row: the answer is
@@ -95,11 +98,15 @@ class ProfVLMCollator:
         offsets = batch.pop("offset_mapping")  # the model takes no offsets
         batch["labels"] = answer_labels(batch["input_ids"], batch["attention_mask"], offsets, spans)
         if self.mark_label_tokens:  # the answer opens with LABEL_PREFIX + the label (format_target)
-            label_spans = [(start - len(LABEL_PREFIX), start - len(LABEL_PREFIX) - len(row["label"]))
+            label_spans = [[(start - len(LABEL_PREFIX), start - len(LABEL_PREFIX) - len(row["label"]))]
                            for (start, _), row in zip(spans, rows)]
-            batch["label_token_mask"] = label_token_mask(batch["attention_mask"], offsets, label_spans)
+            batch["label_token_mask"] = span_token_mask(batch["attention_mask"], offsets, label_spans)
+        if self.mark_time_tokens:  # markers found in the answer text, moved to the from-the-end count
+            time_spans = [[(start - a, start - b) for a, b in moment_marker_spans(text[len(text) - start:])]
+                          for text, (start, _) in zip(texts, spans)]
+            batch["time_token_mask"] = span_token_mask(batch["attention_mask"], offsets, time_spans)
         batch["take_uids"] = [row["take_uid"] for row in rows]
         return batch
 
 
-__all__ = ["ProfVLMCollator", "answer_labels", "label_token_mask", "IGNORE_INDEX"]
+__all__ = ["ProfVLMCollator", "answer_labels", "span_token_mask", "IGNORE_INDEX"]

@@ -69,6 +69,12 @@ class ProfVLMArguments:
                           "long answer (timed moments) is mostly feedback tokens, so the label gets a small share of "
                           "the gradient; > 1 gives it more."},
     )
+    time_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the tokens of the answer's `[m:ss]` moment markers in the loss (moments data). "
+                          "With the label weighted up, the times get a smaller share of the gradient; > 1 gives "
+                          "them more."},
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank on the language model."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
@@ -161,14 +167,16 @@ def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
 
 class ProfVLMSFTTrainer(SFTTrainer):
     """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank, weights
-    the proficiency label's tokens by `label_loss_weight` (the collator's `label_token_mask`), and whose fused LM
-    head scores only the answer positions on CPU too (`trl_compat`)."""
+    the proficiency label's tokens by `label_loss_weight` and the moment markers' tokens by `time_loss_weight` (the
+    collator's `label_token_mask`, `time_token_mask`), and whose fused LM head scores only the answer positions on
+    CPU too (`trl_compat`)."""
 
-    def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0, **kwargs):
+    def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0,
+                 time_loss_weight: float = 1.0, **kwargs):
         score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
-        self.label_loss_weight = float(label_loss_weight)
+        self.token_weights = {"label_token_mask": float(label_loss_weight), "time_token_mask": float(time_loss_weight)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         take_uids = inputs.pop("take_uids", None)
@@ -176,15 +184,19 @@ class ProfVLMSFTTrainer(SFTTrainer):
             self.seen_takes_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.seen_takes_path, "a") as f:  # appended per batch, so a killed run keeps its record
                 f.write(json.dumps({"step": self.state.global_step, "take_uids": take_uids}) + "\n")
-        label_mask = inputs.pop("label_token_mask", None)
-        if label_mask is None or self.label_loss_weight == 1.0:
+        masks = {name: inputs.pop(name) for name in self.token_weights if name in inputs}
+        masks = {name: mask for name, mask in masks.items() if self.token_weights[name] != 1.0}
+        if not masks:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         # SFTTrainer's nll loss (-sum(log p) over the answer tokens / their count) with the label's tokens counted
-        # `label_loss_weight` times. TRL's entropy / token-accuracy logs are skipped on this path.
+        # `label_loss_weight` times and the moment markers' `time_loss_weight` times (the two never overlap: the
+        # label line precedes the feedback). TRL's entropy / token-accuracy logs are skipped on this path.
         inputs["use_cache"] = False
         outputs = model(**inputs, fused_lm_head=True)
-        weights = 1.0 + (self.label_loss_weight - 1.0) * label_mask[:, 1:].to(outputs.log_probs)  # per next token
+        weights = torch.ones_like(outputs.log_probs)
+        for name, mask in masks.items():  # per next token, hence the shift
+            weights = weights + (self.token_weights[name] - 1.0) * mask[:, 1:].to(outputs.log_probs)
         count = outputs.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = -(outputs.log_probs * weights).sum() / torch.as_tensor(count).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
@@ -207,11 +219,13 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
-    if script_args.label_loss_weight <= 0:
-        raise ValueError(f"--label_loss_weight {script_args.label_loss_weight}: expected a weight > 0 (1 = no extra "
-                         "weight).")
+    for option in ("label_loss_weight", "time_loss_weight"):
+        if getattr(script_args, option) <= 0:
+            raise ValueError(f"--{option} {getattr(script_args, option)}: expected a weight > 0 (1 = no extra "
+                             "weight).")
     collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler,
-                               mark_label_tokens=script_args.label_loss_weight != 1.0)
+                               mark_label_tokens=script_args.label_loss_weight != 1.0,
+                               mark_time_tokens=script_args.time_loss_weight != 1.0)
     lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
                                tuple(script_args.lora_target_modules))
     seen = None
@@ -219,7 +233,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         seen = Path(training_args.output_dir) / "seen_takes" / f"rank{training_args.process_index}.jsonl"
     trainer = ProfVLMSFTTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                                 processing_class=processor, data_collator=collator, peft_config=lora,
-                                seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight)
+                                seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight,
+                                time_loss_weight=script_args.time_loss_weight)
     trainer.script_args = script_args  # save_final records the training facts from them
     total, trainable = count_parameters(trainer.model)
     if training_args.process_index == 0:
@@ -266,8 +281,8 @@ def carry_hub_code(base_dir: str | Path, final_dir: str | Path) -> list[str]:
 
 
 def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str]) -> dict:
-    """What the final checkpoint's config records about its training: the feedback word limit, the label tokens' loss
-    weight, the label list, the
+    """What the final checkpoint's config records about its training: the feedback word limit, the label and time
+    tokens' loss weights, the label list, the
     dtype of the cached features (if any) and the training data's provenance (the dataset block of training/evaluation_provenance.py, for the train split,
     with the labels the rows were checked against)."""
     from training.evaluation_provenance import dataset_provenance
@@ -281,6 +296,7 @@ def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str])
     return {
         "max_feedback_words": int(script_args.max_feedback_words),
         "label_loss_weight": float(script_args.label_loss_weight),
+        "time_loss_weight": float(script_args.time_loss_weight),
         "proficiency_labels": list(labels),
         "training_data": {**data, "labels": list(labels), "views": script_args.views},
         "vision_feature_dtype": feature_dtype,
