@@ -7,7 +7,8 @@ By default (the moments demo; --no-moments for the paper's label + feedback demo
 per second), the model learns the experts' timed commentary ("[0:02] ...") and evaluation scores its time
 grounding; the prediction prints its timeline of moments. Its outputs go to their own folders (suffix _moments).
 The moments answers are long (~50 tokens of timed commentary) next to the 2-3 label tokens, so the SFT config
-weights the label's tokens 5x in the loss (`label_loss_weight`).
+weights the label's tokens 20x in the loss (`label_loss_weight`), and the `[m:ss]` markers' tokens 5x
+(`time_loss_weight`) so that the times keep their share.
 
 Every stage skips work that is already done, so an interrupted run (or a second run) resumes. The video tower
 is RANDOMLY INITIALISED offline and the data is SYNTHETIC: the demo shows that the whole pipeline works and

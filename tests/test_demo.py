@@ -85,6 +85,7 @@ def test_the_moments_demo_is_the_default_and_scores_time_grounding(smollm2_dir, 
     assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
     lines = [json.loads(line) for line in (out / "evaluation_moments" / "predictions.jsonl").read_text().splitlines()]
     assert all("reference_moments" in line for line in lines if line["view_setting"] == "ego_exos")
-    # trained with the label's tokens weighted up as cpu_demo.yaml says, and the checkpoint records it
+    # trained with the label's and the times' tokens weighted up as cpu_demo.yaml says, and the checkpoint records it
     final_config = json.loads((out / "sft_run_moments" / "final" / "config.json").read_text())
     assert final_config["label_loss_weight"] == sft_config_value("label_loss_weight", None) > 1.0
+    assert final_config["time_loss_weight"] == sft_config_value("time_loss_weight", None) > 1.0
