@@ -49,8 +49,8 @@ class ViewFeatureStandardizer(nn.Module):
 
     Why not BatchNorm's own training mode (the batch's statistics): proficiency shows in absolute feature values
     (how much of the frame the limbs and their motion cover), and subtracting a small batch's mean makes a take
-    look like the opposite of its batch-mates (an Intermediate take among Novices looks Late), while eval sees
-    it against the whole data, so training and eval saw different inputs. With the stored statistics in both,
+    look like the opposite of its batch-mates (an Intermediate take among Novices looks Late), while eval saw
+    it against the whole data: training and eval saw different inputs. With the stored statistics in both,
     the moments runs on the same data, seeds and recipe moved by one or two takes of 44 either way (demo 88.6% ->
     93.2%, benchmark seed 0 93.2% -> 95.5%, seed 1 90.9% -> 86.4%): the consistency is the point, not a gain."""
 
