@@ -133,6 +133,16 @@ def _first_batch_loss(checkpoint, tree, output_dir, extra):
     return loss, batch, trainer
 
 
+def test_cpu_training_uses_the_cpu_training_attention(tiny_checkpoint, tree, feature_cache, tmp_path):
+    from modeling_profvlm.cpu_attention import CPU_TRAINING_ATTENTION
+
+    script_args, args = parse_args(_common_args(tiny_checkpoint, tree, feature_cache, **{"--output_dir": tmp_path}))
+    trainer = build_trainer(script_args, args)
+    language_model = trainer.model.get_base_model().model.language_model
+    assert args.device.type == "cpu"
+    assert language_model.config._attn_implementation == CPU_TRAINING_ATTENTION
+
+
 def test_cached_features_and_pixels_give_the_same_first_batch_loss(tiny_checkpoint, tree, feature_cache, tmp_path,
                                                                    one_thread):
     pixel_loss, pixel_batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path / "p", [])

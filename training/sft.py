@@ -28,6 +28,7 @@ from trl import SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
+from modeling_profvlm.cpu_attention import use_cpu_training_attention  # noqa: E402
 from modeling_profvlm.device_policy import cpu_has_native_bf16  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
@@ -210,6 +211,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
 
     base = require_profvlm_checkpoint(script_args.model)
     model = ProfVLMForConditionalGeneration.from_pretrained(base)
+    if training_args.device.type == "cpu":  # SDPA's backward is slow at short CPU sequences: see cpu_attention
+        use_cpu_training_attention(model)
     processor = ProfVLMProcessor.from_pretrained(base)
     labels = list(model.config.proficiency_labels)
     train, evaluation = load_datasets(script_args, training_args, labels, list(model.config.view_names))
