@@ -1,5 +1,7 @@
 """One LoRA SFT step on cached features, as training/sft.py takes it, side by side in one run: float32, and bf16
-autocast where the CPU has native bf16 (on other CPUs bf16 is emulated, so that case is skipped and says why).
+autocast where the CPU has native bf16 (on other CPUs bf16 is emulated, so that case is skipped and says why), the
+latter also with transformers' SDPA everywhere instead of the CPU training attention (modeling_profvlm/cpu_attention.py)
+and with LoRA dropout 0.1 instead of the recipe's 0.
 
 The demo's recipe (training/configs/cpu_demo.yaml: batch 8, 24-word feedback, no activation checkpointing) on a
 small synthetic tree, the real SmolLM2-135M-Instruct and a random tiny tower; the median of the timed steps after
@@ -25,6 +27,14 @@ from benchmarks.report import RESULTS_DIR  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 RECIPE = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
+# Each case: the options it adds to the recipe. "sdpa" also undoes build_trainer's CPU training attention; the last
+# case is the recipe's LoRA dropout before it went to 0 (drawing the masks is a visible part of a CPU step).
+CASES = {
+    "float32": ["--bf16", "false"],
+    "bf16_autocast": ["--bf16", "true"],
+    "bf16_autocast_sdpa": ["--bf16", "true"],
+    "bf16_autocast_lora_dropout_0.1": ["--bf16", "true", "--lora_dropout", "0.1"],
+}
 
 
 def prepare(work: Path) -> tuple[Path, Path, Path]:
@@ -44,7 +54,7 @@ def prepare(work: Path) -> tuple[Path, Path, Path]:
 
 
 def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, warmup: int, out: Path) -> dict:
-    """Seconds per `trainer.training_step` for one case (float32 or bf16 autocast)."""
+    """Seconds per `trainer.training_step` for one of `CASES`."""
     import torch
 
     from training.sft import build_trainer, parse_args
@@ -52,9 +62,11 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
     torch.manual_seed(0)
     argv = ["--config", str(RECIPE), "--model", str(base), "--data_dir", str(data), "--features", str(features),
             "--output_dir", str(out), "--eval_split", "none", "--report_to", "none", "--max_steps", str(steps + warmup),
-            "--bf16", "true" if case == "bf16_autocast" else "false"]
+            *CASES[case]]
     script_args, training_args = parse_args(argv)
     trainer = build_trainer(script_args, training_args)
+    if case == "bf16_autocast_sdpa":  # undo build_trainer's CPU training attention
+        trainer.model.get_base_model().model.language_model.config._attn_implementation = "sdpa"
     trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's own loop, which we step by hand
     # prepare_model is where accelerate wraps the forward in autocast when mixed precision is bf16
@@ -72,7 +84,9 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
             times.append(time.perf_counter() - start)
             losses.append(float(loss))
     return {"step_s_median": statistics.median(times), "step_s": times, "losses": losses,
-            "batch": training_args.per_device_train_batch_size, "autocast_bf16": training_args.bf16}
+            "batch": training_args.per_device_train_batch_size, "autocast_bf16": training_args.bf16,
+            "lora_dropout": script_args.lora_dropout,
+            "attention": trainer.model.get_base_model().model.language_model.config._attn_implementation}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work_dir", default=None, help="where the checkpoint, data and features are kept")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--case", choices=("float32", "bf16_autocast"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     args = reject_renamed_flags(parser).parse_args(argv)
 
     from profvlm.assets import cache_dir
@@ -97,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     native = cpu_kind()["native_bf16"]
     report = {"cpu_kind": cpu_kind(), "recipe": str(RECIPE.relative_to(REPO_ROOT))}
-    for case in ("float32", "bf16_autocast"):
-        if case == "bf16_autocast" and not native:
+    for case in CASES:
+        if case != "float32" and not native:
             report[case] = {"skipped": "this CPU has no native bf16: autocast would emulate it, several times slower"}
             continue
         proc = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps), "--warmup",
@@ -110,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if "step_s_median" in report.get("bf16_autocast", {}):
         report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
+        for case, key in (("bf16_autocast_sdpa", "cpu_attention_speedup"),
+                          ("bf16_autocast_lora_dropout_0.1", "lora_dropout_0_speedup")):
+            report[key] = report[case]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
     write_report(Path(args.output_dir) / "bench_sft_step.json", report)
     return 0
 
