@@ -65,8 +65,9 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
             *CASES[case]]
     script_args, training_args = parse_args(argv)
     trainer = build_trainer(script_args, training_args)
+    text_config = trainer.model.get_base_model().config.text_config  # the language model's own config object
     if case == "bf16_autocast_sdpa":  # undo build_trainer's CPU training attention
-        trainer.model.get_base_model().model.language_model.config._attn_implementation = "sdpa"
+        text_config._attn_implementation = "sdpa"
     trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's own loop, which we step by hand
     # prepare_model is where accelerate wraps the forward in autocast when mixed precision is bf16
@@ -86,7 +87,7 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
     return {"step_s_median": statistics.median(times), "step_s": times, "losses": losses,
             "batch": training_args.per_device_train_batch_size, "autocast_bf16": training_args.bf16,
             "lora_dropout": script_args.lora_dropout,
-            "attention": trainer.model.get_base_model().model.language_model.config._attn_implementation}
+            "attention": text_config._attn_implementation}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ torch 2.13 on a 2-core Intel Xeon with AMX (benchmarks/bench_sft_step.py times t
     bf16 autocast, 300 tokens: sdpa 53.1 ms, eager 54.1 ms     float32, 300 tokens: sdpa 81.1 ms, eager 91.3 ms
     bf16 autocast, 600 tokens: sdpa 155.7 ms, eager 305.1 ms   float32, 600 tokens: sdpa 208.8 ms, eager 375.2 ms
 
-So eager is used only where it wins: bf16, at most `EAGER_MAX_KEYS` keys, with gradients on. Both compute the
+So eager is used only where it wins: under bf16 autocast, at most `EAGER_MAX_KEYS` keys, with gradients on. Both compute the
 same softmax attention; the mask is the additive float mask that both accept.
 """
 from __future__ import annotations
@@ -40,10 +40,10 @@ def cpu_training_attention(module: nn.Module, query: torch.Tensor, key: torch.Te
                            attention_mask: torch.Tensor | None, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention with transformers' signature: the model's eager attention for short bf16 sequences under autograd,
     transformers' SDPA attention otherwise."""
-    eager = _eager_attention_of(module)
-    if (eager is not None and torch.is_grad_enabled() and _bf16_autocast(query.device)
-            and key.shape[-2] <= EAGER_MAX_KEYS):
-        return eager(module, query, key, value, attention_mask, **kwargs)
+    if key.shape[-2] <= EAGER_MAX_KEYS and torch.is_grad_enabled() and _bf16_autocast(query.device):
+        eager = _eager_attention_of(module)
+        if eager is not None:
+            return eager(module, query, key, value, attention_mask, **kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
@@ -67,4 +67,5 @@ def use_cpu_training_attention(model: nn.Module) -> str:
     return previous
 
 
-__all__ = ["CPU_TRAINING_ATTENTION", "EAGER_MAX_KEYS", "cpu_training_attention", "register_cpu_training_attention", "use_cpu_training_attention"]
+__all__ = ["CPU_TRAINING_ATTENTION", "EAGER_MAX_KEYS", "cpu_training_attention", "register_cpu_training_attention",
+           "use_cpu_training_attention"]
