@@ -19,7 +19,12 @@ The policy, decided at run time on the machine at hand:
       greedy 120-token prompt + 16 new tokens:    float32 1.159 s, bfloat16 0.793 s (1.5x faster)
   (median of 3 after a warm-up; in the 120 + 16 case both dtypes produced the same greedy tokens).
 * Any other CPU (AVX2-only, or AVX512 without the bf16 instructions) -> float32 for both: there bf16 is
-  emulated and several times slower than float32.
+  emulated and several times slower than float32. A process whose kernels are capped below AVX512
+  (`ATEN_CPU_CAPABILITY=avx2`/`default`, or `ONEDNN_MAX_CPU_ISA` naming an ISA without AVX512) counts as such a CPU
+  too: oneDNN and ATen then emulate bf16 whatever the hardware has. That cap is how a fast machine imitates the
+  common AVX2-only one.
+* `PROFVLM_DTYPE=float32` (or `bfloat16`, `auto`) in the environment is the default of every `--dtype` of every
+  command and of SFT's bf16 autocast: one switch forces a dtype everywhere; an explicit `--dtype` still wins.
 
 The projector always stays float32 (`PROJECTOR_DTYPE`): it costs well under a millisecond per take, and it
 standardises tower features whose take-to-take spread is a fraction of a large common component, so bf16's
@@ -51,6 +56,7 @@ DTYPE_NAMES: dict[str, torch.dtype | None] = {
     "fp16": torch.float16,
 }
 _NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+DTYPE_ENV = "PROFVLM_DTYPE"  # the environment's default for every --dtype (and for SFT's bf16 autocast)
 _logged: set[str] = set()  # policies already logged in this process
 
 
@@ -76,6 +82,30 @@ def _mkldnn_bf16() -> bool | None:
         return None
 
 
+def _kernels_capped_below_avx512() -> bool:
+    """True when this process's ATen or oneDNN kernels are restricted to an ISA without AVX512 (the environment
+    variables ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA, read by torch at start-up): bf16 is then emulated."""
+    import os
+
+    aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    return aten in ("default", "avx2", "zvector") or (bool(onednn) and onednn != "ALL" and "AVX512" not in onednn
+                                                         and "AMX" not in onednn and "AVX10" not in onednn)
+
+
+def dtype_from_environment() -> torch.dtype | None:
+    """The dtype `PROFVLM_DTYPE` names (None when unset or `auto`); a ValueError naming the variable and the allowed
+    names for anything else."""
+    import os
+
+    value = os.environ.get(DTYPE_ENV, "").strip()
+    if not value:
+        return None
+    if value.lower() not in DTYPE_NAMES:
+        raise ValueError(f"{DTYPE_ENV}={value!r}: expected one of {sorted(DTYPE_NAMES)}.")
+    return DTYPE_NAMES[value.lower()]
+
+
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX512-BF16/AMX on x86, oneDNN's check elsewhere). Never raises.
@@ -83,8 +113,10 @@ def cpu_has_native_bf16() -> bool:
     torch's check alone is not enough on x86: it has accepted any AVX512-BW/VL/DQ CPU (see
     `mkldnn_bf16_device_check` in pytorch aten/src/ATen/native/mkldnn/Utils.h), where bf16 is emulated and
     slower than fp32, so on x86 the avx512_bf16/amx_bf16 flags must be present too. When torch cannot answer,
-    the flags alone decide."""
+    the flags alone decide. Kernels capped below AVX512 (`_kernels_capped_below_avx512`) mean no."""
     try:
+        if _kernels_capped_below_avx512():
+            return False
         native = _mkldnn_bf16()
         flags = _x86_cpu_flags()
         if flags is not None:
@@ -93,6 +125,36 @@ def cpu_has_native_bf16() -> bool:
         return bool(native)
     except Exception:  # a capability probe must never take an entry point down
         return False
+
+
+def cpu_description() -> str:
+    """This CPU in a few words for logs and the demo's first line: its model name, cores and bf16 kind, e.g.
+    "AMD EPYC, 2 cores, native bf16", "..., AVX2 only (no native bf16)", or "..., native bf16 in hardware, kernels
+    capped to AVX2 (ATEN_CPU_CAPABILITY=avx2)" under the emulation of the slow kind."""
+    import os
+
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    name = names[0] if names else (platform.processor() or platform.machine() or "unknown CPU")
+    flags = _x86_cpu_flags() or set()
+    hardware = bool(flags & set(_NATIVE_BF16_CPU_FLAGS))
+    if hardware and _kernels_capped_below_avx512():
+        caps = ", ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                                          "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                         if os.environ.get(k))
+        kind = f"native bf16 in hardware, kernels capped to AVX2 ({caps})"
+    elif cpu_has_native_bf16():
+        kind = "native bf16"
+    elif "avx512f" in flags:
+        kind = "AVX512 without native bf16"
+    elif "avx2" in flags:
+        kind = "AVX2 only (no native bf16)"
+    else:
+        kind = "no native bf16"
+    return f"{name}, {os.cpu_count()} cores, {kind}"
 
 
 def _cuda_has_native_bf16(device: torch.device) -> bool:
@@ -166,8 +228,10 @@ def resolve_device_policy(
     """The device and dtypes to run ProfVLM with on this machine (see the module docstring for the policy).
 
     `device`: None/"auto" = CUDA when available, else CPU; "cpu", "cuda", "cuda:1" are honoured.
-    `dtype` sets both the tower and the language model; `tower_dtype`/`lm_dtype` win over it; None/"auto" = policy."""
-    both, tower, lm = parse_dtype(dtype), parse_dtype(tower_dtype), parse_dtype(lm_dtype)
+    `dtype` sets both the tower and the language model; `tower_dtype`/`lm_dtype` win over it; None/"auto" = the
+    environment's `PROFVLM_DTYPE`, else the policy."""
+    both = parse_dtype(dtype) or dtype_from_environment()
+    tower, lm = parse_dtype(tower_dtype), parse_dtype(lm_dtype)
     chosen = _parse_device(device)
     if chosen is None:
         chosen = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
@@ -204,7 +268,8 @@ def policy_for_checkpoint(config, device: str | torch.device | None = None,
     made in (`config.vision_feature_dtype`), so the projector sees features like those it learned from; the rest as
     `resolve_device_policy`. A bf16 feature dtype on a CPU without native bf16 is kept (it is what the checkpoint
     learned) but logged, since there it is emulated and several times slower than `--dtype float32`."""
-    feature_dtype = getattr(config, "vision_feature_dtype", None) if parse_dtype(dtype) is None else None
+    forced = parse_dtype(dtype) or dtype_from_environment()
+    feature_dtype = getattr(config, "vision_feature_dtype", None) if forced is None else None
     policy = resolve_device_policy(device, dtype, tower_dtype=feature_dtype)
     if policy.device.type == "cpu" and policy.tower_dtype == torch.bfloat16 and not cpu_has_native_bf16():
         logger.warning("The tower runs in bfloat16 (the dtype this checkpoint's training features were made in), "
@@ -217,8 +282,8 @@ def add_device_arguments(parser) -> None:
     every ProfVLM command (profvlm predict / app / demo, feature extraction, evaluation)."""
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
     parser.add_argument("--dtype", default=None, choices=list(DTYPE_NAMES),
-                        help="tower and language model dtype (default: bf16 where the CPU/GPU has it natively, "
-                             "else float32; the projector always stays float32)")
+                        help="tower and language model dtype (default: $PROFVLM_DTYPE, else bf16 where the CPU/GPU "
+                             "has it natively, else float32; the projector always stays float32)")
 
 
 def _first(*dtypes: torch.dtype | None) -> torch.dtype:
@@ -261,6 +326,9 @@ __all__ = [
     "DevicePolicy",
     "apply_device_policy",
     "cpu_has_native_bf16",
+    "cpu_description",
+    "DTYPE_ENV",
+    "dtype_from_environment",
     "parse_dtype",
     "resolve_device_policy",
 ]

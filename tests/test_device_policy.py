@@ -13,6 +13,7 @@ def machine(monkeypatch):
     """Pretend to be a given machine: `machine(cuda=..., cuda_bf16=..., cpu_bf16=...)`."""
 
     def set_machine(cuda: bool = False, cuda_bf16: bool = False, cpu_bf16: bool = False) -> None:
+        monkeypatch.delenv("PROFVLM_DTYPE", raising=False)  # the suite may run with it set (the slow-CPU emulation)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: cuda_bf16)
         monkeypatch.setattr(dp, "cpu_has_native_bf16", lambda: cpu_bf16)
@@ -116,7 +117,17 @@ def test_policy_is_frozen():
         policy.lm_dtype = torch.bfloat16
 
 
-def test_cpu_has_native_bf16_never_raises(monkeypatch):
+@pytest.fixture
+def uncapped(monkeypatch):
+    """No kernel cap in the environment (the suite may run under the AVX2 emulation)."""
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    dp.cpu_has_native_bf16.cache_clear()
+    yield
+    dp.cpu_has_native_bf16.cache_clear()
+
+
+def test_cpu_has_native_bf16_never_raises(monkeypatch, uncapped):
     dp.cpu_has_native_bf16.cache_clear()
     try:
         assert isinstance(dp.cpu_has_native_bf16(), bool)
@@ -192,3 +203,63 @@ def test_a_checkpoint_keeps_its_feature_dtype_and_an_emulated_bf16_is_said(machi
     told = policy_for_checkpoint(config, dtype="float32")  # told otherwise: the feature dtype no longer decides
     assert told.tower_dtype == torch.float32
     assert policy_for_checkpoint(SimpleNamespace(vision_feature_dtype=None)).tower_dtype == torch.float32
+
+
+@pytest.mark.parametrize("variable, value, capped", [
+    ("ATEN_CPU_CAPABILITY", "avx2", True), ("ATEN_CPU_CAPABILITY", "default", True),
+    ("ATEN_CPU_CAPABILITY", "avx512", False), ("ONEDNN_MAX_CPU_ISA", "AVX2", True),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16", False), ("ONEDNN_MAX_CPU_ISA", "ALL", False),
+    ("DNNL_MAX_CPU_ISA", "SSE41", True),
+])
+def test_kernels_capped_below_avx512_mean_no_native_bf16(variable, value, capped, monkeypatch, uncapped):
+    # the hardware has it, and torch says yes: only the cap in the environment decides
+    monkeypatch.setattr(dp, "_mkldnn_bf16", lambda: True)
+    monkeypatch.setattr(dp, "_x86_cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert dp.cpu_has_native_bf16() is True
+    dp.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setenv(variable, value)
+    assert dp.cpu_has_native_bf16() is (not capped)
+    description = dp.cpu_description()
+    if capped:
+        assert description.endswith(f"native bf16 in hardware, kernels capped to AVX2 ({variable}={value})")
+    else:
+        assert description.endswith("cores, native bf16")
+
+
+def test_cpu_description_names_the_kind(monkeypatch, uncapped):
+    monkeypatch.setattr(dp, "_mkldnn_bf16", lambda: False)
+    monkeypatch.setattr(dp, "_x86_cpu_flags", lambda: {"avx2", "fma"})
+    assert dp.cpu_description().endswith(", AVX2 only (no native bf16)")
+    dp.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setattr(dp, "_x86_cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
+    assert dp.cpu_description().endswith(", AVX512 without native bf16")
+
+
+@pytest.mark.parametrize("value, expected", [("float32", torch.float32), ("fp32", torch.float32),
+                                             ("bfloat16", torch.bfloat16), ("auto", None), ("", None)])
+def test_profvlm_dtype_is_every_commands_default(value, expected, machine, monkeypatch):
+    machine(cpu_bf16=True)
+    monkeypatch.setenv("PROFVLM_DTYPE", value)
+    policy = resolve_device_policy()
+    want = expected or torch.bfloat16  # unset/auto: the policy's own choice on this native-bf16 machine
+    assert (policy.tower_dtype, policy.lm_dtype) == (want, want)
+    # an explicit --dtype still wins over the environment
+    assert resolve_device_policy(dtype="bfloat16" if expected == torch.float32 else "float32").lm_dtype == (
+        torch.bfloat16 if expected == torch.float32 else torch.float32)
+
+
+def test_profvlm_dtype_overrides_the_checkpoints_feature_dtype(machine, monkeypatch):
+    from types import SimpleNamespace
+
+    machine(cpu_bf16=False)
+    config = SimpleNamespace(vision_feature_dtype="bfloat16")
+    assert dp.policy_for_checkpoint(config).tower_dtype == torch.bfloat16  # what the checkpoint learned from
+    monkeypatch.setenv("PROFVLM_DTYPE", "float32")
+    assert dp.policy_for_checkpoint(config).tower_dtype == torch.float32
+
+
+def test_a_wrong_profvlm_dtype_names_the_variable(machine, monkeypatch):
+    machine(cpu_bf16=False)
+    monkeypatch.setenv("PROFVLM_DTYPE", "float64")
+    with pytest.raises(ValueError, match=r"PROFVLM_DTYPE='float64': expected one of"):
+        resolve_device_policy()

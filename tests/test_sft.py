@@ -42,10 +42,10 @@ def test_yaml_config_sets_options_the_command_line_wins_and_cpu_needs_no_flag(tm
     assert args.max_length is None and args.remove_unused_columns is False
     assert args.dataset_kwargs["skip_prepare_dataset"] is True
     assert args.eval_strategy == "epoch" and args.save_strategy == "epoch"
-    if not torch.cuda.is_available():  # bf16 autocast exactly where the CPU has native bf16
-        from modeling_profvlm.device_policy import cpu_has_native_bf16
+    if not torch.cuda.is_available():  # bf16 autocast exactly where the device policy picks bf16
+        from modeling_profvlm.device_policy import resolve_device_policy
 
-        assert args.use_cpu is True and args.bf16 is cpu_has_native_bf16()
+        assert args.use_cpu is True and args.bf16 is (resolve_device_policy("cpu").lm_dtype == torch.bfloat16)
     for shipped in ("cpu_demo.yaml", "egoexo4d_1gpu.yaml"):
         _, a = parse_args(["--config", f"training/configs/{shipped}", "--model", "m", "--data_dir", "d"])
         assert a.eval_strategy == "epoch"
@@ -356,13 +356,19 @@ def test_loss_weights_must_be_positive(option, tiny_checkpoint, tree, tmp_path):
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_training_uses_bf16_autocast_only_where_the_cpu_has_it(native, monkeypatch):
     import training.sft as sft
+    from modeling_profvlm import device_policy
 
     monkeypatch.setattr(sft.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(sft, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(device_policy.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.delenv("PROFVLM_DTYPE", raising=False)
     _, args = parse_args(["--model", "m", "--data_dir", "d"])
     assert args.use_cpu is True and args.bf16 is native
     _, forced = parse_args(["--model", "m", "--data_dir", "d", "--bf16", "false"])
     assert forced.bf16 is False  # the command line still wins
+    monkeypatch.setenv("PROFVLM_DTYPE", "float32")  # the one switch that forces fp32 everywhere, SFT included
+    _, from_env = parse_args(["--model", "m", "--data_dir", "d"])
+    assert from_env.bf16 is False
 
 
 def test_views_selects_views_with_a_feature_cache_too(tiny_checkpoint, tree, feature_cache):

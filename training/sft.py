@@ -29,7 +29,7 @@ from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS  # n
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.cpu_attention import use_cpu_training_attention  # noqa: E402
-from modeling_profvlm.device_policy import cpu_has_native_bf16  # noqa: E402
+from modeling_profvlm.device_policy import resolve_device_policy  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
@@ -76,6 +76,11 @@ class ProfVLMArguments:
                           "With the label weighted up, the times get a smaller share of the gradient; > 1 gives "
                           "them more."},
     )
+    projector_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the projector, which starts from random weights while LoRA starts from a "
+                          "pretrained LM (default: --learning_rate). The scheduler scales both alike."},
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank on the language model."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
@@ -105,9 +110,9 @@ def training_defaults() -> dict:
         "logging_steps": 10,
     }
     if not torch.cuda.is_available():  # a machine without a GPU trains with no extra flag
-        # bf16 autocast only where the CPU has it natively: there a cached-feature step of the demo recipe took
-        # 1.83 s instead of 2.87 s (benchmarks/bench_sft_step.py); elsewhere bf16 is emulated and far slower.
-        defaults.update(use_cpu=True, bf16=cpu_has_native_bf16())
+        # bf16 autocast only where the device policy picks bf16 for the language model (a CPU with native bf16,
+        # unless PROFVLM_DTYPE says otherwise): elsewhere bf16 is emulated and several times slower than float32.
+        defaults.update(use_cpu=True, bf16=resolve_device_policy("cpu").lm_dtype == torch.bfloat16)
     return defaults
 
 
@@ -173,11 +178,29 @@ class ProfVLMSFTTrainer(SFTTrainer):
     CPU too (`trl_compat`)."""
 
     def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0,
-                 time_loss_weight: float = 1.0, **kwargs):
+                 time_loss_weight: float = 1.0, projector_learning_rate: float | None = None, **kwargs):
         score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
         self.token_weights = {"label_token_mask": float(label_loss_weight), "time_token_mask": float(time_loss_weight)}
+        self.projector_learning_rate = projector_learning_rate
+
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer; with `projector_learning_rate`, the projector's parameters move to groups of their
+        own with that learning rate (same weight decay split), before any step and before the scheduler is made."""
+        optimizer = super().create_optimizer(model)
+        if self.projector_learning_rate is None or getattr(optimizer, "_profvlm_projector_groups", False):
+            return optimizer
+        projector = {id(p) for name, p in (model or self.model).named_parameters() if "multi_modal_projector" in name}
+        for group in list(optimizer.param_groups):
+            moved = [p for p in group["params"] if id(p) in projector]
+            if moved:
+                group["params"] = [p for p in group["params"] if id(p) not in projector]
+                optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
+                                           "lr": self.projector_learning_rate})
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        optimizer._profvlm_projector_groups = True
+        return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         take_uids = inputs.pop("take_uids", None)
@@ -229,6 +252,13 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler,
                                mark_label_tokens=script_args.label_loss_weight != 1.0,
                                mark_time_tokens=script_args.time_loss_weight != 1.0)
+    if training_args.train_sampling_strategy == "group_by_length":
+        # Trainer's LengthGroupedSampler batches rows of similar length (less padding) from the `length` column: the
+        # rendered chat's characters, a proxy for its tokens that needs no tokenizer pass.
+        train, evaluation = (None if rows is None else rows.map(lambda row: {"length": len(collator.render(row)[0])},
+                                                                desc="row lengths")
+                             for rows in (train, evaluation))
+        training_args.length_column_name = "length"
     lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
                                tuple(script_args.lora_target_modules))
     seen = None
@@ -237,7 +267,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     trainer = ProfVLMSFTTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                                 processing_class=processor, data_collator=collator, peft_config=lora,
                                 seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight,
-                                time_loss_weight=script_args.time_loss_weight)
+                                time_loss_weight=script_args.time_loss_weight,
+                                projector_learning_rate=script_args.projector_learning_rate)
     trainer.script_args = script_args  # save_final records the training facts from them
     total, trainable = count_parameters(trainer.model)
     if training_args.process_index == 0:
@@ -342,6 +373,7 @@ def main(argv: list[str] | None = None) -> Path:
     logger.setLevel(logging.INFO)
     trainer = build_trainer(script_args, training_args)
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    trainer.save_state()  # OUT/trainer_state.json: steps taken and the loss log, as transformers' example scripts do
     final = save_final(trainer, training_args.output_dir, script_args.model, script_args)
     logger.info("Training done (global step %d).", trainer.state.global_step)
     return final
