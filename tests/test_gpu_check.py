@@ -5,16 +5,17 @@ import sys
 
 import pytest
 
-from tests.training_helpers import REPO_ROOT, script_env
+from tests.training_helpers import REPO_ROOT, script_env, script_python
 
 pytestmark = pytest.mark.slow
 
 
 def test_gpu_check_dry_run_runs_every_stage_and_writes_its_report(tiny_text_dir, tmp_path):
     out = tmp_path / "gpu_check.json"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--text", str(tiny_text_dir),
+    env = script_env()  # its stages are processes of sys.executable: preloaded too
+    proc = subprocess.run([script_python(env), "benchmarks/gpu_check.py", "--dry-run", "--text", str(tiny_text_dir),
                            "--work_dir", str(tmp_path / "work"), "--output_dir", str(tmp_path)], cwd=REPO_ROOT,
-                          env=script_env(), capture_output=True, text=True, timeout=900)
+                          env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     report = json.loads(out.read_text())
     assert report["dry_run"] is True
