@@ -28,8 +28,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # Variables read when a library is imported or loaded: a command may only run where the server has the same ones.
+# (Not KMP_*: Intel's OpenMP reads them, and torch here loads GNU's; sklearn's import sets KMP_DUPLICATE_LIB_OK.)
 IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "TOKENIZERS", "DATASETS", "ATEN_", "ONEDNN_", "DNNL_",
-                        "MKL_", "KMP_", "OMP_", "PROFVLM_", "PYTHON", "GRADIO_", "XDG_", "MPLBACKEND", "HOME")
+                        "MKL_", "OMP_", "PROFVLM_", "PYTHON", "GRADIO_", "XDG_", "MPLBACKEND", "HOME")
 # Applied per command: OMP_NUM_THREADS (torchrun and accelerate set it per process) with set_num_threads,
 # PYTHONPATH by rebuilding sys.path as the interpreter does at startup.
 APPLIED_AT_START = ("OMP_NUM_THREADS", "PYTHONPATH")
@@ -149,8 +150,8 @@ BASE_SYS_PATH = [p for p in sys.path[1:] if p not in _pythonpath_entries(STARTUP
 def _import_time_difference(env: dict) -> list[str]:
     """The import-time variables in which `env` differs from the server's environment at startup."""
     names = {k for k in (*env, *STARTUP_ENV) if k.startswith(IMPORT_TIME_PREFIXES)}
-    return sorted(k for k in names if env.get(k) != STARTUP_ENV.get(k)
-                  and not (k in APPLIED_AT_START and k in env and k in STARTUP_ENV))
+    return sorted(k for k in names if env.get(k) != STARTUP_ENV.get(k) and k != "PYTHONPATH"
+                  and not (k == "OMP_NUM_THREADS" and k in env and k in STARTUP_ENV))
 
 
 def _python_main(argv: list[str]) -> None:

@@ -103,20 +103,22 @@ def test_a_folder_that_is_not_a_profvlm_checkpoint_is_one_line(command, tiny_tex
 
 def test_training_scripts_end_in_one_line_too(tmp_path):
     import subprocess
-    import sys
 
-    from tests.training_helpers import REPO_ROOT, script_env
+    from tests.training_helpers import REPO_ROOT, script_env, script_python
 
+    env = script_env()
+    python = script_python(env)  # each script its own process, forked from a preloaded interpreter
     for script in ("training/extract_features.py", "training/evaluate_profvlm.py"):
-        proc = subprocess.run([sys.executable, script, "--model", str(tmp_path / "nope"), "--data_dir", str(tmp_path),
-                               "--output_dir", str(tmp_path / "o")], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([python, script, "--model", str(tmp_path / "nope"), "--data_dir", str(tmp_path),
+                               "--output_dir", str(tmp_path / "o")], cwd=REPO_ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr[-2000:]
         lines = [line for line in proc.stderr.splitlines() if line.startswith(script)]
         assert lines and "no config.json there" in lines[-1] and "Traceback" not in proc.stderr
     for script, expected in (("dataset_scripts/egoexo4d_proficiency.py", "Ego-Exo4D root not found"),
                              ("dataset_scripts/multiview_folder.py", "labels.json not found")):
-        proc = subprocess.run([sys.executable, script, "--data_dir", str(tmp_path / "nope"), "--output_dir",
-                               str(tmp_path / "o")], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
+        proc = subprocess.run([python, script, "--data_dir", str(tmp_path / "nope"), "--output_dir",
+                               str(tmp_path / "o")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                               timeout=120)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and lines[-1].startswith(f"{script}: ") and expected in lines[-1], proc.stderr

@@ -320,8 +320,11 @@ def test_script_exports_and_pushes_public(folder, tmp_path, fake_hub, capsys):
 
 
 def test_script_runs_from_a_checkout_with_help():
-    result = subprocess.run([sys.executable, "dataset_scripts/multiview_folder.py", "--help"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    from tests.training_helpers import script_env, script_python
+
+    env = {k: v for k, v in script_env().items() if k != "PYTHONPATH"}  # as a user runs it from the checkout
+    result = subprocess.run([script_python(env), "dataset_scripts/multiview_folder.py", "--help"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for option in ("--data_dir", "--output_dir", "--license", "--push_to_hub", "--public", "--views", "--strict"):
         assert option in result.stdout

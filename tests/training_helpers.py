@@ -1,5 +1,7 @@
 """Helpers for the [training] tests: a small synthetic EgoExo4D tree, subprocess runs of the training scripts,
-and `python -m tests.training_helpers kill-after-save K ARGS...` (sft.py that SIGKILLs itself after checkpoint K)."""
+`python -m tests.training_helpers kill-after-save K ARGS...` (sft.py that SIGKILLs itself after checkpoint K) and
+`python -m tests.training_helpers kill-after-lines K ARGS...` (`profvlm ARGS` that SIGKILLs itself right after it
+wrote its K-th prediction line)."""
 import json
 import os
 import signal
@@ -92,8 +94,32 @@ def _kill_after_save(step: int, argv: list[str]) -> None:
     raise SystemExit(f"training finished without reaching the checkpoint at step {step}")
 
 
+def _kill_after_lines(lines: int, argv: list[str]) -> None:
+    """Run `profvlm ARGV`; SIGKILL this process right after its `lines`-th line of predictions is written."""
+    import profvlm.batch_predict as batch_predict
+    from profvlm.cli import main
+
+    written = 0
+    append_line = batch_predict.append_line
+
+    def append_then_maybe_die(handle, record):
+        nonlocal written
+        append_line(handle, record)
+        if Path(handle.name).name.startswith("predictions"):
+            written += 1
+            if written == lines:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    batch_predict.append_line = append_then_maybe_die
+    main(argv)
+    raise SystemExit(f"prediction finished without writing {lines} lines")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "kill-after-save":
         _kill_after_save(int(sys.argv[2]), sys.argv[3:])
+    elif len(sys.argv) > 2 and sys.argv[1] == "kill-after-lines":
+        _kill_after_lines(int(sys.argv[2]), sys.argv[3:])
     else:
-        raise SystemExit("usage: python -m tests.training_helpers kill-after-save STEP SFT_ARGS...")
+        raise SystemExit("usage: python -m tests.training_helpers kill-after-save STEP SFT_ARGS... | "
+                         "kill-after-lines LINES PROFVLM_ARGS...")
