@@ -3,15 +3,28 @@ pairs first; precision / recall / F1 pooled over takes, time error and ROUGE-L o
 value below is worked out by hand in the comments."""
 import pytest
 
-from training.time_grounding import DEFAULT_TIME_TOLERANCES, check_tolerances, match_times, time_grounding
+from training.time_grounding import check_tolerances, match_times, time_grounding, time_grounding_from_predictions
 
 
 def m(time, text="x"):
     return {"time": time, "text": text}
 
 
-def test_default_tolerances():
-    assert DEFAULT_TIME_TOLERANCES == (2.0, 5.0, 10.0)
+def test_without_tolerances_moments_are_scored_within_2_5_and_10_seconds():
+    # README: "per tolerance (default 2, 5 and 10 s)". Each prediction lies 1.5, 4, 8 and 12 s after its own
+    # reference, 100 s from the others: 1 match within 2 s, 2 within 5 s, 3 within 10 s, never the 12 s one.
+    predicted = [m(1.5), m(104), m(208), m(312)]
+    references = [m(0), m(100), m(200), m(300)]
+    result = time_grounding([predicted], [references])
+    assert result["tolerances"] == [2.0, 5.0, 10.0]
+    assert {key: figures["matched"] for key, figures in result["overall"].items()} == {"2": 1, "5": 2, "10": 3}
+    line = {"predicted_moments": predicted, "reference_moments": [references]}
+    from_lines = time_grounding_from_predictions([line])["overall"]
+    assert {key: figures["matched"] for key, figures in from_lines.items()} == {"2": 1, "5": 2, "10": 3}
+    from training.evaluate_profvlm import parse_args
+
+    args = parse_args(["--model", "m", "--data_dir", "d", "--output_dir", "o", "--moments"])
+    assert args.time_tolerances == [2.0, 5.0, 10.0]  # the command line's default is the same
 
 
 def test_closest_pairs_are_matched_first_not_the_first_in_time():
