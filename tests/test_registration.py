@@ -44,3 +44,6 @@ def test_without_the_import_transformers_asks_for_remote_code(tiny_checkpoint, t
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"})
     assert result.returncode != 0
+    # transformers' own refusal of unregistered custom code, not any other crash
+    assert "ValueError: The repository" in result.stderr and "contains custom code" in result.stderr, result.stderr
+    assert "trust_remote_code=True" in result.stderr
