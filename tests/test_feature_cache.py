@@ -83,8 +83,19 @@ def test_cache_from_another_sampling_or_tower_config_is_refused(tmp_path):
 
 def test_same_tower_with_other_dtype_is_accepted_for_training(tmp_path):
     model = tiny_profvlm()
-    _make_cache(tmp_path, model, dtype=torch.bfloat16)
-    FeatureCache(tmp_path, expected_manifest=build_manifest(model, SAMPLING, torch.float32))
+    manifest = _make_cache(tmp_path, model, dtype=torch.bfloat16)
+    # bf16 keeps 8 significant bits: 1 + 2**-10 is stored as 1.0; 3.0 and -0.5 are exact
+    features = torch.zeros(5, 1, 64)
+    features[0], features[1], features[3] = 1 + 2**-10, 3.0, -0.5
+    mask = torch.tensor([1, 1, 0, 1, 0])
+    write_take(tmp_path, "take-c", features.to(torch.bfloat16), mask, manifest["view_names"],
+               manifest_fingerprint(manifest))
+    cache = FeatureCache(tmp_path, expected_manifest=build_manifest(model, SAMPLING, torch.float32))
+    loaded, loaded_mask = cache["take-c"]
+    expected = torch.zeros(5, 1, 64)
+    expected[0], expected[1], expected[3] = 1.0, 3.0, -0.5
+    assert loaded.dtype == torch.float32 and torch.equal(loaded, expected)
+    assert loaded_mask.tolist() == [1, 1, 0, 1, 0]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "nan", "wrong_shape", "foreign_file"])
