@@ -2,6 +2,7 @@
 sampling by time on variable-frame-rate clips."""
 import bisect
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,9 +86,20 @@ def test_segments_are_short_non_overlapping_and_split_the_samples():
     assert groups[0][-1] < groups[1][0] and groups[1][-1] < groups[2][0]
 
 
-def test_segments_seed_changes_the_offsets():
-    placements = {sample_segment_indices(3000, 8, seed=s).indices for s in range(10)}
-    assert len(placements) > 5
+def test_segments_seed_draws_each_segments_offset_within_its_part():
+    # 3000 frames, 8 samples, 2 s at 30 fps: parts [0, 1500) and [1500, 3000) with a 60-frame segment each, so
+    # 1500 - 60 = 1440 frames of slack; its 4 samples sit at the centres of 15-frame quarters: +7, +22, +37, +52.
+    # The offsets are numpy's draws from the seed, one per segment in order; without a seed, the middle (720).
+    assert sample_segment_indices(3000, 8).indices == (727, 742, 757, 772, 2227, 2242, 2257, 2272)
+    placements = set()
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        offsets = [int(rng.integers(0, 1441)) for _ in range(2)]
+        expected = tuple(start + offset + centre for start, offset in zip((0, 1500), offsets)
+                         for centre in (7, 22, 37, 52))
+        assert sample_segment_indices(3000, 8, seed=seed).indices == expected, seed
+        placements.add(expected)
+    assert len(placements) == 10  # each seed its own placement
 
 
 def test_registry_and_dispatch():
