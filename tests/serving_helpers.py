@@ -1,5 +1,6 @@
 """Helpers for the serving tests: small multi-view takes on disk, an independent label log-likelihood, result checks."""
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -8,6 +9,7 @@ from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, VIEW_NAME
 from tests.video_fixtures import write_pattern_video
 
 TINY_MAX_NEW_TOKENS = 6
+SPECIAL_TEXT = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<video>")  # never in decoded feedback
 
 
 def write_take(folder: Path, views=VIEW_NAMES, seed: int = 0, num_frames: int = 12) -> dict[str, str]:
@@ -20,16 +22,54 @@ def write_take(folder: Path, views=VIEW_NAMES, seed: int = 0, num_frames: int = 
     }
 
 
-def check_result(result: dict, present_views) -> None:
-    """The output contract of the pipeline: keys, a label among the four, probabilities that sum to 1."""
+def moments_in(feedback: str) -> list[dict]:
+    """The "[m:ss] text" / "[h:mm:ss] text" moments of a feedback, in time order, written here independently of
+    parse_moments: split at the markers, text collapsed to single spaces, markers without text skipped."""
+    pieces = re.split(r"\[\s*(\d+:[0-5]\d(?::[0-5]\d)?)\s*\]", feedback)
+    moments = []
+    for stamp, text in zip(pieces[1::2], pieces[2::2]):
+        seconds = sum(int(part) * 60**power for power, part in enumerate(reversed(stamp.split(":"))))
+        if text.split():
+            moments.append({"time": float(seconds), "text": " ".join(text.split())})
+    return sorted(moments, key=lambda moment: moment["time"])
+
+
+def check_result(result: dict, present_views, temporal_tokens: int = 1, duration: float | None = None) -> None:
+    """The output contract of the pipeline: keys, a label among the four, probabilities that sum to 1; feedback
+    decoded without special tokens; the moments are the feedback's own (those within `duration` when it is given,
+    else the earliest ones); camera weights over the present views that sum to 1; a timeline only with temporal
+    tokens, one step per token in time order, whose camera weights average to the take's."""
     assert set(result) == {"proficiency", "scores", "feedback", "moments", "view_weights", "timeline"}, result.keys()
     assert result["proficiency"] in PROFICIENCY_LABELS, result["proficiency"]
     assert list(result["scores"]) == list(PROFICIENCY_LABELS)
     assert math.isclose(sum(result["scores"].values()), 1.0, abs_tol=1e-5), result["scores"]
     assert max(result["scores"], key=result["scores"].get) == result["proficiency"]
-    assert isinstance(result["feedback"], str)
-    assert isinstance(result["moments"], list) and isinstance(result["timeline"], list)
-    assert set(result["view_weights"]) == set(present_views), result["view_weights"]
+
+    feedback = result["feedback"]
+    assert isinstance(feedback, str)
+    assert not any(token in feedback for token in SPECIAL_TEXT), feedback
+    written = moments_in(feedback)
+    if duration is not None:
+        assert result["moments"] == [m for m in written if m["time"] <= duration], (result["moments"], feedback)
+    else:  # the dropped ones (if any) are the late ones
+        assert result["moments"] == written[: len(result["moments"])], (result["moments"], feedback)
+
+    weights = result["view_weights"]
+    assert set(weights) == set(present_views), weights
+    assert all(0 <= w <= 1 for w in weights.values()) and math.isclose(sum(weights.values()), 1.0, abs_tol=1e-3)
+    timeline = result["timeline"]
+    if temporal_tokens == 1:
+        assert timeline == [], timeline
+        return
+    assert len(timeline) == temporal_tokens, timeline
+    times = [step["time"] for step in timeline]
+    assert times == sorted(set(times)) and times[0] >= 0 and (duration is None or times[-1] <= duration), times
+    for step in timeline:
+        assert set(step["view_weights"]) == set(present_views), step
+        assert math.isclose(sum(step["view_weights"].values()), 1.0, abs_tol=1e-3), step
+    for view, weight in weights.items():  # the take's camera weights are the mean over its steps
+        mean = sum(step["view_weights"][view] for step in timeline) / temporal_tokens
+        assert math.isclose(mean, weight, abs_tol=1e-3), (view, mean, weight)
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ gradio_client = pytest.importorskip("gradio_client", reason="the app tests need 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = ("ego", "exo1", "exo2", "exo3", "exo4")  # the tiny checkpoint's views, in its order
 MAX_NEW_TOKENS = 48  # the moments checkpoint's answer is ~40 tiny-tokenizer tokens
+TAKE_SECONDS = 2.5  # `take`: 75 frames at 30 fps
 SCREENSHOT_ENV = "PROFVLM_WRITE_SCREENSHOT"  # set to a path to (re)write docs/app_screenshot.png
 SCREENSHOT_MAX_BYTES = 200_000
 
@@ -91,7 +92,7 @@ def camera_then(reference: dict, time: float) -> str:
 def test_predict_matches_the_pipeline(app_url, take, reference):
     outputs = client_predict(app_url, take)
     result = outputs[0]  # the first output is the pipeline's dict
-    check_result(result, VIEWS)
+    check_result(result, VIEWS, temporal_tokens=2, duration=TAKE_SECONDS)
     assert result["proficiency"] == reference["proficiency"]
     assert list(result["scores"]) == list(reference["scores"])
     # Same model, same policy; on a native-bf16 CPU the bf16 matmuls of a server thread may sum in another order.
@@ -135,7 +136,7 @@ def test_three_concurrent_clients_all_get_answers(app_url, take):
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda views: client_predict(app_url, {v: take[v] for v in views})[0], subsets))
     for views, result in zip(subsets, results):
-        check_result(result, views)
+        check_result(result, views, temporal_tokens=2, duration=TAKE_SECONDS)
 
 
 @pytest.mark.parametrize("kind, view, expected", [
@@ -157,7 +158,8 @@ def test_bad_upload_is_an_error_naming_the_view(app_url, take, tmp_path, kind, v
         client_predict(app_url, files)
     assert "Traceback" not in str(info.value)
     # The app keeps serving after a rejected request.
-    check_result(client_predict(app_url, {"exo3": take["exo3"]})[0], ("exo3",))
+    check_result(client_predict(app_url, {"exo3": take["exo3"]})[0], ("exo3",), temporal_tokens=2,
+                 duration=TAKE_SECONDS)
 
 
 # ------------------------------------------------------------------------------------------------------ browser

@@ -158,6 +158,7 @@ def test_no_dtype_follows_the_device_policy_and_keeps_the_fp32_label(tiny_checkp
 
     from modeling_profvlm import device_policy
 
+    monkeypatch.delenv("PROFVLM_DTYPE", raising=False)  # the policy itself, not the environment's forced dtype
     monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: native_bf16)  # this machine kind, mocked
     auto = pipeline("proficiency-estimation", model=str(tiny_checkpoint), pipeline_class=ProficiencyEstimationPipeline,
                     device="cpu")
@@ -190,6 +191,7 @@ def test_a_checkpoint_trained_on_fp32_features_keeps_its_tower_in_fp32(tiny_chec
     ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps({**config, "vision_feature_dtype": "float32"}))
+    monkeypatch.delenv("PROFVLM_DTYPE", raising=False)  # the policy itself, not the environment's forced dtype
     monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: True)
     pipe = pipeline("proficiency-estimation", model=str(ckpt), pipeline_class=ProficiencyEstimationPipeline, device="cpu")
     assert pipe.model.model.vision_tower.dtype == torch.float32  # the dtype its training features were made in

@@ -27,7 +27,7 @@ def test_moments_checkpoint_gives_its_moments_and_drops_the_late_one(tiny_moment
     pipe = load_proficiency_pipeline(str(tiny_moments_checkpoint), "cpu", "float32")
     with caplog.at_level(logging.WARNING, logger="modeling_profvlm.pipeline_profvlm"):
         result = pipe(long_take, max_new_tokens=MAX_NEW_TOKENS)
-    check_result(result, VIEWS)
+    check_result(result, VIEWS, temporal_tokens=2, duration=2.5)
     assert result["proficiency"] == MOMENTS_LABEL and result["scores"][MOMENTS_LABEL] > 0.9
     assert result["feedback"] == MOMENTS_FEEDBACK  # what it was trained to say, with the late moment
     assert result["moments"] == EXPECTED_MOMENTS
@@ -43,7 +43,7 @@ def test_moments_checkpoint_gives_its_moments_and_drops_the_late_one(tiny_moment
 def test_label_only_checkpoint_gives_no_moments(tiny_checkpoint, long_take):
     pipe = load_proficiency_pipeline(str(tiny_checkpoint), "cpu", "float32")
     result = pipe(long_take, max_new_tokens=8)
-    check_result(result, VIEWS)
+    check_result(result, VIEWS, duration=2.5)
     assert "[" not in result["feedback"]  # an untrained LM's text, not moments
     assert result["moments"] == [] and result["timeline"] == []
     assert pipe(long_take, return_feedback=False)["moments"] == []
@@ -62,16 +62,13 @@ def test_take_duration_from_the_view_metadata():
     assert math.isnan(take_duration([{"num_frames": 8, "fps": None}, None]))  # no view states its length
 
 
-def test_timeline_from_pixels_with_two_temporal_tokens(tiny_text_dir, tmp_path, long_take):
+def test_timeline_from_pixels_with_two_temporal_tokens(tiny_moments_checkpoint, long_take):
     """N = 2 end to end: the timeline has each token's time (the processor's first frame of each half) and camera
     weights over the present views that sum to 1, and the moments come back as with N = 1."""
-    from tests.moments_checkpoint import build_moments_checkpoint
-
-    checkpoint = build_moments_checkpoint(tiny_text_dir, tmp_path / "ckpt", temporal_tokens=2)
-    pipe = load_proficiency_pipeline(str(checkpoint), "cpu", "float32")
+    pipe = load_proficiency_pipeline(str(tiny_moments_checkpoint), "cpu", "float32")
     take = {v: p for v, p in long_take.items() if v != "exo2"}
     result = pipe(take, max_new_tokens=MAX_NEW_TOKENS)
-    check_result(result, [v for v in VIEWS if v != "exo2"])
+    check_result(result, [v for v in VIEWS if v != "exo2"], temporal_tokens=2, duration=2.5)
     assert result["moments"] == EXPECTED_MOMENTS
     # 4 uniform frames of 75 at 30 fps are frames 9, 28, 46, 65; token 0 starts at frame 9, token 1 at frame 46
     assert [round(step["time"], 6) for step in result["timeline"]] == [0.3, round(46 / 30, 6)]
