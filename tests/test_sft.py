@@ -379,3 +379,48 @@ def test_views_selects_views_with_a_feature_cache_too(tiny_checkpoint, tree, fea
     batch = ProfVLMCollator(processor, PROFICIENCY_LABELS, features=FeatureCache(feature_cache))(list(rows))
     # the cache holds every view of these takes; the rows name two, and only those may reach the model
     assert batch["view_mask"].tolist() == [[1, 0, 1, 0, 0]] * len(rows)
+
+
+def test_projector_and_lora_b_learn_at_their_own_rates_and_the_scheduler_scales_every_group(tiny_checkpoint, tree,
+                                                                                            feature_cache, tmp_path):
+    script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--features",
+                                    str(feature_cache), "--output_dir", str(tmp_path), "--learning_rate", "0.002",
+                                    "--projector_learning_rate", "0.05", "--lora_b_learning_rate_ratio", "4",
+                                    "--weight_decay", "0.01", "--max_steps", "4", "--warmup_steps", "0",
+                                    "--lr_scheduler_type", "linear", "--eval_split", "none"])
+    trainer = build_trainer(script_args, args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=4)
+    group_of = {id(p): group for group in trainer.optimizer.param_groups for p in group["params"]}
+    trainable = {name: p for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert len(group_of) == len(trainable) == sum(len(g["params"]) for g in trainer.optimizer.param_groups)
+    kinds = {"projector": 0.05, "lora_B": 0.008, "lora_A": 0.002}
+    seen = set()
+    for name, param in trainable.items():
+        kind = next(k for k in kinds if k in name)
+        seen.add(kind)
+        assert group_of[id(param)]["lr"] == pytest.approx(kinds[kind]), name
+        # the weight decay split is Trainer's own: biases and norms never decay
+        decays = name in trainer.get_decay_parameter_names(trainer.model)
+        assert group_of[id(param)]["weight_decay"] == (0.01 if decays else 0.0), name
+    assert seen == set(kinds)
+    trainer.optimizer.step()
+    trainer.lr_scheduler.step()
+    trainer.lr_scheduler.step()  # half-way through a linear decay: every group at half its own rate
+    assert sorted({round(g["lr"], 6) for g in trainer.optimizer.param_groups}) == [0.001, 0.004, 0.025]
+
+
+def test_length_grouped_batches_hold_rows_of_similar_length(tiny_checkpoint, tree, feature_cache, tmp_path):
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--features",
+                                    str(feature_cache), "--output_dir", str(tmp_path), "--eval_split", "none",
+                                    "--train_sampling_strategy", "group_by_length"])
+    trainer = build_trainer(script_args, args)
+    rows = trainer.train_dataset
+    collator = trainer.data_collator
+    # the length column is the rendered chat's characters, row by row
+    assert rows["length"] == [len(collator.render(row)[0]) for row in rows]
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    plain_args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--features",
+                             str(feature_cache), "--output_dir", str(tmp_path), "--eval_split", "none"])
+    assert "length" not in build_trainer(*plain_args).train_dataset.column_names

@@ -81,6 +81,11 @@ class ProfVLMArguments:
         metadata={"help": "Learning rate of the projector, which starts from random weights while LoRA starts from a "
                           "pretrained LM (default: --learning_rate). The scheduler scales both alike."},
     )
+    lora_b_learning_rate_ratio: float = field(
+        default=1.0,
+        metadata={"help": "LoRA+ (Hayou et al. 2024, arXiv 2402.12354): the LoRA B matrices learn this many times "
+                          "faster than the A matrices (1 = plain LoRA)."},
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank on the language model."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
@@ -178,28 +183,43 @@ class ProfVLMSFTTrainer(SFTTrainer):
     CPU too (`trl_compat`)."""
 
     def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0,
-                 time_loss_weight: float = 1.0, projector_learning_rate: float | None = None, **kwargs):
+                 time_loss_weight: float = 1.0, projector_learning_rate: float | None = None,
+                 lora_b_learning_rate_ratio: float = 1.0, **kwargs):
         score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
         self.token_weights = {"label_token_mask": float(label_loss_weight), "time_token_mask": float(time_loss_weight)}
         self.projector_learning_rate = projector_learning_rate
+        self.lora_b_learning_rate_ratio = float(lora_b_learning_rate_ratio)
+
+    def parameter_learning_rates(self, model) -> dict[int, float]:
+        """{id(parameter): learning rate} for the parameters that do not learn at --learning_rate: the projector's
+        (`projector_learning_rate`) and the LoRA B matrices (`learning_rate * lora_b_learning_rate_ratio`)."""
+        rates = {}
+        for name, param in model.named_parameters():
+            if "multi_modal_projector" in name and self.projector_learning_rate is not None:
+                rates[id(param)] = float(self.projector_learning_rate)
+            elif ".lora_B." in name and self.lora_b_learning_rate_ratio != 1.0:
+                rates[id(param)] = self.args.learning_rate * self.lora_b_learning_rate_ratio
+        return rates
 
     def create_optimizer(self, model=None):
-        """Trainer's optimizer; with `projector_learning_rate`, the projector's parameters move to groups of their
-        own with that learning rate (same weight decay split), before any step and before the scheduler is made."""
+        """Trainer's optimizer, with the parameters of `parameter_learning_rates` moved to groups of their own at
+        their learning rate (same weight decay split), before any step and before the scheduler is made (it scales
+        every group alike)."""
         optimizer = super().create_optimizer(model)
-        if self.projector_learning_rate is None or getattr(optimizer, "_profvlm_projector_groups", False):
+        if getattr(optimizer, "_profvlm_learning_rates", False):
             return optimizer
-        projector = {id(p) for name, p in (model or self.model).named_parameters() if "multi_modal_projector" in name}
+        rates = self.parameter_learning_rates(model or self.model)
         for group in list(optimizer.param_groups):
-            moved = [p for p in group["params"] if id(p) in projector]
-            if moved:
-                group["params"] = [p for p in group["params"] if id(p) not in projector]
-                optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
-                                           "lr": self.projector_learning_rate})
+            for rate in sorted(set(rates.values())):
+                moved = [p for p in group["params"] if rates.get(id(p)) == rate]
+                if moved:
+                    group["params"] = [p for p in group["params"] if rates.get(id(p)) != rate]
+                    optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
+                                               "lr": rate})
         optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
-        optimizer._profvlm_projector_groups = True
+        optimizer._profvlm_learning_rates = True
         return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -268,7 +288,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
                                 processing_class=processor, data_collator=collator, peft_config=lora,
                                 seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight,
                                 time_loss_weight=script_args.time_loss_weight,
-                                projector_learning_rate=script_args.projector_learning_rate)
+                                projector_learning_rate=script_args.projector_learning_rate,
+                                lora_b_learning_rate_ratio=script_args.lora_b_learning_rate_ratio)
     trainer.script_args = script_args  # save_final records the training facts from them
     total, trainable = count_parameters(trainer.model)
     if training_args.process_index == 0:
