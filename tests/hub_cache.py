@@ -1,8 +1,7 @@
-"""Lay a checkpoint out as the Hub cache holds a repo, and run code in a Python that cannot see this project."""
+"""Lay a checkpoint out as the Hub cache holds a repo, and run code in a process that cannot see this project."""
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,22 +27,36 @@ def make_hub_cache(checkpoint_dir: Path, cache_root: Path, repo_id: str = "org/p
     return Path(cache_root)
 
 
-def run_isolated(code: str, hub_cache: Path, tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter, offline, with the Hub cache at `hub_cache` and without this project."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        HF_HUB_CACHE=str(hub_cache),
-        HF_HOME=str(tmp_path / "hf_home"),
-        HF_MODULES_CACHE=str(tmp_path / "hf_modules"),
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", _ISOLATION_PRELUDE + code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"isolated run failed:\nSTDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr[-4000:]}"
-    return result
+class HubSpace:
+    """One Hub cache for the test session (`org/profvlm` is the tiny checkpoint; tests add their own repos) and the
+    environment of the processes that load from it: offline, with their own HF_HOME and modules cache."""
+
+    def __init__(self, root: Path, checkpoint: Path):
+        root = Path(root)
+        self.hub = make_hub_cache(checkpoint, root / "hub")
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_CACHE=str(self.hub),
+                        HF_HOME=str(root / "hf_home"), HF_MODULES_CACHE=str(root / "hf_modules"),
+                        HF_DATASETS_CACHE=str(root / "datasets_cache"), TOKENIZERS_PARALLELISM="false",
+                        OMP_NUM_THREADS="1")
+
+    def add(self, checkpoint_dir: Path, repo_id: str) -> str:
+        """Lay `checkpoint_dir` out as `repo_id` in this cache; returns the repo id."""
+        make_hub_cache(checkpoint_dir, self.hub, repo_id)
+        return repo_id
+
+    @property
+    def python(self) -> str:
+        """The `python` of these processes: forked from a preloaded interpreter (tests/preloaded_python.py), which has
+        imported torch and transformers but nothing of this project."""
+        from tests.preloaded_python import preloaded_python
+
+        return preloaded_python(self.env)
+
+    def run_isolated(self, code: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+        """Run `code` in its own process that cannot see this project (asserted before `code` runs), from `cwd`."""
+        result = subprocess.run([self.python, "-c", _ISOLATION_PRELUDE + code], cwd=cwd, env=self.env,
+                                capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, (f"isolated run failed:\nSTDOUT:\n{result.stdout}\n"
+                                        f"STDERR:\n{result.stderr[-4000:]}")
+        return result

@@ -10,7 +10,6 @@ import modeling_profvlm  # noqa: F401  (registers the Auto classes)
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS, ProfVLMConfig
 from modeling_profvlm.lora import count_parameters, default_lora_config
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
-from tests.hub_cache import make_hub_cache, run_isolated
 from tests.tiny_assets import TINY_VIDEO_TOKEN_ID, tiny_inputs, tiny_profvlm
 
 
@@ -73,7 +72,7 @@ def test_a_finalised_checkpoint_carries_auto_map_custom_pipelines_and_code(tiny_
     assert processor["auto_map"]["AutoProcessor"] == "processing_profvlm.ProfVLMProcessor"
 
 
-def test_trust_remote_code_from_hub_cache_without_the_project(tmp_path):
+def test_trust_remote_code_from_hub_cache_without_the_project(hub_space, tmp_path):
     from profvlm.code_export import add_auto_map_to_json, export_code_files
 
     model, inputs = tiny_profvlm(), tiny_inputs()
@@ -83,12 +82,12 @@ def test_trust_remote_code_from_hub_cache_without_the_project(tmp_path):
     torch.save(inputs, tmp_path / "inputs.pt")
     with torch.no_grad():
         torch.save(model(**inputs).logits, tmp_path / "expected.pt")
-    hub = make_hub_cache(tmp_path / "ckpt", tmp_path / "hub")
-    run_isolated(
-        """
+    repo = hub_space.add(tmp_path / "ckpt", "org/profvlm-random-tiny")
+    hub_space.run_isolated(
+        f"""
 import torch
 from transformers import AutoModel
-model = AutoModel.from_pretrained("org/profvlm", trust_remote_code=True).eval()
+model = AutoModel.from_pretrained({repo!r}, trust_remote_code=True).eval()
 assert type(model).__name__ == "ProfVLMForConditionalGeneration", type(model)
 assert "transformers_modules" in type(model).__module__, type(model).__module__
 with torch.no_grad():
@@ -96,7 +95,6 @@ with torch.no_grad():
 torch.testing.assert_close(logits, torch.load("expected.pt"), atol=1e-5, rtol=0)
 print("OK")
 """,
-        hub,
         tmp_path,
     )
 

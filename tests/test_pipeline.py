@@ -7,7 +7,6 @@ from transformers import pipeline
 import modeling_profvlm  # noqa: F401  (registers the task)
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
 from modeling_profvlm.pipeline_profvlm import ProficiencyEstimationPipeline
-from tests.hub_cache import make_hub_cache, run_isolated
 from tests.serving_helpers import TINY_MAX_NEW_TOKENS, check_result, direct_label_log_likelihoods, write_take
 from tests.video_fixtures import write_corrupt
 
@@ -26,10 +25,9 @@ def takes(tmp_path_factory):
             write_take(root / "three", views=("exo1", "exo2", "exo4"), seed=3)]
 
 
-def test_hub_cache_pipeline_without_the_project(tiny_checkpoint, tmp_path):
+def test_hub_cache_pipeline_without_the_project(hub_space, tmp_path):
     take = write_take(tmp_path / "take", views=("ego", "exo1", "exo2"))
-    hub = make_hub_cache(tiny_checkpoint, tmp_path / "hub")
-    result = run_isolated(
+    result = hub_space.run_isolated(
         f"""
 import json
 from transformers import pipeline
@@ -38,7 +36,6 @@ assert type(pipe).__name__ == "ProficiencyEstimationPipeline", type(pipe)
 assert "transformers_modules" in type(pipe).__module__, type(pipe).__module__
 print(json.dumps(pipe({take!r}, max_new_tokens=4)))
 """,
-        hub,
         tmp_path,
     )
     check_result(json.loads(result.stdout.strip().splitlines()[-1]), ["ego", "exo1", "exo2"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub_cache import REPO_ROOT, make_hub_cache, run_isolated
+from tests.hub_cache import REPO_ROOT, HubSpace
 from tests.preloaded_python import preloaded_bin
 from tests.serving_helpers import write_take
 from tests.video_fixtures import write_pattern_video
@@ -72,7 +72,7 @@ class Workspace:
     shell_swaps: list[tuple[str, str]]  # (regex, replacement), applied in order
     python_prelude: str
     python_swaps: list[tuple[str, str]]
-    hub: Path
+    hub_space: HubSpace | None  # where `org/profvlm` resolves, and the project-free processes that load it
 
     def shell(self, code: str) -> str:
         for pattern, replacement in self.shell_swaps:
@@ -93,7 +93,7 @@ def run_block(block: Block, space: Workspace) -> None:
                               text=True, timeout=600)
         if proc.returncode == 0 and not PROJECT_IMPORT.search(block.code):
             # Without the package, from the Hub layout: the same block must work with the checkpoint's own code.
-            run_isolated(code, space.hub, space.cwd, timeout=600)
+            space.hub_space.run_isolated(code, space.cwd, timeout=600)
     else:
         code = space.shell(block.code)
         proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code], cwd=space.cwd, env=space.env,
@@ -135,7 +135,7 @@ def served_app(checkpoint: Path, example_dir: Path):
 
 
 @pytest.fixture
-def workspace(tmp_path, tree, tiny_text_dir, tiny_checkpoint):
+def workspace(tmp_path, tree, tiny_text_dir, hub_space):
     """An empty folder the README's commands run in, with its takes and datasets on disk."""
     cwd = tmp_path / "work"
     cwd.mkdir()
@@ -146,12 +146,9 @@ def workspace(tmp_path, tree, tiny_text_dir, tiny_checkpoint):
         write_pattern_video(cwd / f"{view}.mp4", num_frames=8, height=32, width=32, seed=len(view))
     recipe = tmp_path / "tiny_sft.yaml"
     recipe.write_text(TINY_SFT_RECIPE)
-    hub = make_hub_cache(tiny_checkpoint, tmp_path / "hub")  # "org/profvlm" resolves here, offline
     venv_bin = str(Path(sys.executable).parent)  # `python`, `profvlm` and `accelerate` of this environment
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PATH=venv_bin + os.pathsep + env.get("PATH", ""), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               HF_HUB_CACHE=str(hub), HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"), OMP_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false", ACCELERATE_USE_CPU="1")
+    env = dict(hub_space.env)  # offline; "org/profvlm" resolves to the tiny checkpoint
+    env.update(PATH=venv_bin + os.pathsep + env.get("PATH", ""), ACCELERATE_USE_CPU="1")
     # The same python, profvlm and accelerate, each command still its own process, forked from one that imported
     # torch and transformers once (tests/preloaded_python.py): ~5 s less per command on a slow CPU.
     env["PATH"] = preloaded_bin(env) + os.pathsep + env["PATH"]
@@ -167,7 +164,7 @@ def workspace(tmp_path, tree, tiny_text_dir, tiny_checkpoint):
     ]
     yield Workspace(cwd, env, shell_swaps, f"EGO_VIDEO = {str(cwd / 'take' / 'aria01_214-1.mp4')!r}\n"
                                            f"EXO_VIDEO = {str(cwd / 'take' / 'cam01.mp4')!r}\n",
-                    [(r'"ego\.mp4"', repr(str(cwd / "ego.mp4")))], hub)
+                    [(r'"ego\.mp4"', repr(str(cwd / "ego.mp4")))], hub_space)
 
 
 # --------------------------------------------------------------------------------------------------------- tests
@@ -200,6 +197,6 @@ def test_a_block_that_cannot_run_fails_unless_marked(tmp_path):
     assert [(b.language, b.not_run) for b in blocks] == [("bash", None), ("bash", "licensed download"), ("text", None)]
     to_run = runnable_blocks(page)
     assert [b.line for b in to_run] == [3]
-    space = Workspace(tmp_path, {"PATH": "/usr/bin:/bin"}, [], "", [], tmp_path)
+    space = Workspace(tmp_path, {"PATH": "/usr/bin:/bin"}, [], "", [], None)
     with pytest.raises(AssertionError, match="README.md line 3: this bash block failed"):
         run_block(to_run[0], space)

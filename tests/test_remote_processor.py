@@ -5,7 +5,6 @@ from transformers import AutoProcessor
 
 import processing  # noqa: F401  (registers ProfVLMProcessor with AutoProcessor)
 from processing.processing_profvlm import ProfVLMProcessor
-from tests.hub_cache import make_hub_cache, run_isolated
 
 
 def test_init_writes_the_processor_and_auto_processor_loads_it(tiny_checkpoint):
@@ -22,7 +21,8 @@ def test_init_writes_the_processor_and_auto_processor_loads_it(tiny_checkpoint):
     assert processor.video_token_id == config["video_token_id"]
 
 
-def test_processor_loads_with_trust_remote_code_from_hub_cache_without_the_project(tiny_checkpoint, tmp_path):
+def test_processor_loads_with_trust_remote_code_from_hub_cache_without_the_project(tiny_checkpoint, hub_space,
+                                                                                   tmp_path):
     import numpy as np
 
     frames = np.random.default_rng(0).integers(0, 255, (6, 40, 48, 3), dtype=np.uint8)
@@ -31,8 +31,7 @@ def test_processor_loads_with_trust_remote_code_from_hub_cache_without_the_proje
     expected = local(text=[local.build_prompt()], videos=[{"ego": frames, "exo2": frames}], return_tensors="pt")
     for key in ("input_ids", "pixel_values_videos", "view_mask"):
         np.save(tmp_path / f"{key}.npy", expected[key].numpy())
-    hub = make_hub_cache(tiny_checkpoint, tmp_path / "hub")
-    run_isolated(
+    hub_space.run_isolated(
         """
 import numpy as np
 from transformers import AutoProcessor
@@ -45,6 +44,5 @@ for key in ("input_ids", "pixel_values_videos", "view_mask"):
     np.testing.assert_allclose(out[key].numpy(), np.load(key + ".npy"), atol=1e-6)
 print("OK")
 """,
-        hub,
         tmp_path,
     )
