@@ -43,12 +43,12 @@ def tiny_moments_checkpoint(tiny_text_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hub_space(tiny_checkpoint, tmp_path_factory):
+def hub_space(tiny_checkpoint):
     """A Hub cache where `org/profvlm` is the tiny checkpoint, and processes that load from it offline
     (tests/hub_cache.py); one for the session, so that its preloaded interpreter starts once."""
     from tests.hub_cache import HubSpace
 
-    return HubSpace(tmp_path_factory.mktemp("hub_space"), tiny_checkpoint)
+    return HubSpace(tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")

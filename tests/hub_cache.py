@@ -1,7 +1,10 @@
-"""Lay a checkpoint out as the Hub cache holds a repo, and run code in a process that cannot see this project."""
+"""The Hugging Face folders of the processes the tests start, a checkpoint laid out as the Hub cache holds a repo,
+and code run in a process that cannot see this project."""
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +20,31 @@ for name in ("modeling_profvlm", "processing", "training", "dataset_scripts"):
 """
 
 
+_SESSION_ROOT: list[Path] = []
+
+
+def session_hf_env() -> dict:
+    """HF_HUB_CACHE, HF_HOME, HF_MODULES_CACHE and HF_DATASETS_CACHE for every process the tests start: one temporary
+    folder per session (removed at exit), so that those processes share one preloaded interpreter (these are read at
+    import) and never write to the user's ~/.cache/huggingface."""
+    if not _SESSION_ROOT:
+        _SESSION_ROOT.append(Path(tempfile.mkdtemp(prefix="profvlm_tests_hf_")))
+        atexit.register(shutil.rmtree, _SESSION_ROOT[0], True)
+    root = _SESSION_ROOT[0]
+    return {"HF_HUB_CACHE": str(root / "hub"), "HF_HOME": str(root / "home"), "HF_MODULES_CACHE": str(root / "modules"),
+            "HF_DATASETS_CACHE": str(root / "datasets")}
+
+
+def process_env(**extra: str) -> dict:
+    """The environment of a process a test starts: this one's, offline, single-threaded math (2 shared cores), the
+    session's Hugging Face folders; without PYTHONPATH unless `extra` sets it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
+               **session_hf_env())
+    env.update(extra)
+    return env
+
+
 def make_hub_cache(checkpoint_dir: Path, cache_root: Path, repo_id: str = "org/profvlm") -> Path:
     """Copy `checkpoint_dir` to `<cache_root>/models--org--name/snapshots/<rev>/` with `refs/main` -> rev."""
     repo_dir = Path(cache_root) / ("models--" + repo_id.replace("/", "--"))
@@ -28,17 +56,12 @@ def make_hub_cache(checkpoint_dir: Path, cache_root: Path, repo_id: str = "org/p
 
 
 class HubSpace:
-    """One Hub cache for the test session (`org/profvlm` is the tiny checkpoint; tests add their own repos) and the
-    environment of the processes that load from it: offline, with their own HF_HOME and modules cache."""
+    """The session's Hub cache, where `org/profvlm` is the tiny checkpoint (tests add their own repos), and the
+    processes that load from it: offline, in `process_env`."""
 
-    def __init__(self, root: Path, checkpoint: Path):
-        root = Path(root)
-        self.hub = make_hub_cache(checkpoint, root / "hub")
-        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        self.env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_CACHE=str(self.hub),
-                        HF_HOME=str(root / "hf_home"), HF_MODULES_CACHE=str(root / "hf_modules"),
-                        HF_DATASETS_CACHE=str(root / "datasets_cache"), TOKENIZERS_PARALLELISM="false",
-                        OMP_NUM_THREADS="1")
+    def __init__(self, checkpoint: Path):
+        self.env = process_env()
+        self.hub = make_hub_cache(checkpoint, Path(self.env["HF_HUB_CACHE"]))
 
     def add(self, checkpoint_dir: Path, repo_id: str) -> str:
         """Lay `checkpoint_dir` out as `repo_id` in this cache; returns the repo id."""

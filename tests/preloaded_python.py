@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,8 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # Variables read when a library is imported or loaded: a command may only run where the server has the same ones.
 # (Not KMP_*: Intel's OpenMP reads them, and torch here loads GNU's; sklearn's import sets KMP_DUPLICATE_LIB_OK.)
+# (Not PROFVLM_* or GRADIO_*: neither the project nor gradio is preloaded; they read theirs in each command.)
 IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "TOKENIZERS", "DATASETS", "ATEN_", "ONEDNN_", "DNNL_",
-                        "MKL_", "OMP_", "PROFVLM_", "PYTHON", "GRADIO_", "XDG_", "MPLBACKEND", "HOME")
+                        "MKL_", "OMP_", "PYTHON", "XDG_", "MPLBACKEND", "HOME")
 # Applied per command: OMP_NUM_THREADS (torchrun and accelerate set it per process) with set_num_threads,
 # PYTHONPATH by rebuilding sys.path as the interpreter does at startup.
 APPLIED_AT_START = ("OMP_NUM_THREADS", "PYTHONPATH")
@@ -95,6 +97,7 @@ class PreloadedServer:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _SERVERS: dict[str, PreloadedServer] = {}

@@ -35,11 +35,12 @@ def tiny_feature_cache(tmp_path_factory, checkpoint: Path, tree: Path) -> Path:
 
 
 def script_env(**extra: str) -> dict:
-    """Environment for a training subprocess: offline, single-threaded math (2 shared cores), repo importable."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
+    """Environment for a training subprocess: offline, single-threaded math (2 shared cores), the session's Hugging
+    Face folders (tests/hub_cache.py), repo importable."""
+    from tests.hub_cache import process_env
+
+    pythonpath = os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    return process_env(**{"PYTHONPATH": pythonpath, **extra})
 
 
 def script_python(env: dict) -> str:
