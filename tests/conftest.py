@@ -13,6 +13,16 @@ import pytest  # noqa: E402
 from tests.tiny_assets import build_tiny_tokenizer, build_tiny_text_dir  # noqa: E402
 
 
+def pytest_collection_finish(session):
+    """A run of many tests starts the preloaded interpreter of their processes now (tests/preloaded_python.py), so
+    that it imports torch and transformers while the first tests run, not when the first process is needed."""
+    if len(session.items) >= 100:
+        from tests.hub_cache import process_env
+        from tests.preloaded_python import start_in_background
+
+        start_in_background(process_env())
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A small byte-level BPE tokenizer with the ChatML specials and `<video>` (built in ~1 s, no hub)."""

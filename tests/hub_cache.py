@@ -39,8 +39,9 @@ def process_env(**extra: str) -> dict:
     """The environment of a process a test starts: this one's, offline, single-threaded math (2 shared cores), the
     session's Hugging Face folders; without PYTHONPATH unless `extra` sets it."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-               **session_hf_env())
+    # HF_HUB_DISABLE_TELEMETRY as gradio's import sets it in this process: the same before and after test_app
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="True",
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", **session_hf_env())
     env.update(extra)
     return env
 

@@ -85,13 +85,19 @@ class PreloadedServer:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.preloaded_python", self.socket_path],
                                         cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         text=True)
-        ready = self.process.stdout.readline()  # blocks until the server listens (or dies)
-        if ready.strip() != "ready":
-            self.process.kill()
-            raise RuntimeError(f"the preloaded python server did not start (exit {self.process.wait()})")
+        self.ready = False  # until the server says so (`wait_until_ready`): it imports meanwhile
+
+    def wait_until_ready(self) -> None:
+        """Block until the server listens (its one line on stdout), or raise if it died."""
+        if not self.ready:
+            if self.process.stdout.readline().strip() != "ready":
+                self.process.kill()
+                raise RuntimeError(f"the preloaded python server did not start (exit {self.process.wait()})")
+            self.ready = True
 
     @property
     def python(self) -> str:
+        self.wait_until_ready()
         return str(self.bin / "python")
 
     def close(self) -> None:
@@ -119,6 +125,11 @@ def server_for(env: dict) -> PreloadedServer:
     return _SERVERS[key]
 
 
+def start_in_background(env: dict) -> None:
+    """Start the server for `env` now without waiting for it: it imports while the tests before its first user run."""
+    server_for(env)
+
+
 def preloaded_python(env: dict) -> str:
     """The path of a `python` that runs in `env` and forks from a preloaded server (use it as argv[0])."""
     return server_for(env).python
@@ -126,7 +137,9 @@ def preloaded_python(env: dict) -> str:
 
 def preloaded_bin(env: dict) -> str:
     """A folder with `python`, `profvlm` and `accelerate` launchers for `env`, to put first on PATH."""
-    return str(server_for(env).bin)
+    server = server_for(env)
+    server.wait_until_ready()
+    return str(server.bin)
 
 
 # ------------------------------------------------------------------------------------------------------- server
