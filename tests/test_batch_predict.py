@@ -1,7 +1,6 @@
 """`profvlm predict --data_dir`: many takes, unreadable views reported, resumable after a kill, equal to the pipeline
 take by take, sharded over ranks into one output, and the Ego-Exo4D challenge submission."""
 import json
-import os
 import shutil
 import signal
 import subprocess

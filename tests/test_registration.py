@@ -1,9 +1,7 @@
 """`import profvlm` registers ProfVLM with transformers: in a fresh interpreter with the package installed, the task
 name alone loads the installed pipeline, model and processor, with no `trust_remote_code`."""
 import json
-import os
 import subprocess
-import sys
 
 from tests.serving_helpers import TINY_MAX_NEW_TOKENS, check_result, write_take
 
