@@ -81,6 +81,12 @@ class ProfVLMArguments:
         metadata={"help": "Learning rate of the projector, which starts from random weights while LoRA starts from a "
                           "pretrained LM (default: --learning_rate). The scheduler scales both alike."},
     )
+    projector_alignment_steps: int = field(
+        default=0,
+        metadata={"help": "Before SFT, train the projector alone for this many full-batch steps on the feature cache so "
+                          "that each take's video tokens point towards the LM's embedding of its label's first "
+                          "token (training/projector_alignment.py; needs --features). 0: off."},
+    )
     lora_b_learning_rate_ratio: float = field(
         default=1.0,
         metadata={"help": "LoRA+ (Hayou et al. 2024, arXiv 2402.12354): the LoRA B matrices learn this many times "
@@ -279,6 +285,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
                                                                 desc="row lengths")
                              for rows in (train, evaluation))
         training_args.length_column_name = "length"
+    if script_args.projector_alignment_steps > 0:
+        align_on_cache(model, processor, features, train, labels, script_args, training_args)
     lora = default_lora_config(script_args.lora_r, script_args.lora_alpha, script_args.lora_dropout,
                                tuple(script_args.lora_target_modules))
     seen = None
@@ -296,6 +304,31 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         logger.info("Parameters: %s total, %s trainable (LoRA r=%d + projector); training from %s.", f"{total:,}",
                     f"{trainable:,}", script_args.lora_r, "cached features" if features else "pixels")
     return trainer
+
+
+def align_on_cache(model, processor, features: FeatureCache | None, train, labels: list[str],
+                   script_args: ProfVLMArguments, training_args: SFTConfig) -> dict:
+    """`--projector_alignment_steps`: align the projector on the cached features of the training takes (one row per
+    take), before PEFT wraps the model, at the projector's learning rate. Resuming a run repeats it identically (it
+    is seeded), then the checkpoint's weights replace it."""
+    from training.projector_alignment import align_projector, label_token_ids
+
+    if features is None:
+        raise ValueError(f"--projector_alignment_steps {script_args.projector_alignment_steps} needs --features: it "
+                         "trains the projector on the feature cache (training/extract_features.py).")
+    taken, cached, masks, targets = set(), [], [], []
+    for row in train:
+        if row["take_uid"] in taken:
+            continue
+        taken.add(row["take_uid"])
+        feature, mask = features.features_of(row["take_uid"], row["view_names"])
+        cached.append(feature)
+        masks.append(mask)
+        targets.append(labels.index(row["label"]))
+    rate = script_args.projector_learning_rate or training_args.learning_rate
+    return align_projector(model, torch.stack(cached).to(model.device), torch.stack(masks).to(model.device),
+                           torch.tensor(targets, device=model.device), label_token_ids(processor.tokenizer, labels),
+                           script_args.projector_alignment_steps, learning_rate=rate, seed=training_args.seed)
 
 
 def resolve_resume(training_args: SFTConfig) -> str | None:
