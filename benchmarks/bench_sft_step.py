@@ -1,6 +1,6 @@
 """One LoRA SFT step on cached features, as training/sft.py takes it, side by side in one run: float32; float32 with
 the kernels capped to AVX2 (`avx2_float32`: how the common AVX2-only CPU is imitated on a faster one, the caps in
-`AVX2_EMULATION`); and, where the CPU has native bf16 (elsewhere bf16 is emulated, so those cases are skipped and say
+`AVX2_EMULATION`), also with length-grouped batches (`avx2_float32_grouped`: less padding); and, where the CPU has native bf16 (elsewhere bf16 is emulated, so those cases are skipped and say
 why), bf16 autocast, also with transformers' SDPA everywhere instead of the CPU training attention
 (modeling_profvlm/cpu_attention.py) and with LoRA dropout 0.1 instead of the recipe's 0.
 
@@ -33,6 +33,7 @@ RECIPE = REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"
 CASES = {
     "float32": ["--bf16", "false"],
     "avx2_float32": ["--bf16", "false"],
+    "avx2_float32_grouped": ["--bf16", "false", "--train_sampling_strategy", "group_by_length"],
     "bf16_autocast": ["--bf16", "true"],
     "bf16_autocast_sdpa": ["--bf16", "true"],
     "bf16_autocast_lora_dropout_0.1": ["--bf16", "true", "--lora_dropout", "0.1"],
@@ -127,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     native = cpu_kind()["native_bf16"]
     report = {"cpu_kind": cpu_kind(), "recipe": str(RECIPE.relative_to(REPO_ROOT)), "avx2_emulation": AVX2_EMULATION}
     for case in CASES:
-        if case not in ("float32", "avx2_float32") and not native:
+        if "float32" not in case and not native:
             report[case] = {"skipped": "this CPU has no native bf16: autocast would emulate it, several times slower"}
             continue
-        env = {**os.environ, **(AVX2_EMULATION if case == "avx2_float32" else {})}
+        env = {**os.environ, **(AVX2_EMULATION if case.startswith("avx2") else {})}
         proc = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps), "--warmup",
                                str(args.warmup), "--work_dir", str(work)], cwd=REPO_ROOT, capture_output=True,
                               text=True, env=env)
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         report[case] = json.loads(proc.stdout.strip().splitlines()[-1])
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["avx2_emulation_slowdown"] = report["avx2_float32"]["step_s_median"] / report["float32"]["step_s_median"]
+    report["grouped_batches_speedup_avx2"] = (report["avx2_float32"]["step_s_median"]
+                                              / report["avx2_float32_grouped"]["step_s_median"])
     if "step_s_median" in report.get("bf16_autocast", {}):
         report["bf16_speedup"] = report["float32"]["step_s_median"] / report["bf16_autocast"]["step_s_median"]
         for case, key in (("bf16_autocast_sdpa", "cpu_attention_speedup"),

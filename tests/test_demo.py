@@ -3,10 +3,8 @@ evaluation line reports what predictions.jsonl holds (accuracy, MAE, QWK, ECE), 
 word limit the checkpoint was trained with, the card calls the data synthetic, the prediction is printed, and a second
 run reuses what the first one made."""
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from huggingface_hub import ModelCard
 
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
 from profvlm.demo import sft_config_value
+from tests.training_helpers import script_env, script_python
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,9 +20,10 @@ SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PROFVLM_DTYPE": "float32"}
-    return subprocess.run([sys.executable, "-m", "profvlm.demo", "--output_dir", str(out), *SMALL, *extra],
+    # offline, one thread, the session's Hugging Face folders; the demo and each of its stages forked from a
+    # preloaded interpreter (tests/preloaded_python.py) instead of importing torch and transformers every time
+    env = script_env(PROFVLM_DTYPE="float32")
+    return subprocess.run([script_python(env), "-m", "profvlm.demo", "--output_dir", str(out), *SMALL, *extra],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
 
