@@ -47,7 +47,9 @@ MOMENTS_CONFIG = "demonstrator_moments"  # the demo's data: timed commentary as 
 
 
 def prepare(work: Path) -> tuple[Path, Path, Path]:
-    """(base checkpoint, synthetic tree, feature cache), built once under `work` and reused."""
+    """(base checkpoint, synthetic tree, feature cache), built once under `work` and reused. 200 takes, as the demo:
+    Trainer's LengthGroupedSampler sorts within groups of min(rows // (4 x batch), 50) batches, so a tree of a few
+    dozen takes would leave the grouped case nothing to group."""
     base, data, features = work / "base", work / "data", work / "features"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if not (base / "config.json").is_file():
@@ -55,7 +57,7 @@ def prepare(work: Path) -> tuple[Path, Path, Path]:
                         "smollm2-offline", "--temporal_tokens", "4", "--output_dir", str(base)], check=True,
                        cwd=REPO_ROOT, env=env)
     if not (data / "takes.json").is_file():
-        subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--output_dir", str(data), "--takes", "40",
+        subprocess.run([sys.executable, "-m", "profvlm.cli", "synthetic", "--output_dir", str(data), "--takes", "200",
                         "--size", "32", "--seconds", "4", "--events", "--quiet"], check=True, cwd=REPO_ROOT, env=env)
     if not (features / "manifest.json").is_file():
         subprocess.run([sys.executable, "training/extract_features.py", "--model", str(base), "--data_dir", str(data),
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from profvlm.assets import cache_dir
 
-    work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_sft_step_moments"
+    work = Path(args.work_dir) if args.work_dir else cache_dir() / "bench_sft_step_moments_200"
     base, data, features = prepare(work)
     if args.case:
         print(json.dumps(time_steps(args.case, base, data, features, args.steps, args.warmup, work / args.case)))
