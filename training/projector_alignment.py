@@ -67,7 +67,7 @@ def align_projector(model, features: torch.Tensor, view_mask: torch.Tensor, targ
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             accuracies.append(float((logits.argmax(-1) == targets).float().mean()))
     finally:
         torch.random.set_rng_state(generator_state)
