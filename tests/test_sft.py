@@ -424,3 +424,16 @@ def test_length_grouped_batches_hold_rows_of_similar_length(tiny_checkpoint, tre
     plain_args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--features",
                              str(feature_cache), "--output_dir", str(tmp_path), "--eval_split", "none"])
     assert "length" not in build_trainer(*plain_args).train_dataset.column_names
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--projector_learning_rate", "0", "--projector_learning_rate 0.0: expected a number > 0"),
+    ("--lora_b_learning_rate_ratio", "-1", "--lora_b_learning_rate_ratio -1.0: expected a number > 0"),
+    ("--projector_alignment_steps", "-5", "--projector_alignment_steps -5: expected 0"),
+])
+def test_learning_rate_options_refuse_values_that_cannot_train(option, value, message, tiny_checkpoint, tree,
+                                                               tmp_path):
+    script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
+                                    "--output_dir", str(tmp_path), option, value])
+    with pytest.raises(ValueError, match=message):
+        build_trainer(script_args, args)

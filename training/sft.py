@@ -271,6 +271,13 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
+    for option in ("projector_learning_rate", "lora_b_learning_rate_ratio"):
+        value = getattr(script_args, option)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{option} {value}: expected a number > 0.")
+    if script_args.projector_alignment_steps < 0:
+        raise ValueError(f"--projector_alignment_steps {script_args.projector_alignment_steps}: expected 0 (off) or "
+                         "a number of steps.")
     for option in ("label_loss_weight", "time_loss_weight"):
         if getattr(script_args, option) <= 0:
             raise ValueError(f"--{option} {getattr(script_args, option)}: expected a weight > 0 (1 = no extra "
