@@ -17,6 +17,9 @@ FEEDBACK_PREFIX = "Feedback: "
 
 _LABEL_LINE = re.compile(r"^[ \t]*proficiency[ \t]*:[ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE)
 _FEEDBACK_START = re.compile(r"^[ \t]*feedback[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
+# The feedback prefix (FEEDBACK_PREFIX, tolerant of case and spaces) at the very start of a continuation.
+_FEEDBACK_CONTINUATION = re.compile(r"\A\s*" + re.escape(FEEDBACK_PREFIX.strip().rstrip(":")) + r"[ \t]*:",
+                                    re.IGNORECASE)
 
 
 _TIMESTAMP = re.compile(r"^(?:(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))$")
@@ -108,6 +111,16 @@ def parse_output(text: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> tuple
     return label, (text[: line.start()] + text[line.end() :]).strip()
 
 
+def parse_feedback_continuation(text: str) -> str:
+    """The feedback in what a model generated right after its answer's label line `Proficiency: <label>`: a
+    continuation in the `format_target` form ("\\nFeedback: <feedback>") loses its leading line break and
+    `Feedback:` prefix (any case, spaces around the colon); the rest is stripped of surrounding whitespace.
+    Off-format text is returned stripped, as generated. Never raises (None gives "")."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    prefix = _FEEDBACK_CONTINUATION.match(text)
+    return (text[prefix.end() :] if prefix else text).strip()
+
 
 # A moment marker in feedback text: `[m:ss]` or `[h:mm:ss]`; spaces inside the brackets tolerated in generated text.
 _MOMENT_MARKER = re.compile(r"\[[ \t]*(\d+:[0-5]\d(?::[0-5]\d)?)[ \t]*\]")
@@ -177,6 +190,7 @@ __all__ = [
     "format_label_prefix",
     "format_target",
     "parse_output",
+    "parse_feedback_continuation",
     "normalize_moments",
     "format_moments",
     "parse_moments",

@@ -10,6 +10,7 @@ from modeling_profvlm.profvlm_facts import (
     check_label_list,
     format_label_prefix,
     format_target,
+    parse_feedback_continuation,
     parse_output,
 )
 from processing import text_format
@@ -42,6 +43,33 @@ def test_target_puts_the_label_first():
     assert format_target("Novice") == "Proficiency: Novice"
     assert parse_output("Proficiency: Novice") == ("Novice", "")
     assert format_label_prefix("Early Expert") == "Proficiency: Early Expert"
+
+
+@pytest.mark.parametrize("label", PROFICIENCY_LABELS)
+@pytest.mark.parametrize("feedback", [f.strip() for f in FEEDBACKS])
+def test_the_continuation_after_the_label_line_gives_the_feedback(label, feedback):
+    head = format_label_prefix(label)
+    assert parse_feedback_continuation(format_target(label, feedback)[len(head):]) == feedback
+
+
+@pytest.mark.parametrize(("generated", "feedback"), [
+    ("\nFeedback: Keep the elbow in.", "Keep the elbow in."),
+    ("\n\n  feedback :Keep the elbow in.  \n", "Keep the elbow in."),  # case and spaces tolerated
+    ("\nFEEDBACK:\tSteady.", "Steady."),
+    ("\nFeedback:", ""),
+    ("  Keep the elbow in. ", "Keep the elbow in."),  # off-format: as generated, stripped
+    ("\nThe feedback: steady.", "The feedback: steady."),  # the prefix counts only at the start
+    ("", ""),
+    (None, ""),
+])
+def test_parse_feedback_continuation_is_lenient_and_never_raises(generated, feedback):
+    assert parse_feedback_continuation(generated) == feedback
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_parse_feedback_continuation_never_raises(text):
+    assert isinstance(parse_feedback_continuation(text), str)
 
 
 def test_labels_views_and_token_have_one_owner_the_leaf_module():
