@@ -7,7 +7,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list
-from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_num_frames
+from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_family, tower_num_frames
 
 # SmolLM2-135M-Instruct (HF config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
 SMOLLM2_135M_TEXT_CONFIG = {
@@ -55,6 +55,11 @@ class ProfVLMConfig(PreTrainedConfig):
     # Temporal tokens per view: 1 is the paper (one mean over all of the tower's tokens); N > 1 pools the tower's
     # tokens per time step into N equal time bins, and the projector emits N x num_video_tokens tokens in time order.
     temporal_tokens: int = 1
+    # The tower's input normalisation (3 values each, RGB): `profvlm init` stores the tower's own (its Hub repo's
+    # preprocessor config, else its family's default). None: not recorded (config.json files from before these
+    # keys), which means the tower family's default (`tower_adapter.TOWER_FAMILIES`).
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
     video_token: str = VIDEO_TOKEN
     video_token_id: int | None = None
     projector_hidden_size: int = 1024
@@ -102,6 +107,7 @@ class ProfVLMConfig(PreTrainedConfig):
         if self.num_video_tokens < 1:
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
         check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
+        self.image_mean, self.image_std = _check_normalisation(self.image_mean, self.image_std)
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
             # config.json's `custom_pipelines` (remote code) and demand trust_remote_code. Only the checkpoint tooling
@@ -118,6 +124,29 @@ class ProfVLMConfig(PreTrainedConfig):
     def num_tokens_per_take(self) -> int:
         """Language-model tokens one take becomes: temporal_tokens x num_video_tokens."""
         return self.temporal_tokens * self.num_video_tokens
+
+    @property
+    def tower_normalisation(self) -> tuple[list[float], list[float]]:
+        """(image_mean, image_std) the tower's pixels are normalised with: the recorded ones, else the tower family's
+        default."""
+        if self.image_mean is not None:
+            return list(self.image_mean), list(self.image_std)
+        family = tower_family(self.vision_config)
+        return list(family.image_mean), list(family.image_std)
+
+
+def _check_normalisation(mean, std) -> tuple[list[float] | None, list[float] | None]:
+    """(mean, std) as lists of 3 floats, both None, or a one-line ValueError naming the values."""
+    if mean is None and std is None:
+        return None, None
+    try:
+        checked = [float(x) for x in mean], [float(x) for x in std]
+    except (TypeError, ValueError):
+        checked = None
+    if checked is None or len(checked[0]) != 3 or len(checked[1]) != 3 or min(checked[1]) <= 0:
+        raise ValueError(f"ProfVLMConfig: image_mean {mean!r} / image_std {std!r}: expected 3 numbers each (RGB), "
+                         "std > 0, or both None (the tower family's default).")
+    return checked
 
 
 def require_profvlm_checkpoint(path: str | os.PathLike, what: str = "--model") -> Path:
