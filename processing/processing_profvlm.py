@@ -1,4 +1,6 @@
 # ProfVLMProcessor: a take's camera views -> pixel_values_videos + view_mask; text -> input_ids with <video> expanded.
+import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,18 +9,32 @@ import torch
 import torch.nn.functional as F
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import cached_file
 
-from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES
+from modeling_profvlm.configuration_profvlm import ProfVLMConfig
+from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES, parse_feedback_continuation
 from modeling_profvlm.take_inputs import split_takes, take_views
 from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
-from modeling_profvlm.tower_adapter import TOWER_FAMILIES, token_start_frames
+from modeling_profvlm.tower_adapter import (
+    TOWER_FAMILIES,
+    frames_per_time_step,
+    tower_family,
+    tower_image_size,
+    tower_num_frames,
+    token_start_frames,
+)
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
 from processing.video_io import DEFAULT_FPS, frames_to_rgb, keyframes_near, probe_video, read_frames_with_times
 
-# Without a tower's own normalisation, the paper's tower's (TimeSformer checkpoints use 0.45/0.225, not ImageNet's
-# 0.485/0.229). `profvlm init` saves the chosen tower's own mean/std with the processor.
+# A processor built by hand without a normalisation gets the paper's tower's (TimeSformer checkpoints use 0.45/0.225,
+# not ImageNet's 0.485/0.229). A checkpoint's processor takes its model's (`ProfVLMProcessor.from_model_config`).
 TIMESFORMER_MEAN = TOWER_FAMILIES["timesformer"].image_mean
 TIMESFORMER_STD = TOWER_FAMILIES["timesformer"].image_std
+
+# The processor's settings that are facts of its model (`model_facts`): a checkpoint's processor_config.json must
+# agree with its config.json on each.
+MODEL_FACTS = ("num_frames", "image_size", "frames_per_time_step", "image_mean", "image_std", "temporal_tokens",
+               "num_video_tokens", "video_token", "view_names")
 
 
 # Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
@@ -36,8 +52,8 @@ class ProfVLMProcessor(ProcessorMixin):
         chat_template: str | None = None,
         video_token: str = VIDEO_TOKEN,
         num_video_tokens: int = 1,
-        num_frames: int = 8,
-        image_size: int = 224,
+        num_frames: int | None = None,
+        image_size: int | None = None,
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
         view_names: list[str] | None = None,
@@ -47,6 +63,11 @@ class ProfVLMProcessor(ProcessorMixin):
         frames_per_time_step: int = 1,
         **kwargs,
     ):
+        if num_frames is None or image_size is None:  # the tower's facts: the processor has no numbers of its own
+            raise ValueError(f"ProfVLMProcessor needs its tower's num_frames and image_size (got num_frames="
+                             f"{num_frames}, image_size={image_size}): build it with "
+                             "ProfVLMProcessor.from_model_config(config, tokenizer), or load a checkpoint's with "
+                             "ProfVLMProcessor.from_pretrained(path).")
         self.video_token, self.num_video_tokens, self.num_frames = video_token, num_video_tokens, num_frames
         # The model's temporal tokens per take and the frames one tower time step covers (`tower_adapter`): with
         # N > 1 each token is written into the prompt with its time.
@@ -61,6 +82,61 @@ class ProfVLMProcessor(ProcessorMixin):
         if video_token not in tokenizer.get_vocab():
             raise ValueError(f"the tokenizer has no {video_token!r} token; add it as a special token first.")
         self.video_token_id = tokenizer.convert_tokens_to_ids(video_token)
+
+    @classmethod
+    def from_model_config(cls, config: ProfVLMConfig, tokenizer, **overrides) -> "ProfVLMProcessor":
+        """The processor of a model with `config`: its tower's frames, size, time steps and normalisation, its
+        `<video>` expansion and its views (`model_facts`). `overrides` go to the constructor (e.g. `frame_sampler`)."""
+        return cls(tokenizer=tokenizer, **{**model_facts(config), **overrides})
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, cache_dir=None,
+                        force_download: bool = False, local_files_only: bool = False, token=None,
+                        revision: str = "main", **kwargs) -> "ProfVLMProcessor":
+        """`ProcessorMixin.from_pretrained`, then, when the same folder or repo holds a ProfVLM config.json, a check
+        that the processor agrees with that model on every fact of `MODEL_FACTS`: a one-line ValueError naming the
+        key and both values otherwise. A config.json from before `image_mean`/`image_std` were recorded in it has
+        no normalisation to compare, so the processor's own is kept unchecked."""
+        hub = {"cache_dir": cache_dir, "force_download": force_download, "local_files_only": local_files_only,
+               "token": token, "revision": revision}
+        loaded = super().from_pretrained(pretrained_model_name_or_path, **hub, **kwargs)
+        config = _model_config_next_to(pretrained_model_name_or_path, subfolder=kwargs.get("subfolder", ""), **hub)
+        if config is not None:
+            processor = loaded[0] if isinstance(loaded, tuple) else loaded  # (processor, unused) if asked for
+            folder = os.path.join(str(pretrained_model_name_or_path), kwargs.get("subfolder") or "")
+            where = os.path.join(folder, "processor_config.json")
+            processor.check_matches_model(config, where, overridden=frozenset(kwargs))
+        return loaded
+
+    def check_matches_model(self, config: ProfVLMConfig, where: str = "the processor",
+                            overridden: frozenset[str] = frozenset()) -> None:
+        """A one-line ValueError when this processor disagrees with the model of `config` on a fact of `MODEL_FACTS`
+        (`where` names the processor's file; a key in `overridden` was passed to `from_pretrained` instead).
+        The normalisation is compared only when `config` records it."""
+        expected = model_facts(config)
+        family = tower_family(config.vision_config)
+        source = {"num_frames": f"vision_config.{family.frames_key}",
+                  "image_size": f"vision_config.{family.image_size_key}",
+                  "frames_per_time_step": f"the {family.name} tower's frames per time step"}
+        for key in MODEL_FACTS:
+            if key in ("image_mean", "image_std") and config.image_mean is None:
+                continue
+            got, want = getattr(self, key), expected[key]
+            if _same(got, want):
+                continue
+            if key in overridden:
+                mine, fix = f"from_pretrained({key}={got!r})", f"drop the {key} argument"
+            else:
+                mine, fix = f"{where} {key}={got!r}", f"set {key} to {want!r} there"
+            raise ValueError(f"{mine} disagrees with the model's config.json ({source.get(key, key)}={want!r}): a "
+                             f"processor takes its model's facts; {fix}, or rebuild the processor with "
+                             "ProfVLMProcessor.from_model_config(config, tokenizer).")
+
+    def post_process_feedback(self, texts: list[str]) -> list[str]:
+        """The feedback in each generated text, where a text is what the model generated right after its answer's
+        label line `Proficiency: <label>` (`parse_feedback_continuation`: the `Feedback:` prefix and surrounding
+        whitespace go; off-format text comes back stripped, as generated)."""
+        return [parse_feedback_continuation(text) for text in texts]
 
     @property
     def model_input_names(self) -> list[str]:
@@ -231,4 +307,42 @@ class ProfVLMProcessor(ProcessorMixin):
         return torch.from_numpy(crop)
 
 
-__all__ = ["ProfVLMProcessor"]
+def model_facts(config: ProfVLMConfig) -> dict:
+    """The processor settings a model's config fixes (the keys of `MODEL_FACTS`): the tower's frame count, input
+    size, frames per time step and normalisation (`config.tower_normalisation`: the recorded one, else the tower
+    family's), the temporal tokens, the `<video>` token and its count, and the view names."""
+    vision = config.vision_config
+    mean, std = config.tower_normalisation
+    return {"num_frames": tower_num_frames(vision), "image_size": tower_image_size(vision),
+            "frames_per_time_step": frames_per_time_step(vision), "image_mean": mean, "image_std": std,
+            "temporal_tokens": int(config.temporal_tokens), "num_video_tokens": int(config.num_video_tokens),
+            "video_token": config.video_token, "view_names": list(config.view_names)}
+
+
+def _same(got, want) -> bool:
+    """Equal, with floats (and lists of them) compared to a relative 1e-6 (a JSON round trip is exact; this also
+    accepts a tuple for a list)."""
+    if isinstance(want, (list, tuple)):
+        return isinstance(got, (list, tuple)) and len(got) == len(want) and all(map(_same, got, want))
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
+    return type(got) is type(want) and got == want
+
+
+def _model_config_next_to(path: str | os.PathLike, subfolder: str = "", **hub) -> ProfVLMConfig | None:
+    """The ProfVLMConfig of the config.json in the same folder or repo as a processor, None when there is none or it
+    is not a ProfVLM model's (a processor saved on its own)."""
+    if os.path.isfile(path):  # a processor_config.json passed as a file: no folder to look in
+        return None
+    found = cached_file(path, "config.json", subfolder=subfolder, _raise_exceptions_for_missing_entries=False,
+                        _raise_exceptions_for_connection_errors=False, **hub)
+    if not found:
+        return None
+    with open(found, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if data.get("model_type") != ProfVLMConfig.model_type:
+        return None
+    return ProfVLMConfig.from_dict(data)
+
+
+__all__ = ["MODEL_FACTS", "ProfVLMProcessor", "model_facts"]

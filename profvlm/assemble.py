@@ -10,17 +10,8 @@ from transformers.utils import cached_file
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
 from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
-from modeling_profvlm.tower_adapter import (
-    TOWER_PRESETS,
-    check_temporal_tokens,
-    frames_per_time_step,
-    supported_families,
-    tower_family,
-    tower_image_size,
-    tower_num_frames,
-)
+from modeling_profvlm.tower_adapter import TOWER_PRESETS, check_temporal_tokens, supported_families, tower_family
 from processing.processing_profvlm import ProfVLMProcessor
-from processing.text_format import CHAT_TEMPLATE
 
 from dataset_scripts.script_errors import one_line
 
@@ -122,6 +113,9 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | No
     check_temporal_tokens(tower.config, config_overrides.get("temporal_tokens", 1))
     lm, tokenizer = load_language_model(text)
     config_overrides.setdefault("vision_tower_source", vision)
+    if "image_mean" not in config_overrides and "image_std" not in config_overrides:
+        # The config records the tower's own normalisation: the processor takes it from there.
+        config_overrides["image_mean"], config_overrides["image_std"], _ = tower_normalisation(vision, tower.config)
     # The offline SmolLM2 (by name, or its converted folder) is the Hub model: name that (its licence and card apply).
     offline = text == OFFLINE_TEXT or is_converted_smollm2(text)
     config_overrides.setdefault("language_model_source", SMOLLM2_HUB_ID if offline else text)
@@ -154,32 +148,11 @@ def build_base_checkpoint(vision: str, text: str, out: str | Path, seed: int = 0
     random tower's frame count. `config_overrides` go to ProfVLMConfig (e.g. `num_views`, `view_names`,
     `proficiency_labels` of a dataset, `temporal_tokens`)."""
     model, tokenizer = assemble_profvlm(vision, text, seed, num_frames, **config_overrides)
-    mean, std, _ = tower_normalisation(vision, model.config.vision_config)
     out = Path(out)
     model.save_pretrained(out)
-    build_processor(model.config, tokenizer, image_mean=mean, image_std=std).save_pretrained(out)
+    ProfVLMProcessor.from_model_config(model.config, tokenizer).save_pretrained(out)
     finalize_checkpoint(out)  # the one code export of a base checkpoint
     if model.config.vision_tower_random_init:
         logger.warning("Saved %s with a RANDOM video tower (config.json: vision_tower_random_init=true).", out)
     return out
 
-
-def build_processor(config: ProfVLMConfig, tokenizer, image_mean: list[float] | None = None,
-                    image_std: list[float] | None = None) -> ProfVLMProcessor:
-    """The ProfVLMProcessor matching `config`: the tower's frames, size and time steps (from `tower_adapter`), its
-    normalisation (given, else its family's default), the `<video>` expansion, the chat template and the views."""
-    vision = config.vision_config
-    family = tower_family(vision)
-    return ProfVLMProcessor(
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-        video_token=config.video_token,
-        num_video_tokens=config.num_video_tokens,
-        num_frames=tower_num_frames(vision),
-        image_size=tower_image_size(vision),
-        image_mean=list(image_mean if image_mean is not None else family.image_mean),
-        image_std=list(image_std if image_std is not None else family.image_std),
-        view_names=list(config.view_names),
-        temporal_tokens=config.temporal_tokens,
-        frames_per_time_step=frames_per_time_step(vision),
-    )

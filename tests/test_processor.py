@@ -308,9 +308,12 @@ def test_bad_takes_are_clear_errors(processor, views):
 
 def test_constructor_checks(tiny_tokenizer):
     with pytest.raises(ValueError, match="unknown frame_sampler 'middle'"):
-        ProfVLMProcessor(tiny_tokenizer, frame_sampler="middle")
+        ProfVLMProcessor(tiny_tokenizer, num_frames=T, image_size=S, frame_sampler="middle")
     with pytest.raises(ValueError, match="has no '<image>' token"):
-        ProfVLMProcessor(tiny_tokenizer, video_token="<image>")
+        ProfVLMProcessor(tiny_tokenizer, num_frames=T, image_size=S, video_token="<image>")
+    with pytest.raises(ValueError, match=r"needs its tower's num_frames and image_size \(got num_frames=None, "
+                                         r"image_size=32\): build it with ProfVLMProcessor\.from_model_config"):
+        ProfVLMProcessor(tiny_tokenizer, image_size=S)
 
 
 def test_exported_files_import_only_shipped_modules_relatively(tmp_path):
