@@ -1,0 +1,103 @@
+"""README.md's results tables are generated from benchmarks/results/*.json (`make results`,
+benchmarks/readme_tables.py): the page and the JSON agree, a number changed on either side is reported with the table
+and the file named, and the benchmarks' own report shapes render as they are written."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_learnability, bench_sft_step, readme_tables
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README = REPO_ROOT / "README.md"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def block_body(text: str, name: str) -> str:
+    """The generated lines of table `name` in `text`."""
+    return next(match["body"] for match in readme_tables.BLOCK.finditer(text) if match["name"] == name)
+
+
+def test_readme_tables_match_their_json():
+    assert readme_tables.check(README.read_text()) == []
+
+
+def test_every_table_has_its_json_and_every_record_its_provenance():
+    for name, (file, render) in readme_tables.TABLES.items():
+        data = json.loads((RESULTS / file).read_text())
+        if render is readme_tables.render_record:
+            assert not file.startswith("bench_"), f"{name}: a record named like a benchmark report would be overwritten"
+            assert data.get("provenance"), f"{file} says nowhere where its numbers come from"
+
+
+def test_a_number_changed_in_the_json_is_reported_with_table_and_file(tmp_path, capsys):
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results)
+    path = results / "bench_learnability.json"
+    report = json.loads(path.read_text())
+    report["runs"][1]["measured"]["accuracy"] += 0.05  # one number
+    path.write_text(json.dumps(report, indent=2))
+
+    problems = readme_tables.check(README.read_text(), results)
+    assert len(problems) == 1
+    assert "results:learnability" in problems[0] and "benchmarks/results/bench_learnability.json" in problems[0]
+    assert readme_tables.main(["--check", "--results_dir", str(results)]) == 1
+    assert "results:learnability differs from benchmarks/results/bench_learnability.json" in capsys.readouterr().err
+
+
+def test_a_number_changed_in_the_readme_is_reported_and_make_results_restores_it(tmp_path):
+    original = README.read_text()
+    body = block_body(original, "make_commands")
+    assert "10 min 38 s" in body
+    changed = original.replace(body, body.replace("10 min 38 s", "10 min 39 s"))
+    readme = tmp_path / "README.md"
+    readme.write_text(changed)
+
+    problems = readme_tables.check(changed)
+    assert problems == ["README.md table results:make_commands differs from benchmarks/results/make_commands.json "
+                        "(edit the JSON, then run `make results`)"]
+    assert readme_tables.main(["--readme", str(readme)]) == 0
+    assert readme.read_text() == original
+
+
+def test_a_broken_marker_is_an_error_naming_it():
+    text = README.read_text().replace("<!-- /results:sft_step -->", "")
+    with pytest.raises(ValueError, match="results:sft_step"):
+        readme_tables.check(text)
+
+
+def test_learnability_renders_the_shape_bench_learnability_writes():
+    runs = [{"seed": seed, "measured": {"accuracy": accuracy, "rouge_l": 0.3, "training_seconds": seconds,
+                                        "training_steps": 58, "time_grounding_f1": f1,
+                                        "time_grounding_tolerance_s": 1.0},
+             "passed": {}, "all_passed": False, "metrics": {"num_samples": 44}, "timings_s": {}, "cpu_seconds": {}}
+            for seed, accuracy, f1, seconds in ((0, 42 / 44, 0.71, 171.26), (3, 37 / 44, 0.69, 169.8))]
+    targets = bench_learnability.MOMENTS_TARGETS
+    report = {"benchmark": "learnability", "settings": {"moments": True, "takes": 200, "seeds": [0, 3],
+                                                        "recipe": "training/configs/cpu_demo.yaml"},
+              "targets": targets, "summary": bench_learnability.summarize(runs, targets), "all_passed": False,
+              "runs": runs, "machine": {"cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": False},
+                                        "torch_threads": 2, "load_average_1m": 0.5}}
+    lines = readme_tables.render_learnability(json.loads(json.dumps(report)))  # as read back from the file
+    assert "| 0 | 95.5% (42 of 44) | 0.710 | 171 s (58 steps) |" in lines
+    assert "| 3 | 84.1% (37 of 44) | 0.690 | 170 s (58 steps) |" in lines
+    assert lines[-1] == ("Over the 2 seeds: accuracy mean 89.8%, worst 84.1% (seed 3); "
+                         "moments F1 mean 0.700, worst 0.690 (seed 3).")
+    assert "Some CPU, 2 cores, no native bf16 (float32), 2 torch threads" in lines[0]
+
+
+def test_sft_step_renders_every_case_bench_sft_step_writes():
+    assert set(bench_sft_step.CASES) == set(readme_tables.SFT_STEP_CASES)
+    report = {"cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": False},
+              "recipe": "training/configs/cpu_demo.yaml", "avx2_emulation": bench_sft_step.AVX2_EMULATION}
+    for case in bench_sft_step.CASES:
+        report[case] = ({"skipped": "this CPU has no native bf16"} if "bf16" in case else
+                        {"step_s_median": 6.0, "step_s": [6.0] * 4, "losses": [1.0] * 4})
+    report["avx2_float32"]["step_s_median"] = 9.0
+    report["load_average_after"] = [1.5, 1.0, 1.0]
+    lines = readme_tables.render_sft_step(report)
+    assert "seconds per step (median of 4)" in lines[2]
+    assert any(line.startswith("| `avx2_float32` |") and "| 9.00 | 1.50x `float32` |" in line for line in lines)
+    assert any(line.startswith("| `bf16_autocast` |") and "skipped: this CPU has no native bf16" in line
+               for line in lines)
