@@ -206,7 +206,7 @@ def views_from_record(record: dict, take: dict, source: Path) -> list[tuple[str,
 
 
 def best_exo_view(take: dict, views: list[tuple[str, str]]) -> str | None:
-    """The view name showing the take's `best_exo` camera; None when it is null (~10 % of takes) or not a view."""
+    """The view name showing the take's `best_exo` camera; None when it is null (some takes have none) or not a view."""
     cam = take.get("best_exo")
     if not cam:
         return None

@@ -30,9 +30,9 @@ NUM_CAMERAS = 5  # ego + four exo, in the generator's file order
 # the grey background (80, 128, 128) and from each other in every channel the tower sees after RGB conversion.
 EVENT_COLOURS = {"slip": (90, 90, 235), "clean": (150, 60, 50)}
 # The share of the frame's height (from the top) whose background flashes. A whole-background flash made the motion,
-# the label signal, hard to learn: with 4 temporal tokens and flashes over the whole background, a projector + linear
-# label head trained on the cached features of 200 takes (seed 0) reached 86% held-out against 100% for the same
-# takes without events; with the top quarter it is back at 96-100%, and a moments model still finds the events.
+# the label signal, hard to learn: a projector + linear label head on the cached features learnt the label far worse
+# with flashes over the whole background than without events, and about as well with the top quarter, where a
+# moments model still finds the events (measured: benchmarks/results/moments_findings.json).
 EVENT_BAND = 0.25
 
 

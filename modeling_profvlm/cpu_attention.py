@@ -1,14 +1,10 @@
 """The language model's attention for CPU training: its own eager attention for short bf16 sequences, SDPA otherwise.
 
-torch's CPU SDPA (the flash kernel) is slow to differentiate at the short sequences of ProfVLM's CPU recipe. One
-SmolLM2 attention layer (9 query / 3 key-value heads of 64, batch 8, causal mask with padding), forward + backward,
-torch 2.13 on a 2-core Intel Xeon with AMX (benchmarks/bench_sft_step.py times the whole step):
-
-    bf16 autocast, 141 tokens: sdpa 31.9 ms, eager 17.0 ms     float32, 141 tokens: sdpa 33.3 ms, eager 31.9 ms
-    bf16 autocast, 300 tokens: sdpa 53.1 ms, eager 54.1 ms     float32, 300 tokens: sdpa 81.1 ms, eager 91.3 ms
-    bf16 autocast, 600 tokens: sdpa 155.7 ms, eager 305.1 ms   float32, 600 tokens: sdpa 208.8 ms, eager 375.2 ms
-
-So eager is used only where it wins: under bf16 autocast, at most `EAGER_MAX_KEYS` keys, with gradients on. Both compute the
+torch's CPU SDPA (the flash kernel) is slow to differentiate at the short sequences of ProfVLM's CPU recipe, and
+eager attention wins there only under bf16 autocast: one SmolLM2 attention layer, forward + backward, at several
+lengths and in both dtypes (measured: benchmarks/results/cpu_attention_layer.json; benchmarks/bench_sft_step.py
+times the whole step). So eager is used only where it wins: under bf16 autocast, at most `EAGER_MAX_KEYS` keys,
+with gradients on. Both compute the
 same softmax attention; the mask is the additive float mask that both accept.
 """
 from __future__ import annotations
@@ -22,7 +18,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 CPU_TRAINING_ATTENTION = "profvlm_cpu_training"
-EAGER_MAX_KEYS = 256  # between 141 tokens (eager 1.9x faster in bf16) and 300 (even)
+EAGER_MAX_KEYS = 256  # between the recipe's lengths, where eager wins in bf16, and where the two are even
 
 
 def _eager_attention_of(module: nn.Module):

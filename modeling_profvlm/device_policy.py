@@ -10,14 +10,9 @@ The policy, decided at run time on the machine at hand:
   and ViT-style encoders are routinely run in float16. The language model stays in float32 there: SmolLM2 was
   trained in bf16 and Llama-family residual streams can exceed float16's range (65504), while at 135M
   parameters float32 costs little on a GPU.
-* CPU with native bf16 (AVX512-BF16 or AMX) -> tower AND language model in bfloat16. Measured on such a CPU
-  (AMD EPYC, avx512_bf16, 2 threads, torch 2.13), a SmolLM2-135M-shaped LlamaForCausalLM with random weights
-  (hidden 576, 30 layers, 9/3 heads, intermediate 1536, vocab 49152):
-      forward, 4 label continuations x 60 tokens: float32 0.552 s, bfloat16 0.251 s (2.2x faster)
-      forward, 1 x 120 tokens:                    float32 0.280 s, bfloat16 0.141 s (2.0x faster)
-      greedy 60-token prompt + 32 new tokens:     float32 1.948 s, bfloat16 1.266 s (1.5x faster)
-      greedy 120-token prompt + 16 new tokens:    float32 1.159 s, bfloat16 0.793 s (1.5x faster)
-  (median of 3 after a warm-up; in the 120 + 16 case both dtypes produced the same greedy tokens).
+* CPU with native bf16 (AVX512-BF16 or AMX) -> tower AND language model in bfloat16: there a SmolLM2-shaped
+  language model scores labels and generates faster in bfloat16 than in float32, with the same greedy tokens
+  (measured: benchmarks/results/lm_dtype_cpu.json).
 * Any other CPU (AVX2-only, or AVX512 without the bf16 instructions) -> float32 for both: there bf16 is
   emulated and several times slower than float32. A process whose kernels are capped below AVX512
   (`ATEN_CPU_CAPABILITY=avx2`/`default`, or `ONEDNN_MAX_CPU_ISA` naming an ISA without AVX512) counts as such a CPU

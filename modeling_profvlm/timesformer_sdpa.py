@@ -4,12 +4,10 @@ gives `TimesformerSelfAttention` the same math through `torch.nn.functional.scal
 without touching its parameters: `use_sdpa_attention(tower)` re-classes every self-attention module in place,
 so weights, state_dict keys and checkpoints are unchanged, and `use_eager_attention(tower)` undoes it.
 
-It is opt-in, not the default: on CPU it did not measurably help (native-bf16 AMD EPYC, torch 2.13,
-benchmarks/bench_attention.py). Base tower, 5 clips of 8x3x224x224, 2 threads, median of 3, load ~1.7: float32
-eager 15.5 s vs SDPA 15.7 s (0.99x), bfloat16 7.07 s vs 6.96 s (1.02x); run to run the same variant moved by up to
-30%. One clip on one thread gave float32 1.18x and bfloat16 0.92x. Per attention module, SDPA was 1.34x faster for
-the spatial attention in float32 but slower for the temporal one (8 tokens) and for both in bfloat16, where
-torch's CPU kernel loses to oneDNN's bf16 matmuls at these short sequences. On CUDA it is not measured yet: try
+It is opt-in, not the default: on CPU it did not measurably help over the whole tower in either dtype, and per
+attention module it won only for the spatial attention in float32, losing for the temporal one (8 tokens) and for
+both in bfloat16, where torch's CPU kernel loses to oneDNN's bf16 matmuls at these short sequences (measured with
+benchmarks/bench_attention.py: benchmarks/results/timesformer_sdpa.json). On CUDA it is not measured yet: try
 `use_sdpa_attention(model.model.vision_tower)` there and compare with `make gpu-check`.
 
 Adapted from TimesformerSelfAttention.forward in transformers/models/timesformer/modeling_timesformer.py

@@ -13,8 +13,8 @@ DEFAULT_INSTRUCTION = (
 # block renders as the video placeholder). `{% generation %}` marks the assistant answer (and its <|im_end|>,
 # so the model learns to stop) for assistant-only loss in TRL.
 # Unlike SmolLM2's own template, no system turn is inserted when a conversation has none: its default identity
-# prompt ("You are a helpful AI assistant named SmolLM...") tells the model nothing about the task, yet it was
-# 17 of the ~87 tokens of a short training sample, so every SFT step and every scored prompt paid ~20% for it.
+# prompt ("You are a helpful AI assistant named SmolLM...") tells the model nothing about the task, yet every SFT
+# step and every scored prompt paid for its tokens (measured: benchmarks/results/avx2_sft_step_history.json).
 # A system prompt passed in the messages (`build_messages(system_prompt=...)`) is still rendered.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"

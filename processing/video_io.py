@@ -256,7 +256,7 @@ def probe_video(path: str | Path, view: str | None = None, *, displayed_size: bo
     metadata can be missing or wrong, so the count comes from the stated frame count, else duration x rate, else a
     demux count; when the first two disagree (or the rates do), the demuxed timestamps decide, and a file whose
     timestamps are not i / fps is variable-rate: its frame times are kept. The displayed size costs decoding the
-    first frame (~0.1 s on 4K); `displayed_size=False` skips it and reports the coded (stored) size."""
+    first frame (noticeable on large videos); `displayed_size=False` skips it and reports the coded (stored) size."""
     return _probe(path, view, displayed_size)
 
 
@@ -361,8 +361,8 @@ def _collect(decode_from, wanted: list[int], index_of, use_seek: bool) -> dict[i
 
 def _decode_skipping_unreferenced(container, stream, pending: deque, index_of) -> Iterator[av.VideoFrame]:
     """Decode packet by packet, skipping frames that no other frame references (most B-frames) while they lie
-    before the next wanted index: they cannot be on screen at a target, and skipping them saves ~25 % of the
-    decoding between a keyframe and a target."""
+    before the next wanted index: they cannot be on screen at a target, so their decoding between a keyframe and a
+    target is work saved."""
     context = stream.codec_context
     for packet in container.demux(stream):
         before_target = packet.pts is not None and bool(pending) and index_of(packet.pts) < pending[0] - 1

@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments  # noqa: E402
 
-# Demo sizes, chosen so the whole job fits in ~10 minutes on 2 CPU cores (see benchmarks/bench_learnability.py).
+# Demo sizes, chosen so the whole job fits its budget on 2 CPU cores (measured: benchmarks/results/make_commands.json).
 DEMO_DEFAULTS = {"takes": 200, "seed": 0, "size": 64, "seconds": 4.0, "vision": "random-tiny", "max_steps": -1}
 # --moments: 4 temporal tokens over the 4-second takes, one per second (the random tiny tower has 4 frames).
 MOMENTS_TEMPORAL_TOKENS = 4

@@ -12,8 +12,9 @@ def score_only_labelled_positions_on_cpu() -> bool:
     SFTTrainer's fused head (`trl.trainer.utils.add_fused_lm_head`) scores just the labelled positions on CUDA/XPU,
     but every position elsewhere, because on compiled backends (Neuron) a varying number of positions would change the
     tile shapes and recompile on every batch. Eager CPU training compiles nothing, and in a ProfVLM sample the answer
-    is only ~40% of the tokens: projecting the prompt through the 49,152-word head (and its entropy) too cost ~25%
-    of a CPU step. The labelled positions give the same loss, gradients and metrics either way."""
+    is a minority of the tokens: projecting the prompt through the 49,152-word head (and its entropy) too was a large
+    part of a CPU step (measured: benchmarks/results/avx2_sft_step_history.json). The labelled positions give the
+    same loss, gradients and metrics either way."""
     try:
         import trl.trainer.utils as trl_utils
 
