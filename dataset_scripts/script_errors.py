@@ -11,6 +11,8 @@ from collections.abc import Callable
 # Failures a user causes and can fix; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, ImportError, KeyError)
 VERBOSE_FLAG = "--verbose"
+# The exit status of an expected failure, for `profvlm` and every script alike (argparse keeps 2 for usage errors).
+EXPECTED_ERROR_EXIT = 1
 
 
 def one_line(err: BaseException) -> str:
@@ -26,20 +28,26 @@ def wants_verbose(argv: list[str] | None) -> bool:
     return VERBOSE_FLAG in args or os.environ.get("PROFVLM_VERBOSE") == "1"
 
 
-def run_with_one_line_errors(prog: str, main: Callable[[list[str] | None], object], argv: list[str] | None = None,
-                             expected: tuple[type[BaseException], ...] = EXPECTED_ERRORS) -> int:
-    """Run `main(argv)` (argv without `--verbose`); an expected error prints `prog: <one line>` and returns 1."""
-    verbose = wants_verbose(argv)
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != VERBOSE_FLAG]
+def call_with_one_line_errors(prog: str, call: Callable[[], object], verbose: bool = False,
+                              expected: tuple[type[BaseException], ...] = EXPECTED_ERRORS) -> int:
+    """`call()`; an expected error prints `prog: <one line>` (the trace first when `verbose`) and returns
+    EXPECTED_ERROR_EXIT. The one handler of every command line: `profvlm` and each script."""
     try:
-        result = main(args)
+        result = call()
     except expected as err:
         if verbose:
             traceback.print_exc()
         hint = "" if verbose else f" (run with {VERBOSE_FLAG} for the full trace)"
         print(f"{prog}: {one_line(err)}{hint}", file=sys.stderr)
-        return 1
+        return EXPECTED_ERROR_EXIT
     return result if isinstance(result, int) else 0
+
+
+def run_with_one_line_errors(prog: str, main: Callable[[list[str] | None], object], argv: list[str] | None = None,
+                             expected: tuple[type[BaseException], ...] = EXPECTED_ERRORS) -> int:
+    """Run a script's `main(argv)` (argv without `--verbose`) under `call_with_one_line_errors`."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != VERBOSE_FLAG]
+    return call_with_one_line_errors(prog, lambda: main(args), wants_verbose(argv), expected)
 
 
 # Old spelling -> today's flag. One name per concept on every command line: `--output_dir` for every output folder,
@@ -87,5 +95,5 @@ def reject_renamed_flags(parser: argparse.ArgumentParser, keep: tuple[str, ...] 
     return parser
 
 
-__all__ = ["EXPECTED_ERRORS", "RENAMED_FLAGS", "RENAME_REASONS", "one_line", "reject_renamed_flags",
+__all__ = ["EXPECTED_ERRORS", "EXPECTED_ERROR_EXIT", "RENAMED_FLAGS", "call_with_one_line_errors", "RENAME_REASONS", "one_line", "reject_renamed_flags",
            "run_with_one_line_errors", "wants_verbose"]

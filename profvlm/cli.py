@@ -4,7 +4,7 @@ import argparse
 import logging
 import sys
 
-from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line, reject_renamed_flags
+from dataset_scripts.script_errors import EXPECTED_ERRORS, call_with_one_line_errors, reject_renamed_flags
 
 from . import app, serving_cli
 from .assets import AssetError
@@ -128,13 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") for a in argv)  # accepted anywhere, before or after the sub-command
     args = build_parser().parse_args([a for a in argv if a not in ("-v", "--verbose")])
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        return args.func(args) or 0
-    except (*EXPECTED_ERRORS, AssetError) as err:
-        if verbose:
-            raise
-        print(f"profvlm {args.command}: {one_line(err)} (run with --verbose for the full trace)", file=sys.stderr)
-        return 2
+    return call_with_one_line_errors(f"profvlm {args.command}", lambda: args.func(args), verbose,
+                                     (*EXPECTED_ERRORS, AssetError))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from contextlib import redirect_stdout
 
 import pytest
 
+from dataset_scripts.script_errors import EXPECTED_ERROR_EXIT
+
 from profvlm import assets
 from profvlm.cli import main
 
@@ -79,25 +81,28 @@ def test_an_unreachable_hub_tower_is_one_line_that_says_what_works_offline(tmp_p
     code = main(["init", "--vision", "facebook/timesformer-base-finetuned-k600", "--text", "smollm2-offline",
                  "--output_dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert code == EXPECTED_ERROR_EXIT and len(err.strip().splitlines()) == 1, err
     assert err.startswith("profvlm init: --vision facebook/timesformer-base-finetuned-k600: cannot load a video tower")
     assert "random-base" in err and "random-videomae-tiny" in err and "--verbose" in err
     assert "local folder of a timesformer, videomae, vjepa2, vivit model" in err
     assert not (tmp_path / "x").exists()
 
 
-def test_verbose_shows_the_full_trace(tmp_path):
-    with pytest.raises(OSError, match="cannot load a video tower"):
-        main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--output_dir",
-              str(tmp_path / "x"), "--verbose"])
+def test_verbose_shows_the_full_trace(tmp_path, capsys):
+    code = main(["init", "--vision", str(tmp_path / "no_such_tower"), "--text", "smollm2-offline", "--output_dir",
+                 str(tmp_path / "x"), "--verbose"])
+    err = capsys.readouterr().err
+    assert code == EXPECTED_ERROR_EXIT
+    assert err.startswith("Traceback (most recent call last)") and "OSError" in err and "cannot load a video tower" in err
+    assert "run with --verbose" not in err  # the hint is for the one-line form
 
 
 @pytest.mark.parametrize("command", [["info"], ["predict", "--view", "ego=a.mp4", "--model"], ["card", "--model"]])
 def test_a_folder_that_is_not_a_profvlm_checkpoint_is_one_line(command, tiny_text_dir, tmp_path, capsys):
-    assert main([*command, str(tiny_text_dir)]) == 2
+    assert main([*command, str(tiny_text_dir)]) == EXPECTED_ERROR_EXIT
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model_type is 'llama', not 'profvlm'" in err, err
-    assert main([*command, str(tmp_path / "missing")]) == 2
+    assert main([*command, str(tmp_path / "missing")]) == EXPECTED_ERROR_EXIT
     assert "no config.json there" in capsys.readouterr().err
 
 
