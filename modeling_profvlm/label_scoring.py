@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from .peft_unwrap import unwrap_peft
-from .profvlm_facts import format_label_prefix, parse_output
+from .profvlm_facts import format_label_prefix
 
 
 @dataclass
@@ -12,7 +12,8 @@ class LabelScores:
     """What `score_labels` measured for a batch of B takes and L labels (in `labels` order).
 
     `log_likelihoods` (B, L) are summed token log-probabilities of each label continuation, `probabilities`
-    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights, `video_features` (B, V, N, D) the
+    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights (`step_view_weights` (B, N, V) per
+    temporal token), `video_features` (B, V, N, D) the
     tower features and `prompt_rows` the prompts' token ids without padding (both reusable, e.g. to generate
     feedback without running the tower or unpadding the prompts again)."""
 
@@ -22,6 +23,7 @@ class LabelScores:
     view_weights: torch.Tensor
     video_features: torch.Tensor
     prompt_rows: list[list[int]]
+    step_view_weights: torch.Tensor | None = None
 
     def predicted_labels(self) -> list[str]:
         """The most likely label of every take (always one of `labels`)."""
@@ -141,6 +143,7 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
         view_weights=first.view_weights.float(),
         video_features=features,
         prompt_rows=prompts,
+        step_view_weights=None if first.step_view_weights is None else first.step_view_weights.float(),
     )
 
 
@@ -168,18 +171,12 @@ def generate_after_labels(
     view_mask: torch.Tensor,
     **generate_kwargs,
 ) -> list[str]:
-    """Feedback generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
-    text follows the label that is reported. Returns the parsed feedback."""
+    """The text generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
+    feedback follows the label that is reported; as generated (the processor's `post_process_feedback` reads it)."""
     known = tuple(model.config.proficiency_labels)
     continuations = dict(zip(known, label_continuation_ids(tokenizer, known)))
     rows = [prompt + continuations[label] for prompt, label in zip(prompt_rows, labels)]
-    texts = generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
-    feedback = []
-    for label, text in zip(labels, texts):
-        parsed_label, parsed = parse_output(format_label_prefix(label, known) + text, known)
-        # Off-format text (an untrained model) is kept as generated rather than glued to the label line.
-        feedback.append((parsed if parsed_label is not None else text).strip())
-    return feedback
+    return generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
 
 
 __all__ = ["LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids",

@@ -28,9 +28,11 @@ class ProfVLMVideoOutput(BaseModelOutputWithPooling):
 
 @dataclass
 class ProfVLMModelOutputWithPast(MultimodalBaseModelOutputWithPast):
-    """ProfVLMModel output: the language model's outputs plus `view_weights` (B, V)."""
+    """ProfVLMModel output: the language model's outputs plus `view_weights` (B, V) and `step_view_weights`
+    (B, N, V), the camera weights per temporal token."""
 
     view_weights: torch.FloatTensor | None = None
+    step_view_weights: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -319,6 +321,7 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
             attentions=outputs.attentions,
             video_outputs=video_outputs,
             view_weights=None if video_outputs is None else video_outputs.view_weights,
+            step_view_weights=None if video_outputs is None else video_outputs.step_view_weights,
         )
 
 

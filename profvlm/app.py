@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, camera_at
+from modeling_profvlm.answering import DEFAULT_MAX_NEW_TOKENS
 from modeling_profvlm.device_policy import add_device_arguments
 from profvlm.demo import demo_paths
 
@@ -221,7 +221,7 @@ def _inline_jpeg(frame: np.ndarray) -> str:
 
 def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str:
     """The feedback's moments as a list: per moment its time as text, the camera the model weighted most at that
-    time (`camera_at`), that camera's frame at that time (when its video is in `take`) and the remark."""
+    time (the answer's `camera`), that camera's frame at that time (when its video is in `take`) and the remark."""
     from modeling_profvlm.profvlm_facts import format_timestamp
 
     if result is None:
@@ -231,7 +231,7 @@ def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str
                 "trained on timed commentary writes them).</div>")
     items = []
     for moment in result["moments"]:
-        stamp, camera = format_timestamp(moment["time"]), camera_at(result, moment["time"])
+        stamp, camera = format_timestamp(moment["time"]), moment.get("camera")
         image = ""
         if camera and take and take.get(camera):
             src = _inline_jpeg(frame_at(take[camera], camera, moment["time"]))
@@ -289,7 +289,7 @@ def build_app(model: str, *, device: str | None = None, dtype: str | None = None
         timing = (f"Took {outcome.seconds_total:.2f} s ({outcome.seconds_model:.2f} s in the model) for "
                   f"{len(result['view_weights'])} view(s) on {policy.describe()}.")
         take = {view: str(path) for view, path in zip(view_names, files) if path}
-        return (result, level_html(result["proficiency"], random_tower), result["scores"], result["feedback"],
+        return (result, level_html(result["proficiency"], random_tower), result["probabilities"], result["feedback"],
                 weights_frame(result["view_weights"], view_names), outcome.frames, timing, moments_html(result, take))
 
     # Uploads and sampled frames pile up in gradio's cache on a long-running server: drop those older than a day.

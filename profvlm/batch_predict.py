@@ -1,8 +1,8 @@
 # `profvlm predict --data_dir DIR --output_dir OUT`: many takes, decoded ahead of the model, batched, resumable.
 """Worker processes decode takes (the processor's own __call__) into a bounded prefetch queue while the main process
-runs the model: the tower over takes x views in one forward per batch, the label continuations of every take in one
-LM pass (`score_labels`), the feedback in one batched generate (`generate_after_labels`), formatted by the pipeline's
-own `postprocess`. Each prediction is one JSON line written with a single write, so a killed run leaves whole lines
+runs the model: `answer_takes`, the one path every prediction takes (the tower over takes x views in one forward per
+batch, every label continuation in one LM pass, the feedback in one batched generate), each line its answer's
+`to_dict()`. Each prediction is one JSON line written with a single write, so a killed run leaves whole lines
 (a torn tail, were one ever left, is cut on resume) and a rerun skips the takes already written. Under `accelerate
 launch` / torchrun every rank takes every world-size-th pending take into a file of its own; rank 0 merges them."""
 from __future__ import annotations
@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line
-from modeling_profvlm.label_scoring import generate_after_labels, score_labels, unpadded_rows
-from modeling_profvlm.pipeline_profvlm import DEFAULT_MAX_NEW_TOKENS, take_duration
+from modeling_profvlm.answer import ProfVLMAnswer
+from modeling_profvlm.answering import DEFAULT_MAX_NEW_TOKENS, answer_takes, take_duration
+from modeling_profvlm.label_scoring import unpadded_rows
 
 if TYPE_CHECKING:
     from .batch_takes import TakeError, TakeJob
@@ -147,9 +148,13 @@ class DecodedTakes(Dataset):
             batch = self.processor(text=[self.prompt], videos=[job.views], return_tensors="pt", return_metadata=True)
         except EXPECTED_ERRORS as err:
             return {"index": index, "errors": [e.to_dict() for e in self._culprits(job, err)]}
+        metadata = batch["video_metadata"]
+        token_times = None
+        if self.processor.temporal_tokens > 1:
+            token_times = self.processor.token_times(metadata)[0]["times"]
         return {"index": index, "prompt_row": unpadded_rows(batch["input_ids"], batch.get("attention_mask"))[0],
                 "pixel_values_videos": batch["pixel_values_videos"], "view_mask": batch["view_mask"],
-                "duration": take_duration(batch["video_metadata"][0])}  # moments past the take's end are dropped
+                "duration": take_duration(metadata[0]), "token_times": token_times}
 
     def _culprits(self, job: TakeJob, err: BaseException) -> list[TakeError]:
         from .batch_takes import TakeError
@@ -176,42 +181,34 @@ def decoded_takes(jobs: list[TakeJob], processor, num_workers: int):
 # ------------------------------------------------------------------------------------------------------- model
 @torch.no_grad()
 def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOptions) -> list[dict]:
-    """The prediction lines of a batch of decoded takes: one tower forward over takes x views, one LM pass for every
-    label continuation, one batched generate for the feedback, the challenge entries from the same features."""
+    """The prediction lines of a batch of decoded takes (`answer_takes`), with the challenge entries from the same
+    tower features."""
     from .challenge_submission import challenge_entries
 
     model, processor = pipe.model, pipe.processor
     view_mask = torch.cat([item["view_mask"] for item in items])  # [B, V]
     batch = {"pixel_values_videos": torch.cat([item["pixel_values_videos"] for item in items]),  # [B, V, T, 3, H, W]
              "view_mask": view_mask}
-    rows = [item["prompt_row"] for item in items]
-    scores = score_labels(model, processor, batch, prompt_rows=rows)
-    feedback = [None] * len(items)
-    if options.feedback:
-        feedback = generate_after_labels(model, processor.tokenizer, rows, scores.predicted_labels(),
-                                         scores.video_features, view_mask.to(model.device),
-                                         max_new_tokens=options.max_new_tokens, do_sample=False)
-    entries = challenge_entries(model, processor, rows, scores.video_features, view_mask) if options.challenge else None
-    lines = []
-    for b, job in enumerate(jobs):
-        # The pipeline's own formatting of one take: level, scores per label, camera weights of the present views.
-        result = pipe.postprocess({"probabilities": scores.probabilities[b: b + 1].cpu(),
-                                   "view_weights": scores.view_weights[b: b + 1].cpu(),
-                                   "view_mask": view_mask[b: b + 1], "feedback": [feedback[b]],
-                                   "duration": torch.tensor([items[b]["duration"]], dtype=torch.float64)})
-        lines.append(prediction_line(job, result, options, None if entries is None else entries[b]))
-    return lines
+    times = [item["token_times"] for item in items]
+    answered = answer_takes(model, processor, batch, prompt_rows=[item["prompt_row"] for item in items],
+                            durations=[item["duration"] for item in items],
+                            token_times=None if None in times else times, feedback=options.feedback,
+                            generate_kwargs={"max_new_tokens": options.max_new_tokens})
+    entries = None
+    if options.challenge:
+        entries = challenge_entries(model, processor, answered.scores.prompt_rows, answered.scores.video_features,
+                                    view_mask)
+    return [prediction_line(job, answer, options, None if entries is None else entries[b])
+            for b, (job, answer) in enumerate(zip(jobs, answered.answers))]
 
 
-def prediction_line(job: TakeJob, result: dict, options: BatchOptions, challenge: dict | None) -> dict:
-    """One line of predictions.jsonl: the take, the level, the probability of each level, the feedback (unless
-    --no_feedback), the camera weights, the views it lacked, its reference level when the data has one."""
-    line = {"take_uid": job.take_uid, "take_name": job.take_name, "proficiency": result["proficiency"],
-            "probabilities": result["scores"], "view_weights": result["view_weights"],
+def prediction_line(job: TakeJob, answer: ProfVLMAnswer, options: BatchOptions, challenge: dict | None) -> dict:
+    """One line of predictions.jsonl: the take (uid, name, the views it lacked, its reference level when the data has
+    one), its answer's `to_dict()` (without feedback and moments under --no_feedback) and the challenge entries."""
+    line = {"take_uid": job.take_uid, "take_name": job.take_name, **answer.to_dict(),
             "missing_views": job.missing_views}
-    if options.feedback:
-        line["feedback"] = result["feedback"]
-        line["moments"] = result["moments"]  # the feedback's timed remarks within the take ([] for plain feedback)
+    if not options.feedback:
+        del line["feedback"], line["moments"]
     if job.reference is not None:
         line["reference"] = job.reference
     if challenge is not None:
@@ -391,7 +388,7 @@ def report_summary(summary: BatchSummary, challenge_json: str | None = None) -> 
            f"{summary.resumed} already in {summary.output_dir}, {summary.errors} unreadable"
            + (f" (see {Path(summary.output_dir) / ERRORS_FILE})" if summary.errors else "")]
     out.append(f"  -> {Path(summary.output_dir) / PREDICTIONS_FILE}, {Path(summary.output_dir) / CSV_FILE}")
-    from .serving_cli import text_bar  # the one-take report's bars
+    from .report import text_bar  # the one-take report's bars
 
     levels = [line["proficiency"] for line in summary.lines]
     for level in dict.fromkeys(next(iter(summary.lines))["probabilities"]) if summary.lines else []:

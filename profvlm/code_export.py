@@ -17,6 +17,8 @@ EXPORTED_MODULES: tuple[str, ...] = (
     "modeling_profvlm/modeling_profvlm.py",
     "modeling_profvlm/peft_unwrap.py",
     "modeling_profvlm/label_scoring.py",
+    "modeling_profvlm/answer.py",
+    "modeling_profvlm/answering.py",
     "modeling_profvlm/pipeline_profvlm.py",
     "processing/processing_profvlm.py",
     "processing/text_format.py",

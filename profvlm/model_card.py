@@ -231,9 +231,9 @@ from transformers import pipeline
 
 pipe = pipeline(model="{repo_id}", trust_remote_code=True)
 result = pipe({{{take}}}, max_new_tokens=64)
-print(result["proficiency"], result["scores"], result["view_weights"])
+print(result["proficiency"], result["probabilities"], result["view_weights"])
 print(result["feedback"])
-print(result["moments"])  # [{{"time": seconds, "text": ...}}] when the feedback names moments ("[0:27] ..."), else []
+print(result["moments"])  # [{{"time": s, "text": ..., "camera": view}}] when the feedback names moments ("[0:27] ...")
 fast = pipe({{{take}}}, return_feedback=False)  # label and probabilities only
 ```
 

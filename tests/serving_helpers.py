@@ -34,25 +34,41 @@ def moments_in(feedback: str) -> list[dict]:
     return sorted(moments, key=lambda moment: moment["time"])
 
 
+def timed(moments: list[dict]) -> list[dict]:
+    """Moments without their camera: {"time", "text"}, to compare with what a feedback text says."""
+    return [{"time": m["time"], "text": m["text"]} for m in moments]
+
+
 def check_result(result: dict, present_views, temporal_tokens: int = 1, duration: float | None = None) -> None:
     """The output contract of the pipeline: keys, a label among the four, probabilities that sum to 1; feedback
     decoded without special tokens; the moments are the feedback's own (those within `duration` when it is given,
     else the earliest ones); camera weights over the present views that sum to 1; a timeline only with temporal
     tokens, one step per token in time order, whose camera weights average to the take's."""
-    assert set(result) == {"proficiency", "scores", "feedback", "moments", "view_weights", "timeline"}, result.keys()
+    assert set(result) == {"proficiency", "probabilities", "feedback", "moments", "view_weights", "timeline", "duration",
+                           "views"}, result.keys()
+    assert result["views"] == [v for v in VIEW_NAMES if v in present_views], result["views"]
+    if duration is not None:
+        assert math.isclose(result["duration"], duration, abs_tol=0.05), result["duration"]
     assert result["proficiency"] in PROFICIENCY_LABELS, result["proficiency"]
-    assert list(result["scores"]) == list(PROFICIENCY_LABELS)
-    assert math.isclose(sum(result["scores"].values()), 1.0, abs_tol=1e-5), result["scores"]
-    assert max(result["scores"], key=result["scores"].get) == result["proficiency"]
+    assert list(result["probabilities"]) == list(PROFICIENCY_LABELS)
+    assert math.isclose(sum(result["probabilities"].values()), 1.0, abs_tol=1e-5), result["probabilities"]
+    assert max(result["probabilities"], key=result["probabilities"].get) == result["proficiency"]
 
     feedback = result["feedback"]
+    if feedback is None:  # not asked for
+        assert result["moments"] == [], result["moments"]
+        feedback = ""
     assert isinstance(feedback, str)
     assert not any(token in feedback for token in SPECIAL_TEXT), feedback
     written = moments_in(feedback)
     if duration is not None:
-        assert result["moments"] == [m for m in written if m["time"] <= duration], (result["moments"], feedback)
+        assert timed(result["moments"]) == [m for m in written if m["time"] <= duration], (result["moments"], feedback)
     else:  # the dropped ones (if any) are the late ones
-        assert result["moments"] == written[: len(result["moments"])], (result["moments"], feedback)
+        assert timed(result["moments"]) == written[: len(result["moments"])], (result["moments"], feedback)
+    for moment in result["moments"]:  # the camera weighted most in the token covering the moment (or the take)
+        steps = [s for s in result["timeline"] if s["time"] <= moment["time"]] or result["timeline"][:1]
+        weights = steps[-1]["view_weights"] if steps else result["view_weights"]
+        assert moment["camera"] == max(weights, key=weights.get), (moment, weights)
 
     weights = result["view_weights"]
     assert set(weights) == set(present_views), weights

@@ -10,7 +10,7 @@ import pytest
 
 from tests.app_helpers import browser_unavailable, chromium_path, serving, write_text_as_video
 from tests.moments_checkpoint import EXPECTED_MOMENTS
-from tests.serving_helpers import check_result, write_take
+from tests.serving_helpers import check_result, timed, write_take
 from tests.video_fixtures import write_audio_only, write_zero_byte
 
 gr = pytest.importorskip("gradio", reason="the app needs the [app] extra: pip install -e '.[app]'")
@@ -60,7 +60,7 @@ def reference(tiny_moments_checkpoint, take) -> dict:
     pipe = pipeline("proficiency-estimation", model=str(tiny_moments_checkpoint),
                     pipeline_class=ProficiencyEstimationPipeline)
     result = pipe(take, max_new_tokens=MAX_NEW_TOKENS)
-    assert result["moments"] == EXPECTED_MOMENTS  # the page has moments to show
+    assert timed(result["moments"]) == EXPECTED_MOMENTS  # the page has moments to show
     return result
 
 
@@ -94,11 +94,11 @@ def test_predict_matches_the_pipeline(app_url, take, reference):
     result = outputs[0]  # the first output is the pipeline's dict
     check_result(result, VIEWS, temporal_tokens=2, duration=TAKE_SECONDS)
     assert result["proficiency"] == reference["proficiency"]
-    assert list(result["scores"]) == list(reference["scores"])
+    assert list(result["probabilities"]) == list(reference["probabilities"])
     # Same model, same policy; on a native-bf16 CPU the bf16 matmuls of a server thread may sum in another order.
     tol = 1e-5 if reference_policy_dtype() == "float32" else 5e-3
-    for label, p in reference["scores"].items():
-        assert math.isclose(result["scores"][label], p, abs_tol=tol), (label, result["scores"], reference["scores"])
+    for label, p in reference["probabilities"].items():
+        assert math.isclose(result["probabilities"][label], p, abs_tol=tol), (label, result["probabilities"], reference["probabilities"])
     for view, w in reference["view_weights"].items():
         assert math.isclose(result["view_weights"][view], w, abs_tol=tol), (view, result["view_weights"])
     assert result["feedback"] == reference["feedback"]
@@ -200,9 +200,9 @@ def test_browser_upload_estimate_and_error(app_url, take, reference, tmp_path):
             page.locator("#profvlm-level-value").get_by_text(reference["proficiency"], exact=True).wait_for(
                 timeout=120_000)
             scores = page.locator("#profvlm-scores")
-            for label in reference["scores"]:
+            for label in reference["probabilities"]:
                 expect(scores).to_contain_text(label)
-            expect(scores).to_contain_text(f"{round(100 * max(reference['scores'].values()))}%")
+            expect(scores).to_contain_text(f"{round(100 * max(reference['probabilities'].values()))}%")
             expect(page.locator("#profvlm-feedback textarea")).to_have_value(reference["feedback"])
             expect(page.locator("#profvlm-frames img")).to_have_count(len(VIEWS))
             expect(page.locator("#profvlm-timing")).to_contain_text("Took")
@@ -237,7 +237,7 @@ def test_browser_upload_estimate_and_error(app_url, take, reference, tmp_path):
             page.goto(app_url)
             page.get_by_text("Synthetic").first.click()
             expect(page.locator("#profvlm-level-value")).to_have_text(
-                re.compile("|".join(map(re.escape, reference["scores"]))), timeout=120_000)
+                re.compile("|".join(map(re.escape, reference["probabilities"]))), timeout=120_000)
         finally:
             browser.close()
 
@@ -329,15 +329,16 @@ def test_space_files():
 
 
 def test_moment_list_shows_each_moments_frame_from_the_camera_weighted_most_then(tmp_path):
-    """With temporal tokens, each moment's camera is the top one of the token covering its time (hand-made
-    timeline), and its picture is that camera's frame at the moment's time (decoded here independently)."""
+    """Each moment shows the camera its answer names (the top one of the token covering its time: answer_takes'
+    job, tested with the pipeline) and that camera's frame at the moment's time (decoded here independently)."""
     import av
     import numpy as np
 
     from profvlm.app import frame_at, moments_html
 
     files = write_take(tmp_path / "take", views=("ego", "exo1"), seed=5, num_frames=75)
-    result = {"moments": [{"time": 0.0, "text": "clean <rep>"}, {"time": 2.0, "text": "slip"}],
+    result = {"moments": [{"time": 0.0, "text": "clean <rep>", "camera": "exo1"},
+                          {"time": 2.0, "text": "slip", "camera": "ego"}],
               "view_weights": {"ego": 0.5, "exo1": 0.5},
               "timeline": [{"time": 0.0, "view_weights": {"ego": 0.2, "exo1": 0.8}},
                            {"time": 1.5, "view_weights": {"ego": 0.9, "exo1": 0.1}}]}

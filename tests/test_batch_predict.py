@@ -12,7 +12,7 @@ import torch
 from modeling_profvlm.profvlm_facts import VIEW_NAMES
 from profvlm.batch_predict import BatchOptions, run_batch_predict
 from profvlm.challenge_submission import CHALLENGE_LABELS, challenge_accuracies
-from tests.serving_helpers import write_take
+from tests.serving_helpers import check_result, timed, write_take
 from tests.training_helpers import REPO_ROOT, script_env, script_python
 
 TINY_TOKENS = 4
@@ -82,7 +82,7 @@ def test_batched_labels_and_probabilities_equal_the_pipeline_take_by_take(one_pr
         expected = pipe(job.views, return_feedback=False)
         line = lines[job.take_uid]
         assert line["proficiency"] == expected["proficiency"]
-        for label, p in expected["scores"].items():
+        for label, p in expected["probabilities"].items():
             assert abs(line["probabilities"][label] - p) < 1e-4, (job.take_uid, label)
         for view, w in expected["view_weights"].items():
             assert abs(line["view_weights"][view] - w) < 1e-4
@@ -268,7 +268,8 @@ def test_bad_input_ends_in_one_line(tiny_checkpoint, egoexo_tree, tmp_path):
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_a_moments_checkpoint_writes_each_takes_moments_within_the_take(tiny_moments_checkpoint, tmp_path):
+def test_a_moments_checkpoint_writes_each_takes_moments_timeline_and_cameras(tiny_moments_checkpoint, tmp_path):
+    """Batch lines are the pipeline's answer: moments within the take, each with its camera, and the timeline."""
     from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK
 
     root = tmp_path / "takes"
@@ -279,4 +280,8 @@ def test_a_moments_checkpoint_writes_each_takes_moments_within_the_take(tiny_mom
                       options=BatchOptions(batch_size=2, num_workers=0, max_new_tokens=48, progress=False))
     lines = lines_of(out / "predictions.jsonl")
     assert [line["feedback"] for line in lines] == [MOMENTS_FEEDBACK] * 2
-    assert [line["moments"] for line in lines] == [EXPECTED_MOMENTS] * 2  # the late 9:59 remark dropped
+    assert [timed(line["moments"]) for line in lines] == [EXPECTED_MOMENTS] * 2  # the late 9:59 remark dropped
+    for line in lines:
+        answer = {k: v for k, v in line.items() if k not in ("take_uid", "take_name", "missing_views")}
+        check_result(answer, VIEW_NAMES, temporal_tokens=2, duration=2.5)  # timeline steps, each moment's camera
+        assert len(line["timeline"]) == 2 and all(m["camera"] in VIEW_NAMES for m in line["moments"])

@@ -45,8 +45,8 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     main = [line for line in lines if line["view_setting"] == "ego_exos"]
     # the printed accuracy is the share of right all-views predictions in predictions.jsonl, over every take
     assert len(main) == metrics["num_samples"] > 0
-    assert metrics["accuracy"] == pytest.approx(sum(line["predicted"] == line["reference"] for line in main) / len(main))
-    steps = [abs(PROFICIENCY_LABELS.index(line["predicted"]) - PROFICIENCY_LABELS.index(line["reference"]))
+    assert metrics["accuracy"] == pytest.approx(sum(line["proficiency"] == line["reference"] for line in main) / len(main))
+    steps = [abs(PROFICIENCY_LABELS.index(line["proficiency"]) - PROFICIENCY_LABELS.index(line["reference"]))
              for line in main]
     assert metrics["mean_absolute_error"] == pytest.approx(sum(steps) / len(steps))
     evaluation_line = next(line for line in first.stdout.splitlines() if "held-out accuracy" in line)

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+
+from modeling_profvlm.answer import ProfVLMAnswer
 import torch
 
 from modeling_profvlm.configuration_profvlm import PROFICIENCY_LABELS
@@ -73,8 +75,10 @@ def hand_built_predictions() -> TakePredictions:
         predictions=predictions,
         probabilities={s: probabilities_for(p, confidence[s]) for s, p in predictions.items()},
         generated_labels=[NOV, None, EARLY, "Intermediate Expert", None, LATE, EARLY, EARLY],  # 5/8
-        feedback={f"t{i}": f"the performer moves {'smoothly' if i % 2 else 'erratically'} with steady rhythm"
-                  for i in range(8)},
+        answers={f"t{i}": ProfVLMAnswer(
+            EGO_EXOS[i], dict(zip(PROFICIENCY_LABELS, probabilities_for(EGO_EXOS, EGO_EXOS_CONFIDENCE)[i])),
+            feedback=f"the performer moves {'smoothly' if i % 2 else 'erratically'} with steady rhythm")
+            for i in range(8)},
     )
     return preds
 
@@ -158,18 +162,18 @@ def test_predictions_jsonl_reproduces_every_label_figure_of_metrics_json(tmp_pat
     lines = read_predictions(tmp_path / "predictions.jsonl")
     assert len(lines) == 8 * len(VIEW_SETTINGS)  # one line per take and view setting
     first = next(line for line in lines if line["take_uid"] == "t1" and line["view_setting"] == "ego_exos")
-    assert first["reference"] == NOV and first["predicted"] == EARLY
+    assert first["reference"] == NOV and first["proficiency"] == EARLY
     assert first["probabilities"][EARLY] == pytest.approx(0.55) and set(first["probabilities"]) == set(PROFICIENCY_LABELS)
     assert first["reference_feedback"] == [row["feedback"] for row in COMMENTARY if row["take_uid"] == "t1"]
     assert first["feedback"] == preds.feedback["t1"]
     missing = next(line for line in lines if line["take_uid"] == "t2" and line["view_setting"] == "ego")
-    assert missing["predicted"] is None and missing["probabilities"] is None and missing["feedback"] is None
+    assert missing["proficiency"] is None and missing["probabilities"] is None and missing["feedback"] is None
     written = json.loads((tmp_path / "metrics.json").read_text())
     recomputed = metrics_from_predictions(tmp_path / "predictions.jsonl", PROFICIENCY_LABELS)
     assert set(recomputed) == LABEL_KEYS
     assert {k: written[k] for k in LABEL_KEYS} == recomputed
     # a changed line changes the figures: the file really is where they come from
-    lines[0]["predicted"] = LATE if lines[0]["predicted"] != LATE else NOV
+    lines[0]["proficiency"] = LATE if lines[0]["proficiency"] != LATE else NOV
     assert metrics_from_predictions(lines, PROFICIENCY_LABELS) != recomputed
     assert (tmp_path / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -301,6 +305,9 @@ class InMemoryCache(dict):
 
     def prompt_kwargs(self, take_uids):
         return {}  # one temporal token: the prompt states no times
+
+    def times_of(self, take_uid):
+        return None  # not stored: the take's length is unknown
 
 
 def test_view_settings_really_mask_views(tiny_model_and_rows):
@@ -462,10 +469,10 @@ def test_folder_dataset_evaluates_all_views_and_each_view_by_name(tiny_text_dir,
         (t[0], s) for t in validation for s in ("all", *FOLDER_VIEWS))
     for line in lines:
         assert line["reference"] == next(t[2] for t in validation if t[0] == line["take_uid"])
-        if line["predicted"] is not None:
-            assert line["predicted"] in FOLDER_LABELS and list(line["probabilities"]) == FOLDER_LABELS
+        if line["proficiency"] is not None:
+            assert line["proficiency"] in FOLDER_LABELS and list(line["probabilities"]) == FOLDER_LABELS
     no_side = next(line for line in lines if line["take_uid"] == "t6" and line["view_setting"] == "side")
-    assert no_side["predicted"] is None and no_side["probabilities"] is None  # t6 has no side video
+    assert no_side["proficiency"] is None and no_side["probabilities"] is None  # t6 has no side video
     per_setting = metrics["per_view_setting_metrics"]
     assert [per_setting[s]["num_samples"] for s in ("all", "front", "side")] == [3, 3, 2]
     assert {k: metrics[k] for k in LABEL_KEYS} == metrics_from_predictions(out / "predictions.jsonl", FOLDER_LABELS)

@@ -62,9 +62,9 @@ def test_init_sft_evaluate_and_pipeline_on_a_folder_dataset(folder, tiny_text_di
     pipe = pipeline("proficiency-estimation", model=str(final), pipeline_class=ProficiencyEstimationPipeline)
     take = {"front": str(folder / "videos" / "t006_front.mp4"), "side": str(folder / "videos" / "t006_side.mp4")}
     result = pipe(take, max_new_tokens=4)
-    assert list(result["scores"]) == LABELS and result["proficiency"] in LABELS
+    assert list(result["probabilities"]) == LABELS and result["proficiency"] in LABELS
     assert sorted(result["view_weights"]) == ["front", "side"]
-    assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     only_front = pipe({"front": take["front"]}, return_feedback=False)
     assert list(only_front["view_weights"]) == ["front"]
     with pytest.raises(ValueError, match="unknown view name.*'ego'"):

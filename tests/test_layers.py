@@ -2,6 +2,7 @@
 leaf imports nothing of the project, and the benchmarks do not lean on test helpers."""
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,50 @@ def test_shipped_code_points_at_no_document_outside_the_repository():
              for path in sorted((REPO / package).rglob("*")) if path.suffix in (".py", ".yaml", ".jinja")
              for i, line in enumerate(path.read_text().splitlines(), 1) if outside.search(line)]
     assert found == []
+
+
+def module_imports(path: Path, package: str) -> set[str]:
+    """The project modules (dotted, `package.module`) a file imports anywhere in it, function-level imports and
+    relative ones (`from .x import y`, `from . import x`) included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package if node.level else (node.module or "")
+            module = f"{base}.{node.module}" if node.level and node.module else base
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # `from . import x` names a module
+    modules = {f"{p}.{f.stem}" for p in PROJECT for f in (REPO / p).glob("*.py")}
+    return {name for name in found if name in modules}
+
+
+def import_cycles() -> list[list[str]]:
+    """Every cycle in the project's module import graph (each found once, from its smallest module name)."""
+    graph = {f"{p}.{f.stem}": module_imports(f, p) for p in PROJECT if p != "tests" for f in (REPO / p).glob("*.py")}
+    cycles = []
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                cycles.append(path)
+            elif nxt > start and nxt not in path:
+                walk(start, nxt, path + [nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return cycles
+
+
+def test_no_import_cycles_between_project_modules():
+    assert import_cycles() == []
+
+
+def test_the_cycle_finder_sees_function_level_and_relative_imports(tmp_path, monkeypatch):
+    package = tmp_path / "profvlm"
+    package.mkdir()
+    (package / "a.py").write_text("def f():\n    from .b import g\n")
+    (package / "b.py").write_text("from profvlm.a import f\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PROJECT", ("profvlm",))
+    assert import_cycles() == [["profvlm.a", "profvlm.b"]]

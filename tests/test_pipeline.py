@@ -62,7 +62,7 @@ def test_batch_of_three_equals_three_single_calls(pipe, takes):
         assert len(batched) == 3
         for one, many in zip(singles, batched):
             assert many["proficiency"] == one["proficiency"] and many["feedback"] == one["feedback"]
-            assert many["scores"] == pytest.approx(one["scores"], abs=1e-5)
+            assert many["probabilities"] == pytest.approx(one["probabilities"], abs=1e-5)
             assert many["view_weights"] == pytest.approx(one["view_weights"], abs=1e-5)
 
 
@@ -85,14 +85,14 @@ def test_input_forms_agree_dict_list_and_decoded_frames(pipe, takes):
     as_frames = pipe(frames, return_feedback=False)
     for other in (as_list, as_frames):
         assert other["proficiency"] == as_dict["proficiency"]
-        assert other["scores"] == pytest.approx(as_dict["scores"], abs=1e-4)
+        assert other["probabilities"] == pytest.approx(as_dict["probabilities"], abs=1e-4)
     check_result(as_frames, take)
 
 
 def test_classification_only_skips_generation_with_the_same_scores(pipe, takes):
     full = pipe(takes[0], **GEN)
     fast = pipe(takes[0], return_feedback=False)
-    assert fast["feedback"] == "" and fast["scores"] == pytest.approx(full["scores"], abs=1e-6)
+    assert fast["feedback"] is None and fast["probabilities"] == pytest.approx(full["probabilities"], abs=1e-6)
 
 
 def test_feedback_follows_the_scored_label_and_sampling_options_pass_through(pipe, takes, monkeypatch):
@@ -145,7 +145,7 @@ def test_no_label_outside_the_four_even_for_a_degenerate_model(pipe, takes, monk
               for label in PROFICIENCY_LABELS}
     weights = {label: float(vocab) ** -(n - min(counts.values())) for label, n in counts.items()}
     expected = {label: w / sum(weights.values()) for label, w in weights.items()}
-    assert result["scores"] == pytest.approx(expected, abs=1e-5)
+    assert result["probabilities"] == pytest.approx(expected, abs=1e-5)
     assert result["proficiency"] == min(PROFICIENCY_LABELS, key=lambda label: (counts[label], PROFICIENCY_LABELS.index(label)))
 
 

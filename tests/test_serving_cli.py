@@ -3,6 +3,8 @@ import json
 import shutil
 
 import pytest
+
+from dataset_scripts.script_errors import EXPECTED_ERROR_EXIT
 from huggingface_hub import ModelCard
 
 from profvlm.cli import main
@@ -75,15 +77,15 @@ def test_predict_json_is_the_pipeline_output(tiny_checkpoint, tmp_path, capsys):
     assert main(["predict", "--model", str(tiny_checkpoint), "--exo", take["exo1"], take["exo2"], "--json",
                  "--no_feedback"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result.pop("views") == take
+    assert result.pop("video_paths") == take
     check_result(result, ["exo1", "exo2"])
-    assert result["feedback"] == ""
+    assert result["feedback"] is None and result["moments"] == []
 
 
 def test_predict_missing_file_names_view_and_file(tiny_checkpoint, tmp_path, capsys):
     missing = tmp_path / "nowhere" / "cam03.mp4"
     take = write_take(tmp_path / "take", views=("ego",))
-    assert main(["predict", "--model", str(tiny_checkpoint), "--ego", take["ego"], "--exo", str(missing)]) == 2
+    assert main(["predict", "--model", str(tiny_checkpoint), "--ego", take["ego"], "--exo", str(missing)]) == EXPECTED_ERROR_EXIT
     err = capsys.readouterr().err
     assert "exo1" in err and str(missing) in err
 
@@ -136,7 +138,7 @@ def test_card_without_eval_and_with_a_broken_eval(checkpoint_copy, tmp_path, cap
     assert ModelCard.load(checkpoint_copy / "README.md").data.eval_results is None
     bad = tmp_path / "metrics.json"
     bad.write_text(json.dumps({"accuracy": 0.5}))
-    assert main(["card", "--model", str(checkpoint_copy), "--eval", str(bad)]) == 2
+    assert main(["card", "--model", str(checkpoint_copy), "--eval", str(bad)]) == EXPECTED_ERROR_EXIT
     assert "macro_f1" in capsys.readouterr().err
 
 
@@ -168,11 +170,11 @@ def test_push_dry_run_lists_exactly_the_checkpoint_files(checkpoint_copy, eval_d
 
 
 def test_push_refuses_an_incomplete_checkpoint_and_reports_offline_failure(tiny_checkpoint, checkpoint_copy, capsys):
-    assert main(["push", "--model", str(checkpoint_copy), "--repo", "org/profvlm", "--dry-run"]) == 2
+    assert main(["push", "--model", str(checkpoint_copy), "--repo", "org/profvlm", "--dry-run"]) == EXPECTED_ERROR_EXIT
     assert "profvlm card" in capsys.readouterr().err  # README.md is missing
     main(["card", "--model", str(checkpoint_copy)])
     (checkpoint_copy / "pipeline_profvlm.py").unlink()
-    assert main(["push", "--model", str(checkpoint_copy), "--repo", "org/profvlm", "--dry-run"]) == 2
+    assert main(["push", "--model", str(checkpoint_copy), "--repo", "org/profvlm", "--dry-run"]) == EXPECTED_ERROR_EXIT
     assert "pipeline_profvlm.py" in capsys.readouterr().err
     shutil.copy(tiny_checkpoint / "pipeline_profvlm.py", checkpoint_copy / "pipeline_profvlm.py")
     assert main(["push", "--model", str(checkpoint_copy), "--repo", "org/profvlm"]) == 1  # HF_HUB_OFFLINE=1

@@ -192,7 +192,7 @@ def test_every_tower_family_inits_extracts_trains_and_predicts(family, tiny_text
     take = next(iter(collect_takes(str(tree), "demonstrator", ["validation"]).values()))
     result = pipe(take, max_new_tokens=3)
     assert result["proficiency"] in config["proficiency_labels"]
-    assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("source, family, expected", [

@@ -151,7 +151,8 @@ MOMENT_ROWS = [  # take x expert reference rows, as the demonstrator_moments con
 
 def moments_predictions():
     preds = hand_built_predictions()
-    preds.feedback.update({"t0": "[0:04] elbow flares [0:30] late", "t1": "[0:10] smooth", "t2": "no moments here"})
+    for uid, text in {"t0": "[0:04] elbow flares [0:30] late", "t1": "[0:10] smooth", "t2": "no moments here"}.items():
+        preds.answers[uid].feedback = text
     return preds
 
 

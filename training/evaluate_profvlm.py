@@ -58,11 +58,12 @@ PLOT_FILES = ("confusion_matrix.png", "per_scenario.png", "reliability_diagram.p
 
 def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
                     commentary_rows: list[dict] | None = None) -> list[dict]:
-    """predictions.jsonl's lines: per take and view setting the reference, the predicted label (None where the take
-    lacks that setting's views) and {label: probability}. The all-views line also has the generated feedback, the
-    label free generation chose (`generated_label`, only when generation ran) and the take's reference feedback;
-    the other lines have `feedback: null` (feedback is generated with every view only). When the reference rows
-    carry `moments`, the all-views line also has `predicted_moments` and `reference_moments` (`moment_fields`)."""
+    """predictions.jsonl's lines: per take and view setting the reference, the predicted level (`proficiency`; None
+    where the take lacks that setting's views) and {label: probability}. The all-views line is the take's answer as
+    the pipeline gives it (`ProfVLMAnswer.to_dict()`: feedback, moments, timeline, camera weights, ...) plus the label
+    free generation chose (`generated_label`, only when generation ran) and the take's reference feedback; the other
+    lines have `feedback: null` (feedback is generated with every view only). When the reference rows carry
+    `moments`, the all-views line also has `predicted_moments` and `reference_moments` (`moment_fields`)."""
     references, reference_moments = {}, {}
     for row in commentary_rows or []:
         references.setdefault(row["take_uid"], []).append(row["feedback"])
@@ -75,10 +76,10 @@ def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
             probs = preds.probabilities.get(setting) or []
             p = probs[i] if i < len(probs) else None
             line = {"take_uid": uid, "view_setting": setting, "scenario": preds.scenarios[i],
-                    "reference": preds.references[i], "predicted": predicted[i],
+                    "reference": preds.references[i], "proficiency": predicted[i],
                     "probabilities": None if p is None else dict(zip(labels, map(float, p))), "feedback": None}
             if setting == preds.main_setting:
-                line["feedback"] = preds.feedback.get(uid)
+                line.update(preds.answers[uid].to_dict())
                 if preds.generated_labels:
                     line["generated_label"] = preds.generated_labels[i]
                 line["reference_feedback"] = references.get(uid, [])
@@ -104,8 +105,8 @@ def read_predictions(path: str | Path) -> list[dict]:
 def setting_figures(lines: list[dict], labels: tuple[str, ...]) -> dict:
     """accuracy, macro_f1, the ordinal / calibration metrics and num_samples of one view setting's lines, over the
     takes that have its views; ECE is None when a scored line has no probabilities."""
-    scored = [line for line in lines if line["predicted"] is not None]
-    refs, predicted = [line["reference"] for line in scored], [line["predicted"] for line in scored]
+    scored = [line for line in lines if line["proficiency"] is not None]
+    refs, predicted = [line["reference"] for line in scored], [line["proficiency"] for line in scored]
     probs = [line["probabilities"] for line in scored]
     core = label_metrics(refs, predicted, [""] * len(scored), labels)
     ordinal = ordinal_metrics(refs, predicted, None if None in probs else probs, labels)
@@ -119,7 +120,7 @@ def _label_figures(lines: list[dict], labels: tuple[str, ...]) -> tuple[dict, li
     main = all_views_setting(settings)
     by_setting = {s: [line for line in lines if line["view_setting"] == s] for s in settings}
     rows = by_setting[main]
-    refs, predicted = [r["reference"] for r in rows], [r["predicted"] for r in rows]
+    refs, predicted = [r["reference"] for r in rows], [r["proficiency"] for r in rows]
     core = label_metrics(refs, predicted, [r["scenario"] for r in rows], labels)
     per_setting = {s: setting_figures(by_setting[s], labels) for s in settings}
     probs = [r["probabilities"] for r in rows]

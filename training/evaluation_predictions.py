@@ -5,7 +5,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dataset_scripts.proficiency_data import EGOEXO4D
-from modeling_profvlm.label_scoring import generate_after_labels, generate_continuations, score_labels, unpadded_rows
+from modeling_profvlm.answer import ProfVLMAnswer
+from modeling_profvlm.answering import answer_takes, take_duration
+from modeling_profvlm.label_scoring import generate_continuations, label_continuation_ids, score_labels, unpadded_rows
 from modeling_profvlm.peft_unwrap import unwrap_peft
 from modeling_profvlm.profvlm_facts import parse_output
 from training.sft_data import row_videos
@@ -57,8 +59,14 @@ class TakePredictions:
     predictions: dict[str, list[str | None]] = field(default_factory=lambda: {s: [] for s in VIEW_SETTINGS})
     probabilities: dict[str, list[list[float] | None]] = field(default_factory=lambda: {s: [] for s in VIEW_SETTINGS})
     generated_labels: list[str | None] = field(default_factory=list)  # parsed from free generation
-    feedback: dict[str, str] = field(default_factory=dict)  # take_uid -> feedback after the predicted label
+    # take_uid -> the all-views answer (`answer_takes`, as the pipeline gives it), feedback included when generated
+    answers: dict[str, ProfVLMAnswer] = field(default_factory=dict)
     main_setting: str = "ego_exos"  # the all-views setting: the top-level figures and the feedback use it
+
+    @property
+    def feedback(self) -> dict[str, str | None]:
+        """take_uid -> the feedback generated after the predicted label (None where none was generated)."""
+        return {uid: answer.feedback for uid, answer in self.answers.items()}
 
 
 def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: str) -> torch.Tensor:
@@ -77,71 +85,69 @@ def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: s
 
 
 @torch.no_grad()
-def generate_after(model, tokenizer, prompts: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor,
-                   max_new_tokens: int) -> list[str]:
-    """Greedy continuation of each token-id prompt with the take's video features."""
-    return generate_continuations(model, tokenizer, prompts, video_features, view_mask,
-                                  max_new_tokens=max_new_tokens, do_sample=False)
+def generated_labels(model, tokenizer, prompts: list[list[int]], video_features: torch.Tensor,
+                     view_mask: torch.Tensor) -> list[str | None]:
+    """The label the model writes when it answers freely (greedy, no label given), or None when its first line names
+    none: generation stops once the longest label line could have been written."""
+    labels = tuple(model.config.proficiency_labels)
+    longest = max(len(ids) for ids in label_continuation_ids(tokenizer, labels))
+    texts = generate_continuations(model, tokenizer, prompts, video_features, view_mask, max_new_tokens=longest + 1,
+                                   do_sample=False)
+    return [parse_output(text, labels)[0] for text in texts]
 
 
-@torch.no_grad()
-def feedback_after_labels(model, tokenizer, prompts: list[list[int]], labels: list[str], free_texts: list[str],
-                          video_features: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int) -> list[str]:
-    """The feedback the model writes after each take's predicted label (as the pipeline serves it). Where free
-    generation already chose that label, its feedback is that same greedy continuation and is reused."""
-    parsed = [parse_output(text, model.config.proficiency_labels) for text in free_texts]
-    feedback = [fb.strip() if label == want else None for (label, fb), want in zip(parsed, labels)]
-    redo = [i for i, fb in enumerate(feedback) if fb is None]
-    if redo:
-        texts = generate_after_labels(model, tokenizer, [prompts[i] for i in redo], [labels[i] for i in redo],
-                                      video_features[redo], view_mask[redo], max_new_tokens=max_new_tokens,
-                                      do_sample=False)
-        for i, text in zip(redo, texts):
-            feedback[i] = text
-    return feedback
-
-
-def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """(prompt batch, video_features (B, V, N, D), view_mask (B, V)) for a batch of takes: from the feature cache when
-    given, else by running the processor and the frozen tower once per take."""
+def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
+    """(prompt batch, video_features (B, V, N, D), view_mask (B, V), timing) for a batch of takes: from the feature
+    cache when given, else by running the processor and the frozen tower once per take. `timing`: `durations` (one
+    per take, None when unknown) and, with N > 1 temporal tokens, `token_times` (each take's token start times)."""
     prompt = processor.build_prompt()
     if cache is not None:
         uids = [row["take_uid"] for row in rows]
         prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt", **cache.prompt_kwargs(uids)))
         loaded = [cache.features_of(row["take_uid"], row["view_names"]) for row in rows]
-        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded])
-    batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt")
+        times = [cache.times_of(uid) for uid in uids]
+        timing = {"durations": [None if t is None else t.get("duration") for t in times],
+                  "token_times": [t["times"] for t in times] if processor.temporal_tokens > 1 else None}
+        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded]), timing
+    batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt",
+                      return_metadata=True)
+    metadata = batch.pop("video_metadata")
+    timing = {"durations": [take_duration(views) for views in metadata],
+              "token_times": ([t["times"] for t in processor.token_times(metadata)]
+                              if processor.temporal_tokens > 1 else None)}
     features = model.model.encode_views(batch["pixel_values_videos"].to(model.device), batch["view_mask"].to(model.device))
-    return batch, features, batch["view_mask"].to(model.device)
+    return batch, features, batch["view_mask"].to(model.device), timing
 
 
 def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: int = 8, generate: bool = True,
                   max_new_tokens: int = EVAL_MAX_NEW_TOKENS,
                   settings: tuple[str, ...] = VIEW_SETTINGS) -> TakePredictions:
-    """Score the labels of every take in each view setting (`view_settings_for`); with `generate`, also free
-    generation and the feedback, both with every view."""
+    """Score the labels of every take in each view setting (`view_settings_for`); with every view, each take's answer
+    from `answer_takes` (the pipeline's own path); with `generate`, its feedback and the label free generation picks."""
     model = unwrap_peft(model)  # evaluation right after training hands in the PEFT-wrapped model
     labels = tuple(model.config.proficiency_labels)
     main = all_views_setting(settings)
     result = TakePredictions([r["take_uid"] for r in rows], [r["scenario"] for r in rows],
                              [label_name(r, labels) for r in rows], predictions={s: [] for s in settings},
                              probabilities={s: [] for s in settings}, main_setting=main)
-    tokenizer = processor.tokenizer
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating takes", unit="batch"):
         chunk = rows[start: start + batch_size]
-        prompts, features, view_mask = batch_features(model, processor, chunk, cache)
+        prompts, features, view_mask, timing = batch_features(model, processor, chunk, cache)
         token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))  # once for every use below
         for setting in settings:
+            if setting == main:
+                answered = answer_takes(model, processor, {"video_features": features, "view_mask": view_mask},
+                                        prompt_rows=token_rows, feedback=generate,
+                                        generate_kwargs={"max_new_tokens": max_new_tokens}, **timing)
+                result.predictions[setting] += [a.proficiency for a in answered.answers]
+                result.probabilities[setting] += [list(a.probabilities.values()) for a in answered.answers]
+                result.answers.update(zip(result.take_uids[start: start + len(chunk)], answered.answers))
+                continue
             chosen, probabilities = score_setting(model, processor, token_rows, features, view_mask, setting)
             result.predictions[setting] += chosen
             result.probabilities[setting] += probabilities
-        if not generate:
-            continue
-        free = generate_after(model, tokenizer, token_rows, features, view_mask, max_new_tokens)
-        result.generated_labels += [parse_output(text, labels)[0] for text in free]
-        texts = feedback_after_labels(model, tokenizer, token_rows, result.predictions[main][start: start + len(chunk)],
-                                      free, features, view_mask, max_new_tokens)
-        result.feedback.update(zip(result.take_uids[start: start + batch_size], texts))
+        if generate:
+            result.generated_labels += generated_labels(model, processor.tokenizer, token_rows, features, view_mask)
     return result
 
 
@@ -183,8 +189,7 @@ __all__ = [
     "EVAL_MAX_NEW_TOKENS",
     "TakePredictions",
     "view_setting_mask",
-    "generate_after",
-    "feedback_after_labels",
+    "generated_labels",
     "batch_features",
     "predict_takes",
     "score_setting",

@@ -1,0 +1,78 @@
+# The one path from model inputs to answers: label scored once, feedback generated after it, one ProfVLMAnswer per take.
+"""`answer_takes` is what the pipeline, `profvlm predict` (one take or a folder), evaluation and the challenge file all
+call. Per batch: the tower once (or cached features), every label continuation in one LM pass (`score_labels`), the
+level chosen there once, the feedback in one batched generate after that level, the processor's
+`post_process_feedback` reading the text, the moments timed within the take with the camera weighted most at each."""
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .answer import Moment, ProfVLMAnswer, TimelineStep, moments_within
+from .label_scoring import LabelScores, generate_after_labels, score_labels
+
+DEFAULT_MAX_NEW_TOKENS = 128  # feedback length bound when the caller gives none
+
+
+@dataclass
+class AnsweredTakes:
+    """`answers` (one per take, in batch order) and the `scores` they came from (tower features reusable, e.g. for the
+    challenge file's per-view entries)."""
+
+    answers: list[ProfVLMAnswer]
+    scores: LabelScores
+
+
+def take_duration(view_metadata: Sequence[dict | None]) -> float | None:
+    """A take's length in seconds from the processor's per-view metadata (`duration`; its views are frame-aligned, so
+    the longest present view's); None when no view states one."""
+    durations = [float(m["duration"]) for m in view_metadata if m is not None and m.get("duration") is not None]
+    return max(durations) if durations else None
+
+
+@torch.no_grad()
+def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] | None = None,
+                 durations: Sequence[float | None] | None = None,
+                 token_times: Sequence[Sequence[float]] | None = None, feedback: bool = True,
+                 generate_kwargs: dict | None = None) -> AnsweredTakes:
+    """ProfVLM's answers for a batch of takes.
+
+    `batch`: `view_mask` (B, V) and either `pixel_values_videos` (the processor's) or `video_features` (a feature
+    cache's), plus the prompts as `input_ids`/`attention_mask` unless `prompt_rows` (their token ids without padding)
+    are given. `durations`: each take's length in seconds (None = unknown), so moments past the end are dropped;
+    `token_times`: with N > 1 temporal tokens, each token's start time per take (the timeline). `feedback`: generate
+    it (greedy unless `generate_kwargs` say otherwise; `max_new_tokens` defaults to DEFAULT_MAX_NEW_TOKENS)."""
+    scores = score_labels(model, processor, batch, prompt_rows=prompt_rows)
+    labels = scores.predicted_labels()  # the one place the level is chosen
+    texts: list[str | None] = [None] * len(labels)
+    if feedback:
+        kwargs = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **(generate_kwargs or {})}
+        if "generation_config" not in kwargs:
+            kwargs.setdefault("do_sample", False)  # greedy unless the caller asks for sampling
+        raw = generate_after_labels(model, processor.tokenizer, scores.prompt_rows, labels, scores.video_features,
+                                    batch["view_mask"].to(scores.video_features.device), **kwargs)
+        texts = processor.post_process_feedback(raw)
+    views = list(model.config.view_names)
+    present = batch["view_mask"].bool().tolist()
+    answers = []
+    for b, label in enumerate(labels):
+        shown = [v for v, p in zip(views, present[b]) if p]
+
+        def of_present(weights: list[float]) -> dict[str, float]:
+            return {v: w for v, w, p in zip(views, weights, present[b]) if p}
+
+        timeline = []
+        if token_times is not None and model.config.temporal_tokens > 1 and scores.step_view_weights is not None:
+            steps = scores.step_view_weights[b].tolist()
+            timeline = [TimelineStep(float(t), of_present(w)) for t, w in zip(token_times[b], steps)]
+        duration = None if durations is None or durations[b] is None else float(durations[b])
+        answer = ProfVLMAnswer(proficiency=label, probabilities=dict(zip(scores.labels, scores.probabilities[b].tolist())),
+                               feedback=texts[b], timeline=timeline, view_weights=of_present(scores.view_weights[b].tolist()),
+                               duration=duration, views=shown)
+        answer.moments = [Moment(m["time"], m["text"], answer.camera_at(m["time"]))
+                          for m in moments_within(texts[b], duration)]
+        answers.append(answer)
+    return AnsweredTakes(answers, scores)
+
+
+__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "take_duration"]
