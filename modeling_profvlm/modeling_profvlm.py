@@ -52,9 +52,10 @@ class ViewFeatureStandardizer(nn.Module):
     Why not BatchNorm's own training mode (the batch's statistics): proficiency shows in absolute feature values
     (how much of the frame the limbs and their motion cover), and subtracting a small batch's mean makes a take
     look like the opposite of its batch-mates (an Intermediate take among Novices looks Late), while eval saw
-    it against the whole data: training and eval saw different inputs. With the stored statistics in both,
-    the moments runs on the same data, seeds and recipe moved by one or two takes of 44 either way (demo 88.6% ->
-    93.2%, benchmark seed 0 93.2% -> 95.5%, seed 1 90.9% -> 86.4%): the consistency is the point, not a gain."""
+    it against the whole data: training and eval saw different inputs. With the stored statistics in both, the
+    moments runs on the same data, seeds and recipe moved by a take or two either way (measured:
+    benchmarks/results/learnability_moments_runs.json, moments_findings.json): the consistency is the point, not a
+    gain."""
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -79,7 +80,7 @@ class ViewFeatureStandardizer(nn.Module):
 
 # Reconstructed from SkillFormer's `AttentiveProjector` (EdoWhite/SkillFormer, model.py), plus the
 # input standardisation above (ours): a frozen tower's mean-pooled features share a large common component
-# (random tiny tower: the take-to-take spread is ~30 % of the feature norm and ~12 % of the projected token's),
+# (the take-to-take spread is a small fraction of it: benchmarks/results/moments_findings.json),
 # so without it every take looks nearly the same to the language model and the label takes far longer to learn.
 class AttentiveGatedProjector(nn.Module):
     """Fuses V per-view features into `num_video_tokens` LM embeddings at each of N time steps: per-dimension
