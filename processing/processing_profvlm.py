@@ -291,7 +291,7 @@ class ProfVLMProcessor(ProcessorMixin):
 
     def _to_pixels(self, frames: np.ndarray) -> torch.Tensor:
         """Resize the shorter side to `image_size` (bilinear, antialiased, rounded to uint8 like PIL), centre-crop,
-        normalise. uint8 channels-last resizing is torch's fast path (~10x float); the elementwise rest runs in
+        normalise. uint8 channels-last resizing is torch's fast path (far faster than float); the elementwise rest runs in
         numpy, which stays single-threaded and so does not fight the decoder threads for the cores."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [T, H, W, 3] -> [T, 3, H, W]
         x = x.contiguous(memory_format=torch.channels_last)  # a no-op for decoded THWC frames

@@ -125,7 +125,7 @@ def _as_is(item):
 
 def _decode_in_the_background(worker_id: int) -> None:
     # The tower's threads meet at every op, so a decoder that preempts one of them stalls both; at a lower priority
-    # the decoders take the cycles the model leaves (they need about a twentieth of the tower's time on a CPU).
+    # the decoders take the cycles the model leaves (decoding needs a small fraction of the tower's time on a CPU).
     try:
         os.nice(DECODE_NICENESS)
     except OSError:  # a platform or sandbox without nice(): decoding still works, only unprioritised
