@@ -51,7 +51,7 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
             kwargs.setdefault("do_sample", False)  # greedy unless the caller asks for sampling
         raw = generate_after_labels(model, processor.tokenizer, scores.prompt_rows, labels, scores.video_features,
                                     batch["view_mask"].to(scores.video_features.device), **kwargs)
-        texts = processor.post_process_feedback(raw)
+        texts = processor.post_process_feedback([generated.text for generated in raw])
     views = list(model.config.view_names)
     present = batch["view_mask"].bool().tolist()
     answers = []

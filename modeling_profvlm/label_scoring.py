@@ -147,19 +147,59 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     )
 
 
+@dataclass
+class GeneratedText:
+    """One generated continuation: its decoded `text`, and for each generated token the model's log-probability of it
+    in that same generation (`token_logprobs`) and where its decoded text ends in `text` (`token_ends`)."""
+
+    text: str
+    token_logprobs: list[float]
+    token_ends: list[int]
+
+    def probability_of(self, start: int, end: int) -> float | None:
+        """The model's probability of the tokens that wrote `text[start:end]` (the product over every token whose text
+        overlaps the span); None when no token did."""
+        total, found, begin = 0.0, False, 0
+        for logprob, stop in zip(self.token_logprobs, self.token_ends):
+            if stop > start and begin < end and stop > begin:
+                total, found = total + logprob, True
+            begin = max(begin, stop)
+        return float(torch.tensor(total).exp()) if found else None
+
+
 @torch.no_grad()
 def generate_continuations(
     model, tokenizer, rows: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor, **generate_kwargs
-) -> list[str]:
-    """The decoded new text after each token-id row, generated with the row's video features. Rows are left-padded
-    into one batch, so every continuation starts right after its own row."""
+) -> list[GeneratedText]:
+    """The new text after each token-id row, generated with the row's video features, with each token's log-probability
+    under the model (its raw logits, whatever the sampling settings). Rows are left-padded into one batch, so every
+    continuation starts right after its own row."""
     device = model.device
     input_ids, attention_mask = pad_rows(rows, _pad_id(tokenizer), "left")
     generate_kwargs.setdefault("pad_token_id", _pad_id(tokenizer))
-    generated = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                               video_features=video_features.to(device), view_mask=view_mask.to(device),
-                               **generate_kwargs)
-    return tokenizer.batch_decode(generated[:, input_ids.shape[1]:], skip_special_tokens=True)
+    out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                         video_features=video_features.to(device), view_mask=view_mask.to(device),
+                         return_dict_in_generate=True, output_logits=True, **generate_kwargs)
+    new = out.sequences[:, input_ids.shape[1]:]
+    # One step at a time: the (rows, vocabulary) log-softmax of a step, never all steps' logits at once.
+    logprobs = torch.stack([step.float().log_softmax(-1).gather(-1, new[:, s, None])[:, 0]
+                            for s, step in enumerate(out.logits)], 1) if out.logits else new.float()
+    stops = set(_stop_ids(model, tokenizer))
+    texts = []
+    for ids, row_logprobs in zip(new.tolist(), logprobs.tolist()):
+        length = next((i + 1 for i, token in enumerate(ids) if token in stops), len(ids))
+        ids, row_logprobs = ids[:length], row_logprobs[:length]
+        # Where each token's text ends: the decoded length of the tokens up to it (special tokens decode to nothing).
+        ends = [len(tokenizer.decode(ids[: i + 1], skip_special_tokens=True)) for i in range(len(ids))]
+        texts.append(GeneratedText(tokenizer.decode(ids, skip_special_tokens=True), row_logprobs, ends))
+    return texts
+
+
+def _stop_ids(model, tokenizer) -> list[int]:
+    """The token ids that end a generation (the generation config's eos, else the tokenizer's)."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    eos = tokenizer.eos_token_id if eos is None else eos
+    return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
 
 
 def generate_after_labels(
@@ -170,7 +210,7 @@ def generate_after_labels(
     video_features: torch.Tensor,
     view_mask: torch.Tensor,
     **generate_kwargs,
-) -> list[str]:
+) -> list[GeneratedText]:
     """The text generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
     feedback follows the label that is reported; as generated (the processor's `post_process_feedback` reads it)."""
     known = tuple(model.config.proficiency_labels)
@@ -179,5 +219,5 @@ def generate_after_labels(
     return generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
 
 
-__all__ = ["LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids",
+__all__ = ["GeneratedText", "LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids",
            "pad_rows", "unpadded_rows"]

@@ -61,6 +61,7 @@ class BatchSummary:
     output_dir: str
     challenge: dict | None = None
     lines: list[dict] = field(default_factory=list, repr=False)
+    demonstration: dict | None = None
 
     @property
     def takes_per_second(self) -> float:
@@ -305,10 +306,11 @@ def predict_shard(pipe, shard: list[TakeJob], unreadable: list[TakeError], predi
 
 def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str | None = None,
                       takes_file: str | None = None, challenge_json: str | None = None,
-                      options: BatchOptions | None = None, device: str | None = None,
-                      dtype: str | None = None) -> BatchSummary:
+                      demonstration_json: str | None = None, options: BatchOptions | None = None,
+                      device: str | None = None, dtype: str | None = None) -> BatchSummary:
     """Predict every take of `data_dir` into `output_dir` (predictions.jsonl, predictions.csv, errors.jsonl), resuming
-    what is already there; with `challenge_json`, also the challenge submission in the order of the takes."""
+    what is already there; with `challenge_json`, also the challenge submission in the order of the takes; with
+    `demonstration_json`, the demonstration-proficiency file (every take's categorised moments)."""
     from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
     from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 
@@ -317,6 +319,8 @@ def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str 
 
     options = options or BatchOptions()
     options.challenge = options.challenge or challenge_json is not None
+    if demonstration_json is not None and not options.feedback:
+        raise ValueError("--demonstration_json: its entries are the feedback's timed moments; drop --no_feedback.")
     if options.batch_size < 1:
         raise ValueError(f"--batch_size {options.batch_size}: expected 1 or more takes per batch.")
     config = ProfVLMConfig.from_pretrained(require_profvlm_checkpoint(model))
@@ -377,12 +381,18 @@ def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str 
     challenge = None
     if challenge_json is not None:
         challenge = write_submission(challenge_json, lines, [job.take_name for job in jobs])
-    summary = BatchSummary(len(jobs), predicted, len(jobs) - len(pending), failed + len(unreadable), seconds,
-                           str(output), challenge, lines)
-    return summary
+    demonstration = None
+    if demonstration_json is not None:
+        from .demonstration_file import write_demonstration_file
+
+        # Every listed take, also the ones whose videos could not be decoded (an empty list there).
+        demonstration = write_demonstration_file(demonstration_json, lines, [job.take_uid for job in jobs])
+    return BatchSummary(len(jobs), predicted, len(jobs) - len(pending), failed + len(unreadable), seconds,
+                        str(output), challenge, lines, demonstration)
 
 
-def report_summary(summary: BatchSummary, challenge_json: str | None = None) -> str:
+def report_summary(summary: BatchSummary, challenge_json: str | None = None,
+                   demonstration_json: str | None = None) -> str:
     """The lines `profvlm predict --data_dir` prints at the end of a run."""
     out = [f"{summary.predicted} takes predicted in {summary.seconds:.1f} s ({summary.takes_per_second:.2f} takes/s), "
            f"{summary.resumed} already in {summary.output_dir}, {summary.errors} unreadable"
@@ -400,6 +410,10 @@ def report_summary(summary: BatchSummary, challenge_json: str | None = None) -> 
                    "took that entry from the views they have"
                    + (f"; {len(c['missing'])} listed takes have no prediction (unreadable), e.g. {c['missing'][:3]}"
                       if c["missing"] else ""))
+    if summary.demonstration is not None:
+        d = summary.demonstration
+        out.append(f"  -> demonstration file {demonstration_json}: {d['takes']} takes, {d['entries']} timed entries; "
+                   f"{d['empty']} takes with none" + (f" ({len(d['unpredicted'])} unreadable)" if d["unpredicted"] else ""))
     return "\n".join(out)
 
 
@@ -415,6 +429,8 @@ def add_batch_arguments(parser) -> None:
                                             "predicted in its order")
     group.add_argument("--challenge_json", help="EgoExo4D: also write the demonstrator-proficiency challenge "
                                                 "submission here, in the order of the takes")
+    group.add_argument("--demonstration_json", help="also write the demonstration-proficiency file here: per take, each "
+                                                    "timed good execution / tip with its probability")
     group.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                        help=f"takes per model batch (default {DEFAULT_BATCH_SIZE})")
     group.add_argument("--num_workers", type=int, default=BatchOptions.num_workers,
@@ -433,10 +449,11 @@ def run_batch_command(args) -> int:
     options = BatchOptions(batch_size=args.batch_size, num_workers=args.num_workers, feedback=not args.no_feedback,
                            max_new_tokens=args.max_new_tokens)
     summary = run_batch_predict(args.model, args.data_dir, args.output_dir, split=args.split,
-                                takes_file=args.takes_file, challenge_json=args.challenge_json, options=options,
-                                device=args.device, dtype=args.dtype)
+                                takes_file=args.takes_file, challenge_json=args.challenge_json,
+                                demonstration_json=args.demonstration_json, options=options, device=args.device,
+                                dtype=args.dtype)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary for a launch, from the rank that merged
-        print(report_summary(summary, args.challenge_json))
+        print(report_summary(summary, args.challenge_json, args.demonstration_json))
     # Some unreadable takes are a normal batch outcome; none readable at all is a failed run for a script to see.
     return 1 if summary.errors and not (summary.predicted or summary.resumed) else 0
 

@@ -94,7 +94,10 @@ def test_feedback_is_generated_after_the_given_label(model_and_processor, takes)
                                       max_new_tokens=3, do_sample=False)
     finally:
         del model.generate
-    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert len(texts) == 2 and all(isinstance(t.text, str) for t in texts)
+    for generated in texts:  # one log-probability per generated token, each token's text ending within the text
+        assert len(generated.token_logprobs) == len(generated.token_ends) <= 3
+        assert all(lp <= 0 for lp in generated.token_logprobs) and generated.token_ends[-1] == len(generated.text)
     ends = [processor.tokenizer.decode(row) for row in seen[0]]
     assert ends[0].endswith("Proficiency: Late Expert") and ends[1].endswith("Proficiency: Novice")
 

@@ -12,7 +12,7 @@ import torch
 from modeling_profvlm import answering
 from modeling_profvlm.answer import Moment, ProfVLMAnswer, TimelineStep, moments_within
 from modeling_profvlm.answering import answer_takes, take_duration
-from modeling_profvlm.label_scoring import LabelScores
+from modeling_profvlm.label_scoring import GeneratedText, LabelScores
 from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 from profvlm.report import format_report
 from tests.moments_checkpoint import EXPECTED_MOMENTS, MOMENTS_FEEDBACK, MOMENTS_LABEL
@@ -103,7 +103,8 @@ def test_answer_takes_builds_timeline_moments_and_cameras_of_present_views(tiny_
 
     def generate(model, tokenizer, rows, chosen, features, view_mask, **kwargs):
         asked.update(labels=chosen, **kwargs)
-        return ["\nFeedback: [0:01] slip [0:05] steady [0:07] late"]
+        text = "\nFeedback: [0:01] slip [0:05] steady [0:07] late"
+        return [GeneratedText(text, [-0.1] * len(text), list(range(1, len(text) + 1)))]  # one token per character
 
     monkeypatch.setattr(answering, "generate_after_labels", generate)
     model = types.SimpleNamespace(config=types.SimpleNamespace(view_names=["ego", "exo1", "exo2", "exo3", "exo4"],

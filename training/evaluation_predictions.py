@@ -93,7 +93,7 @@ def generated_labels(model, tokenizer, prompts: list[list[int]], video_features:
     longest = max(len(ids) for ids in label_continuation_ids(tokenizer, labels))
     texts = generate_continuations(model, tokenizer, prompts, video_features, view_mask, max_new_tokens=longest + 1,
                                    do_sample=False)
-    return [parse_output(text, labels)[0] for text in texts]
+    return [parse_output(generated.text, labels)[0] for generated in texts]
 
 
 def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
