@@ -22,32 +22,72 @@ _FEEDBACK_CONTINUATION = re.compile(r"\A\s*" + re.escape(FEEDBACK_PREFIX.strip()
                                     re.IGNORECASE)
 
 
-_TIMESTAMP = re.compile(r"^(?:(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))$")
+# A time as text: `m:ss` or `h:mm:ss`, optionally with a decimal fraction of a second (`m:ss.d`, `h:mm:ss.dd`, ...).
+_TIME_TEXT = r"(?:\d+:[0-5]\d:[0-5]\d|\d+:[0-5]\d)(?:\.\d+)?"
+_TIMESTAMP = re.compile(r"^(?:(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))(?:\.(\d+))?$")
+# Digits after the seconds a checkpoint may ask for (`ProfVLMConfig.time_decimals`): 0 is whole seconds.
+MAX_TIME_DECIMALS = 3
 
 
-def format_timestamp(seconds: float) -> str:
-    """A time in a take as text: `m:ss` (`0:04`, `12:30`), `h:mm:ss` from one hour on (`1:02:03`). Floored to whole
-    seconds, because a comment is about what has happened by then and the prompt/answer only need whole seconds."""
+def check_time_decimals(decimals, where: str = "time_decimals") -> int:
+    """`decimals` if it is a whole number 0..MAX_TIME_DECIMALS (digits after the seconds), else a one-line
+    ValueError naming `where` and the value."""
+    if isinstance(decimals, bool) or not isinstance(decimals, numbers.Integral) or not 0 <= decimals <= MAX_TIME_DECIMALS:
+        raise ValueError(f"{where} is {decimals!r}; expected a whole number from 0 (whole seconds) to "
+                         f"{MAX_TIME_DECIMALS}.")
+    return int(decimals)
+
+
+def _check_seconds(seconds) -> float:
     # numbers.Real so numpy scalars pass; bool is an int but never a time
     if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a timestamp needs a finite number of seconds >= 0, got {seconds!r}.")
-    whole = int(math.floor(seconds))
+    return seconds
+
+
+def _time_units(seconds: float, decimals: int) -> int:
+    """`seconds` floored to `decimals` digits, as a whole number of 10**-decimals s. Whole seconds floor the value
+    itself (as always); with digits it is rounded to 6 places first, since 2.3 * 100 is 229.99999999999997 in
+    floating point and 2.3 must stay 2.30, not become 2.29."""
+    if decimals == 0:
+        return int(math.floor(seconds))
+    return int(math.floor(round(float(seconds) * 10**decimals, 6)))
+
+
+def floor_time(seconds: float, decimals: int = 0) -> float:
+    """`seconds` floored to `decimals` digits (0: whole seconds), as the answer writes it: 2.39 -> 2.3 (decimals=1)."""
+    decimals = check_time_decimals(decimals)
+    units = _time_units(_check_seconds(seconds), decimals)
+    return float(units) if decimals == 0 else float(f"{units // 10**decimals}.{units % 10**decimals:0{decimals}d}")
+
+
+def format_timestamp(seconds: float, decimals: int = 0) -> str:
+    """A time in a take as text: `m:ss` (`0:04`, `12:30`), `h:mm:ss` from one hour on (`1:02:03`); with `decimals`
+    digits of the second after a point (`0:04.7`, `1:02:03.25`). Floored (to whole seconds by default), because a
+    comment is about what has happened by then."""
+    decimals = check_time_decimals(decimals)
+    units = _time_units(_check_seconds(seconds), decimals)
+    whole, fraction = divmod(units, 10**decimals)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{text}.{fraction:0{decimals}d}" if decimals else text
 
 
 def parse_timestamp(text: str) -> float:
-    """Inverse of `format_timestamp`: `m:ss` or `h:mm:ss` (surrounding spaces allowed) -> seconds. A ValueError
-    naming the text otherwise. Minutes of `m:ss` are not capped at 59, so `75:00` reads as 4500 s."""
+    """Inverse of `format_timestamp`: `m:ss` or `h:mm:ss`, either with an optional decimal fraction (`m:ss.d`;
+    surrounding spaces allowed) -> seconds. A ValueError naming the text otherwise. Minutes of `m:ss` are not capped
+    at 59, so `75:00` reads as 4500 s."""
     match = _TIMESTAMP.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"timestamp {text!r} is not m:ss or h:mm:ss.")
+        raise ValueError(f"timestamp {text!r} is not m:ss or h:mm:ss (with an optional .fraction of a second).")
     if match.group(1) is not None:
         hours, minutes, secs = match.group(1, 2, 3)
     else:
         hours, (minutes, secs) = "0", match.group(4, 5)
-    return float(int(hours) * 3600 + int(minutes) * 60 + int(secs))
+    whole = int(hours) * 3600 + int(minutes) * 60 + int(secs)
+    # float() of the decimal text: the double nearest to what was written (2 + 0.3 need not be float("2.3"))
+    return float(f"{whole}.{match.group(6)}") if match.group(6) else float(whole)
 
 
 def check_label(label: str, labels: Sequence[str] = PROFICIENCY_LABELS) -> str:
@@ -122,8 +162,18 @@ def parse_feedback_continuation(text: str) -> str:
     return (text[prefix.end() :] if prefix else text).strip()
 
 
-# A moment marker in feedback text: `[m:ss]` or `[h:mm:ss]`; spaces inside the brackets tolerated in generated text.
-_MOMENT_MARKER = re.compile(r"\[[ \t]*(\d+:[0-5]\d(?::[0-5]\d)?)[ \t]*\]")
+# A moment's category, when its source has one (EgoExo4D's demonstration-proficiency file: `good_executions`,
+# `tips_for_improvement`), and the word the answer writes it with, first after the time: "[0:02.3] good: ...".
+MOMENT_CATEGORIES: tuple[str, ...] = ("good_execution", "needs_improvement")
+CATEGORY_WORDS: dict[str, str] = {"good_execution": "good", "needs_improvement": "tip"}
+_WORD_CATEGORIES = {word: category for category, word in CATEGORY_WORDS.items()}
+
+# A moment marker in feedback text: `[m:ss]` or `[h:mm:ss]`, either with an optional `.fraction` of a second; spaces
+# inside the brackets tolerated in generated text.
+_MOMENT_MARKER = re.compile(r"\[[ \t]*(" + _TIME_TEXT + r")[ \t]*\]")
+# The category word right after a marker, as `format_moments` writes it ("good:", "tip:"; lower case, so a
+# remark that merely starts with "Good:" stays text).
+_CATEGORY_WORD = re.compile(r"[ \t]*(" + "|".join(map(re.escape, _WORD_CATEGORIES)) + r")[ \t]*:")
 
 
 def _moment_text(text: str) -> str:
@@ -132,9 +182,22 @@ def _moment_text(text: str) -> str:
     return _MOMENT_MARKER.sub(r"(\1)", " ".join(text.split()))
 
 
-def normalize_moments(moments: Sequence[dict]) -> list[dict]:
-    """Moments ({"time": seconds, "text": str}) as the answer carries them: in time order (stable), times floored to
-    whole seconds (as float), text on one line. A ValueError naming the moment for a bad time or an empty text."""
+def _moment_category(category, index: int) -> str | None:
+    # None and "" (a missing category in Arrow or a CSV cell) mean no category
+    if category is None or category == "":
+        return None
+    if category not in MOMENT_CATEGORIES:
+        raise ValueError(f"moment {index}: category {category!r}; expected one of {list(MOMENT_CATEGORIES)} or none.")
+    return category
+
+
+def normalize_moments(moments: Sequence[dict], decimals: int | None = 0) -> list[dict]:
+    """Moments ({"time": seconds, "text": str, "category": one of MOMENT_CATEGORIES, optional}) as the answer carries
+    them: in time order (stable), times floored to `decimals` digits (0: whole seconds; None keeps them as given), as
+    float, text on one line, the category kept when there is one (the key is absent otherwise). A ValueError
+    naming the moment for a bad time, an empty text or an unknown category."""
+    if decimals is not None:
+        decimals = check_time_decimals(decimals)
     checked = []
     for index, moment in enumerate(moments):
         if not isinstance(moment, dict) or "time" not in moment or "text" not in moment:
@@ -145,35 +208,52 @@ def normalize_moments(moments: Sequence[dict]) -> list[dict]:
             raise ValueError(f"moment {index}: time {time!r} is not a number of seconds >= 0.")
         if not isinstance(text, str) or not _moment_text(text):
             raise ValueError(f"moment {index}: text {text!r} is empty or not a string.")
-        checked.append((float(time), _moment_text(text)))
+        category = _moment_category(moment.get("category"), index)
+        kept = {"time": float(time) if decimals is None else floor_time(time, decimals), "text": _moment_text(text)}
+        checked.append((float(time), {**kept, "category": category} if category else kept))
     checked.sort(key=lambda pair: pair[0])
-    return [{"time": float(math.floor(time)), "text": text} for time, text in checked]
+    return [moment for _, moment in checked]
 
 
-def format_moments(moments: Sequence[dict]) -> str:
-    """The feedback of a moments answer: "[m:ss] text [m:ss] text ..." (see `normalize_moments`), to be passed to
-    `format_target` as the feedback. No moments give an empty feedback."""
-    return " ".join(f"[{format_timestamp(m['time'])}] {m['text']}" for m in normalize_moments(moments))
+def format_moments(moments: Sequence[dict], decimals: int = 0) -> str:
+    """The feedback of a moments answer: "[m:ss] text [m:ss] text ..." (see `normalize_moments`), times with
+    `decimals` digits ("[m:ss.d]" for 1); a moment with a category opens with its word ("[0:02.3] good: text",
+    `CATEGORY_WORDS`). To be passed to `format_target` as the feedback. No moments give an empty feedback."""
+    return " ".join(
+        f"[{format_timestamp(m['time'], decimals)}] "
+        + (f"{CATEGORY_WORDS[m['category']]}: " if "category" in m else "") + m["text"]
+        for m in normalize_moments(moments, decimals)
+    )
 
 
 def moment_marker_spans(text: str) -> list[tuple[int, int]]:
-    """The (start, end) character spans of the `[m:ss]` / `[h:mm:ss]` markers in `text`, in order: where an answer
-    states its times (training may weight those tokens up)."""
-    return [marker.span() for marker in _MOMENT_MARKER.finditer(text)]
+    """The (start, end) character spans where an answer states its moments' times, in order: each `[m:ss]` /
+    `[h:mm:ss]` marker (with or without a fraction of a second) and, when the moment has a category, the word after
+    it ("[0:02.3] good:"): the time and category a demonstration answer is scored on (training may weight those
+    tokens up)."""
+    spans = []
+    for marker in _MOMENT_MARKER.finditer(text):
+        word = _CATEGORY_WORD.match(text, marker.end())
+        spans.append((marker.start(), word.end() if word else marker.end()))
+    return spans
 
 
 def parse_moments(feedback: str) -> list[dict]:
     """The moments in a feedback text, inverse of `format_moments`: [{"time": float seconds, "text": str}] in time
-    order. Never raises: text before the first marker and markers without text are skipped (generated text may
-    have them), and plain feedback gives []."""
+    order, with "category" when the text after a marker opens with a category word ("good: ..."; the word is not
+    part of the text). Never raises: text before the first marker and markers without text are skipped (generated
+    text may have them), and plain feedback gives []."""
     if not isinstance(feedback, str):
         return []
     markers = list(_MOMENT_MARKER.finditer(feedback))
     moments = []
     for marker, following in zip(markers, markers[1:] + [None]):
-        text = " ".join(feedback[marker.end() : following.start() if following else len(feedback)].split())
+        body = feedback[marker.end() : following.start() if following else len(feedback)]
+        word = _CATEGORY_WORD.match(body)
+        text = " ".join(body[word.end() if word else 0 :].split())
         if text:
-            moments.append({"time": parse_timestamp(marker.group(1)), "text": text})
+            moment = {"time": parse_timestamp(marker.group(1)), "text": text}
+            moments.append({**moment, "category": _WORD_CATEGORIES[word.group(1)]} if word else moment)
     moments.sort(key=lambda moment: moment["time"])
     return moments
 
@@ -185,6 +265,11 @@ __all__ = [
     "FEEDBACK_PREFIX",
     "check_label",
     "check_label_list",
+    "MAX_TIME_DECIMALS",
+    "MOMENT_CATEGORIES",
+    "CATEGORY_WORDS",
+    "check_time_decimals",
+    "floor_time",
     "format_timestamp",
     "parse_timestamp",
     "format_label_prefix",

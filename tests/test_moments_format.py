@@ -45,7 +45,8 @@ def test_parse_timestamp_by_hand(text, seconds):
     assert parse_timestamp(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "4", "0:4", "0:60", "1:60:00", "a:bc", "1:2:3", "-0:04", "0:04.5", None, 4])
+@pytest.mark.parametrize("bad", ["", "4", "0:4", "0:60", "1:60:00", "a:bc", "1:2:3", "-0:04", "0:04.", "0:04.x",
+                                 "0:04,5", "0:.5", "0:04.-5", None, 4])
 def test_parse_timestamp_names_what_it_could_not_read(bad):
     with pytest.raises(ValueError, match="not m:ss or h:mm:ss"):
         parse_timestamp(bad)
