@@ -1,5 +1,6 @@
 """The demonstration-proficiency metric (issue [demonstration]): mAP of timed proficiency categories at L1 time
-thresholds k (EGOEXO4D_FORMAT.md §3.6), for predictions and references in the output file's `takes` form:
+thresholds k (EgoExo4D's demonstration-proficiency benchmark: k = 0.25, 0.5, 1.0 s), for predictions and references
+in the output file's `takes` form:
 
     {take_uid: [{"video_time": seconds, "category": "good_execution" | "needs_improvement", "probability": p}, ...]}
 
@@ -15,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # TODO(owner): import from profvlm_facts once it owns them
+# (profvlm_facts.MOMENT_CATEGORIES, being added there, uncommitted when this was written; same names, same order)
 CATEGORIES = ("good_execution", "needs_improvement")
 # The demonstration-proficiency file's entry lists and the category each one's points are.
 CATEGORY_OF_KEY = {"good_executions": "good_execution", "tips_for_improvement": "needs_improvement"}
 DEFAULT_THRESHOLDS = (0.25, 0.5, 1.0)
-# The `version` an output file must carry.
-FILE_VERSION = 1
+# The `version` an output file carries (the writer, profvlm/demonstration_file.py, can import it from here).
+DEMONSTRATION_FILE_VERSION = 1
 
 
 def _threshold_key(k: float) -> str:
@@ -200,10 +202,10 @@ def read_demonstration_file(path: str | os.PathLike) -> dict[str, list[dict]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err}).") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object {{\"version\": {FILE_VERSION}, \"takes\": {{...}}}}, "
-                         f"found {type(data).__name__}.")
-    if data.get("version") != FILE_VERSION or isinstance(data.get("version"), bool):
-        raise ValueError(f"{path}: version {data.get('version')!r}; expected {FILE_VERSION}.")
+        raise ValueError(f"{path}: expected an object {{\"version\": {DEMONSTRATION_FILE_VERSION}, "
+                         f"\"takes\": {{...}}}}, found {type(data).__name__}.")
+    if data.get("version") != DEMONSTRATION_FILE_VERSION or isinstance(data.get("version"), bool):
+        raise ValueError(f"{path}: version {data.get('version')!r}; expected {DEMONSTRATION_FILE_VERSION}.")
     if not isinstance(data.get("takes"), dict):
         raise ValueError(f"{path}: \"takes\" is {type(data.get('takes')).__name__}; expected an object "
                          f"{{take_uid: [points]}}.")
@@ -239,6 +241,7 @@ def score_demonstration_file(path: str | os.PathLike, root: str | os.PathLike, s
 __all__ = [
     "CATEGORIES",
     "DEFAULT_THRESHOLDS",
+    "DEMONSTRATION_FILE_VERSION",
     "average_precision",
     "check_takes",
     "demonstration_map",
