@@ -25,16 +25,23 @@ class TimelineStep:
 
 @dataclass
 class Moment:
-    """A timed remark of the feedback: `time` (seconds from the take's start), `text`, and `camera`, the view the
-    model weighted most at that time (None when no view was given)."""
+    """A timed remark of the feedback: `time` (seconds from the take's start), `text`, `camera` (the view the model
+    weighted most at that time; None when no view was given), `probability` (the model's probability of the tokens
+    that wrote the moment's time marker and category word, in the generation that wrote them; None when not
+    generated here) and `category` (good_execution / needs_improvement when the answer names one, else None)."""
 
     time: float
     text: str
     camera: str | None = None
+    probability: float | None = None
+    category: str | None = None
 
     def to_dict(self) -> dict:
-        """{"time", "text", "camera"}."""
-        return {"time": self.time, "text": self.text, "camera": self.camera}
+        """{"time", "text", "camera", "probability"} and "category" when the moment has one."""
+        out = {"time": self.time, "text": self.text, "camera": self.camera, "probability": self.probability}
+        if self.category is not None:
+            out["category"] = self.category
+        return out
 
 
 @dataclass
@@ -71,6 +78,12 @@ class ProfVLMAnswer:
                 "moments": [m.to_dict() for m in self.moments], "timeline": [s.to_dict() for s in self.timeline],
                 "view_weights": dict(self.view_weights), "duration": self.duration, "views": list(self.views)}
 
+    def demonstration_points(self) -> list[dict]:
+        """The categorised moments in EgoExo4D's demonstration-proficiency form: [{"video_time", "category",
+        "probability"}] in time order (a moment without a category or a probability has no place there)."""
+        return [{"video_time": m.time, "category": m.category, "probability": m.probability}
+                for m in self.moments if m.category is not None and m.probability is not None]
+
     @classmethod
     def from_dict(cls, data: dict) -> "ProfVLMAnswer":
         """Inverse of `to_dict` (extra keys, e.g. a predictions.jsonl line's take_uid, are ignored)."""
@@ -82,11 +95,15 @@ class ProfVLMAnswer:
 
 
 def moments_within(feedback: str | None, duration: float | None = None) -> list[dict]:
-    """The moments of a feedback text (`parse_moments`: [] for plain feedback) that lie within the take: times after
-    `duration` (seconds; None or NaN = unknown, keep all) are dropped, and how many in a logged warning."""
-    moments = parse_moments(feedback) if feedback else []
+    """The moments of a feedback text (`parse_moments`: [] for plain feedback) that lie within the take (`keep_within`)."""
+    return keep_within(parse_moments(feedback) if feedback else [], duration)
+
+
+def keep_within(moments: list[dict], duration: float | None = None) -> list[dict]:
+    """The moments (dicts with a "time" in seconds) that lie within the take: times after `duration` (seconds; None or
+    NaN = unknown, keep all) are dropped, and how many in a logged warning."""
     if duration is None or math.isnan(duration):
-        return moments
+        return list(moments)
     kept = [m for m in moments if m["time"] <= duration]
     if len(kept) < len(moments):
         late = ", ".join(f"{m['time']:g} s" for m in moments if m["time"] > duration)
@@ -95,4 +112,4 @@ def moments_within(feedback: str | None, duration: float | None = None) -> list[
     return kept
 
 
-__all__ = ["Moment", "ProfVLMAnswer", "TimelineStep", "moments_within"]
+__all__ = ["Moment", "ProfVLMAnswer", "TimelineStep", "keep_within", "moments_within"]

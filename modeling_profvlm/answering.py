@@ -2,14 +2,16 @@
 """`answer_takes` is what the pipeline, `profvlm predict` (one take or a folder), evaluation and the challenge file all
 call. Per batch: the tower once (or cached features), every label continuation in one LM pass (`score_labels`), the
 level chosen there once, the feedback in one batched generate after that level, the processor's
-`post_process_feedback` reading the text, the moments timed within the take with the camera weighted most at each."""
+`post_process_feedback` reading the text, the moments timed within the take with the camera weighted most at each and
+the probability of each one's time marker and category word in that same generation."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .answer import Moment, ProfVLMAnswer, TimelineStep, moments_within
-from .label_scoring import LabelScores, generate_after_labels, score_labels
+from .answer import Moment, ProfVLMAnswer, TimelineStep, keep_within
+from .label_scoring import GeneratedText, LabelScores, generate_after_labels, score_labels
+from .profvlm_facts import moment_marker_spans, parse_moments
 
 DEFAULT_MAX_NEW_TOKENS = 128  # feedback length bound when the caller gives none
 
@@ -30,6 +32,20 @@ def take_duration(view_metadata: Sequence[dict | None]) -> float | None:
     return max(durations) if durations else None
 
 
+def timed_moments(generated: GeneratedText) -> list[dict]:
+    """The moments of a generated answer (`parse_moments`, in time order), each with its `probability`: the model's
+    probability, in this generation, of the tokens that wrote its time marker and category word
+    (`moment_marker_spans`). The moments are the feedback's own: reading the text the processor returns gives the
+    same times, texts and categories."""
+    text = generated.text
+    spans = moment_marker_spans(text)
+    moments = []
+    for (start, end), following in zip(spans, [s for s, _ in spans[1:]] + [len(text)]):
+        for moment in parse_moments(text[start:following]):  # one moment, or none for a marker without text
+            moments.append({**moment, "probability": generated.probability_of(start, end)})
+    return sorted(moments, key=lambda moment: moment["time"])  # stable, as parse_moments orders them
+
+
 @torch.no_grad()
 def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] | None = None,
                  durations: Sequence[float | None] | None = None,
@@ -45,6 +61,7 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
     scores = score_labels(model, processor, batch, prompt_rows=prompt_rows)
     labels = scores.predicted_labels()  # the one place the level is chosen
     texts: list[str | None] = [None] * len(labels)
+    timed: list[list[dict]] = [[] for _ in labels]
     if feedback:
         kwargs = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **(generate_kwargs or {})}
         if "generation_config" not in kwargs:
@@ -52,6 +69,7 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
         raw = generate_after_labels(model, processor.tokenizer, scores.prompt_rows, labels, scores.video_features,
                                     batch["view_mask"].to(scores.video_features.device), **kwargs)
         texts = processor.post_process_feedback([generated.text for generated in raw])
+        timed = [timed_moments(generated) for generated in raw]
     views = list(model.config.view_names)
     present = batch["view_mask"].bool().tolist()
     answers = []
@@ -69,10 +87,10 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
         answer = ProfVLMAnswer(proficiency=label, probabilities=dict(zip(scores.labels, scores.probabilities[b].tolist())),
                                feedback=texts[b], timeline=timeline, view_weights=of_present(scores.view_weights[b].tolist()),
                                duration=duration, views=shown)
-        answer.moments = [Moment(m["time"], m["text"], answer.camera_at(m["time"]))
-                          for m in moments_within(texts[b], duration)]
+        answer.moments = [Moment(m["time"], m["text"], answer.camera_at(m["time"]), m["probability"], m.get("category"))
+                          for m in keep_within(timed[b], duration)]
         answers.append(answer)
     return AnsweredTakes(answers, scores)
 
 
-__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "take_duration"]
+__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "take_duration", "timed_moments"]

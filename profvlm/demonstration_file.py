@@ -8,14 +8,14 @@ import json
 import os
 from pathlib import Path
 
-DEMONSTRATION_FILE_VERSION = 1
+from modeling_profvlm.answer import ProfVLMAnswer
+from training.demonstration_metric import DEMONSTRATION_FILE_VERSION
 
 
 def demonstration_entries(line: dict) -> list[dict]:
-    """One prediction line's entries: its categorised moments as {"video_time", "category", "probability"}, in time
-    order (moments without a category, e.g. from expert commentary, have no place in the file)."""
-    return [{"video_time": m["time"], "category": m["category"], "probability": m["probability"]}
-            for m in line.get("moments") or [] if m.get("category") and m.get("probability") is not None]
+    """One prediction line's entries: its answer's categorised moments (`ProfVLMAnswer.demonstration_points`);
+    moments without a category, e.g. from expert commentary, have no place in the file."""
+    return ProfVLMAnswer.from_dict(line).demonstration_points()
 
 
 def write_demonstration_file(path: str | os.PathLike, lines: list[dict], take_uids: list[str]) -> dict:

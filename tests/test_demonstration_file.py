@@ -8,7 +8,7 @@ from profvlm.demonstration_file import write_demonstration_file
 
 
 def line(uid: str, moments: list[dict]) -> dict:
-    return {"take_uid": uid, "take_name": uid, "proficiency": "Novice", "moments": moments}
+    return {"take_uid": uid, "take_name": uid, "proficiency": "Novice", "probabilities": {"Novice": 1.0}, "moments": moments}
 
 
 def test_every_listed_take_is_in_the_file_with_its_categorised_moments(tmp_path):

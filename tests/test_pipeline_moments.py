@@ -103,7 +103,7 @@ def test_answer_takes_builds_timeline_moments_and_cameras_of_present_views(tiny_
 
     def generate(model, tokenizer, rows, chosen, features, view_mask, **kwargs):
         asked.update(labels=chosen, **kwargs)
-        text = "\nFeedback: [0:01] slip [0:05] steady [0:07] late"
+        text = "\nFeedback: [0:01] slip [0:05] tip: steady [0:07] late"
         return [GeneratedText(text, [-0.1] * len(text), list(range(1, len(text) + 1)))]  # one token per character
 
     monkeypatch.setattr(answering, "generate_after_labels", generate)
@@ -114,8 +114,11 @@ def test_answer_takes_builds_timeline_moments_and_cameras_of_present_views(tiny_
                           token_times=[[0.0, 2.0, 4.0]]).answers[0]
     assert asked["labels"] == ["Late Expert"] and asked["do_sample"] is False  # greedy after the chosen label
     assert answer.proficiency == "Late Expert" and answer.views == ["ego", "exo1", "exo3", "exo4"]
-    assert answer.feedback == "[0:01] slip [0:05] steady [0:07] late"
-    assert answer.moments == [Moment(1.0, "slip", "ego"), Moment(5.0, "steady", "exo3")]  # 0:07 is past 6.0 s
+    assert answer.feedback == "[0:01] slip [0:05] tip: steady [0:07] late"
+    # 0:07 is past 6.0 s. Each moment's probability: its marker's (and category word's) tokens, -0.1 each here.
+    assert answer.moments == [Moment(1.0, "slip", "ego", pytest.approx(math.exp(-0.1 * len("[0:01]")))),
+                              Moment(5.0, "steady", "exo3", pytest.approx(math.exp(-0.1 * len("[0:05] tip:"))),
+                                     "needs_improvement")]
     assert answer.to_dict()["timeline"] == [
         {"time": 0.0, "view_weights": {"ego": 0.25, "exo1": 0.25, "exo3": 0.25, "exo4": 0.25}},
         {"time": 2.0, "view_weights": {"ego": 0.5, "exo1": 0.125, "exo3": 0.25, "exo4": 0.125}},

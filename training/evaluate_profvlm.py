@@ -35,6 +35,11 @@ from training.evaluation_metrics import (  # noqa: E402
     ordinal_metrics,
     reliability_bins,
 )
+from training.demonstration_metric import (  # noqa: E402
+    demonstration_map,
+    demonstration_references,
+    score_demonstration_file,
+)
 from training.evaluation_predictions import (  # noqa: E402
     EVAL_MAX_NEW_TOKENS,
     TakePredictions,
@@ -176,6 +181,31 @@ def compute_metrics(preds: TakePredictions, commentary_rows: list[dict], labels:
     return metrics, confusion
 
 
+def demonstration_metrics(preds: TakePredictions, commentary_rows: list[dict], data_dir: str | Path,
+                          split: str) -> dict | None:
+    """metrics.json's `demonstration` block when the reference moments have categories (EgoExo4D's demonstration
+    file; a folder's categorised moments), else None: `demonstration_map` of every evaluated take's categorised
+    moments with their probabilities against every expert's point (EgoExo4D: the whole demonstration file of the
+    split, via `demonstration_references`; a folder: its rows' categorised moments)."""
+    from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind
+
+    if not any(m.get("category") for row in commentary_rows for m in row.get("moments") or []):
+        return None
+    evaluated = set(preds.take_uids)
+    if dataset_kind(data_dir) == EGOEXO4D:
+        references = {uid: points for uid, points in demonstration_references(data_dir, split).items()
+                      if uid in evaluated}
+    else:
+        references = {uid: [] for uid in preds.take_uids}
+        for row in commentary_rows:
+            references[row["take_uid"]] += [{"video_time": m["time"], "category": m["category"]}
+                                            for m in row.get("moments") or [] if m.get("category")]
+    predictions = {uid: preds.answers[uid].demonstration_points() for uid in preds.take_uids}
+    return {**demonstration_map(predictions, references), "num_takes": len(predictions),
+            "num_predictions": sum(map(len, predictions.values())),
+            "num_references": sum(map(len, references.values()))}
+
+
 def write_outputs(metrics: dict, confusion: list[list[int]], preds: TakePredictions, labels: tuple[str, ...],
                   output_dir: str | Path, commentary_rows: list[dict] | None = None) -> Path:
     """OUT/metrics.json, OUT/predictions.jsonl, OUT/confusion_matrix.png, OUT/per_scenario.png and, when there are
@@ -264,7 +294,8 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
                         max_feedback_words: int | None = None, model_dir: str | Path | None = None,
                         device: str | None = None, dtype: str | None = None, views: list[str] | None = None,
                         moments: bool = False,
-                        time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES) -> dict:
+                        time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES,
+                        moments_source: str | None = None) -> dict:
     """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
     the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
     value (config.max_feedback_words), else to the builder default. `moments`: the references are timed moments
@@ -280,8 +311,9 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
     feedback_config = "demonstrator_moments" if moments else "demonstrator_commentary"
+    source = {"moments_source": moments_source} if moments_source else {}
     commentary_rows = [r for r in load_rows(data_dir, feedback_config, split, labels, views=view_names,
-                                            max_feedback_words=words) if r["feedback"]]
+                                            max_feedback_words=words, **source) if r["feedback"]]
     if moments and not any(r.get("moments") for r in commentary_rows):
         raise ValueError(f"{data_dir}: --moments, but no {split} take has reference moments (EgoExo4D: timed expert "
                          f"commentary; a folder: a moments column).")
@@ -289,6 +321,9 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     policy = run_under_device_policy(model, device, dtype)
     preds = predict_takes(model, processor, label_rows, cache, batch_size, True, max_new_tokens, settings)
     metrics, confusion = compute_metrics(preds, commentary_rows, labels, bertscore_model, time_tolerances)
+    demonstration = demonstration_metrics(preds, commentary_rows, data_dir, split)
+    if demonstration is not None:
+        metrics["demonstration"] = demonstration
     model_dir = model_dir if model_dir is not None else getattr(model, "name_or_path", None) or None
     metrics["provenance"] = evaluation_provenance(model, processor, data_dir, split, settings, model_dir, features,
                                                   words, words_source, max_new_tokens, feedback_config)
@@ -326,7 +361,8 @@ def evaluation_provenance(model, processor, data_dir: str | Path, split: str, se
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a ProfVLM checkpoint folder (e.g. OUTPUT_DIR/final)")
+    parser.add_argument("--model", help="a ProfVLM checkpoint folder (e.g. OUTPUT_DIR/final); not needed with "
+                                         "--demonstration_json")
     parser.add_argument("--data_dir", required=True, help="EgoExo4D-layout root (takes.json, annotations/, takes/) or "
                         "a multi-view folder dataset (labels.json + metadata.jsonl / .csv)")
     parser.add_argument("--split", default="validation", choices=["train", "validation", "test"],
@@ -348,25 +384,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time_tolerances", nargs="+", type=float, default=list(DEFAULT_TIME_TOLERANCES),
                         metavar="SECONDS", help="time_grounding's tolerances: a predicted moment matches a reference "
                         "one at most this many seconds away")
+    parser.add_argument("--moments_source", default=None, choices=["commentary", "demonstration"],
+                        help="with --moments on EgoExo4D: the reference moments come from the expert commentary "
+                             "(default) or the demonstration-proficiency file (categorised: scored by mAP too)")
+    parser.add_argument("--demonstration_json", metavar="FILE",
+                        help="score this demonstration-proficiency file (from `profvlm predict --demonstration_json` "
+                             "or any other system) against --data_dir's split, by mAP at 0.25/0.5/1 s; no model runs")
     add_device_arguments(parser)
-    return reject_renamed_flags(parser).parse_args(argv)
+    args = reject_renamed_flags(parser).parse_args(argv)
+    if args.model is None and args.demonstration_json is None:
+        parser.error("--model is required (or --demonstration_json FILE to score a file without a model).")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:
     """CLI entry point: load the checkpoint, evaluate, print a summary."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.demonstration_json is not None:
+        scores = score_demonstration_file(args.demonstration_json, args.data_dir, args.split)
+        out = Path(args.output_dir) / "demonstration_metrics.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(scores, indent=2) + "\n")
+        print(json.dumps({k: scores[k] for k in ("mAP@0.25", "mAP@0.5", "mAP@1.0", "mAP")}))
+        print(f"Wrote {out}")
+        return scores
     model, processor = load_checkpoint(args.model)
     metrics = evaluate_checkpoint(model, processor, args.data_dir, args.split, args.output_dir, args.features,
                                   args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
                                   model_dir=args.model, device=args.device, dtype=args.dtype, views=args.views,
-                                  moments=args.moments, time_tolerances=tuple(args.time_tolerances))
+                                  moments=args.moments, time_tolerances=tuple(args.time_tolerances),
+                                  moments_source=args.moments_source)
     keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
             "expected_calibration_error", "generation_label_accuracy", "num_samples")
     print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],
                       "feedback": metrics["feedback"],
                       **({"time_grounding": metrics["time_grounding"]["overall"]} if "time_grounding" in metrics
-                         else {})}))
+                         else {}),
+                      **({"demonstration": {k: metrics["demonstration"][k] for k in ("mAP@0.25", "mAP@0.5", "mAP@1.0",
+                                                                                      "mAP")}}
+                         if "demonstration" in metrics else {})}))
     print(f"Wrote {Path(args.output_dir) / 'metrics.json'}, {PREDICTIONS_FILE}, {', '.join(PLOT_FILES)}")
     return metrics
 
