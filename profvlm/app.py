@@ -222,7 +222,7 @@ def _inline_jpeg(frame: np.ndarray) -> str:
 def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str:
     """The feedback's moments as a list: per moment its time as text, the camera the model weighted most at that
     time (the answer's `camera`), that camera's frame at that time (when its video is in `take`) and the remark."""
-    from modeling_profvlm.profvlm_facts import format_timestamp
+    from .report import moment_remark, moment_time_text
 
     if result is None:
         return '<div class="profvlm-moments-empty" style="opacity:0.6">Timed moments appear here.</div>'
@@ -231,7 +231,8 @@ def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str
                 "trained on timed commentary writes them).</div>")
     items = []
     for moment in result["moments"]:
-        stamp, camera = format_timestamp(moment["time"]), moment.get("camera")
+        stamp, camera = moment_time_text(moment["time"]), moment.get("camera")
+        probability = "" if moment.get("probability") is None else f", p {moment['probability']:.2f}"
         image = ""
         if camera and take and take.get(camera):
             src = _inline_jpeg(frame_at(take[camera], camera, moment["time"]))
@@ -241,7 +242,8 @@ def moments_html(result: dict | None, take: dict[str, str] | None = None) -> str
             '<li class="profvlm-moment" style="display:flex;align-items:center;margin:6px 0">' + image
             + f'<div><b class="profvlm-moment-time" style="font-family:monospace;font-size:1.1em">{stamp}</b> '
             f'<span class="profvlm-moment-camera" style="opacity:0.7">({html.escape(camera or "no camera")})</span>'
-            f'<div class="profvlm-moment-text">{html.escape(moment["text"])}</div></div></li>')
+            f'<span class="profvlm-moment-probability" style="opacity:0.7">{probability}</span>'
+            f'<div class="profvlm-moment-text">{html.escape(moment_remark(moment))}</div></div></li>')
     return ('<div style="font-size:0.95rem;opacity:0.7">Moments (time, the camera weighted most then)</div>'
             '<ol class="profvlm-moment-list" style="list-style:none;padding-left:0">' + "".join(items) + "</ol>")
 

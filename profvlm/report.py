@@ -2,7 +2,7 @@
 import textwrap
 from pathlib import Path
 
-from modeling_profvlm.profvlm_facts import format_timestamp
+from modeling_profvlm.profvlm_facts import CATEGORY_WORDS, MAX_TIME_DECIMALS, format_timestamp
 
 BAR_WIDTH = 30
 
@@ -13,14 +13,29 @@ def text_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+def moment_time_text(seconds: float) -> str:
+    """A moment's time as the answer wrote it: `m:ss`, or with as many digits of the second as it has (`0:02.3`)."""
+    digits = next((d for d in range(MAX_TIME_DECIMALS + 1) if float(round(seconds * 10**d, 6)).is_integer()),
+                  MAX_TIME_DECIMALS)
+    return format_timestamp(seconds, digits)
+
+
+def moment_remark(moment: dict) -> str:
+    """A moment's remark as the answer wrote it: its category word first when it has one ("tip: elbow in")."""
+    category = moment.get("category")
+    return f"{CATEGORY_WORDS[category]}: {moment['text']}" if category in CATEGORY_WORDS else moment["text"]
+
+
 def format_moments_timeline(result: dict, width: int = 96) -> list[str]:
-    """The result's moments as a timeline, one per line in time order: the time, the remark, and the camera the
-    model weighted most at that time (the answer's), e.g. `  0:27 │ the elbow flares on the release  [exo2]`."""
+    """The result's moments as a timeline, one per line in time order: the time, the remark (its category word first),
+    the camera the model weighted most at that time and the model's probability of the moment's time and category,
+    e.g. `  0:27 │ tip: the elbow flares on the release  [exo2, p 0.83]`."""
     lines = []
     for moment in result.get("moments") or []:
-        stamp = format_timestamp(moment["time"])
-        camera = moment.get("camera")
-        text = moment["text"] + (f"  [{camera}]" if camera else "")
+        stamp = moment_time_text(moment["time"])
+        tags = [t for t in (moment.get("camera"),
+                            None if moment.get("probability") is None else f"p {moment['probability']:.2f}") if t]
+        text = moment_remark(moment) + (f"  [{', '.join(tags)}]" if tags else "")
         wrapped = textwrap.wrap(text, max(20, width - len(stamp) - 5)) or [""]
         lines.append(f"  {stamp} │ {wrapped[0]}")
         lines += [f"  {' ' * len(stamp)} │ {line}" for line in wrapped[1:]]
@@ -36,7 +51,8 @@ def format_report(result: dict, take: dict[str, str], random_tower: bool = False
         marker = "  <" if label == result["proficiency"] else ""
         lines.append(f"  {label:<{width}}  {text_bar(p)}  {100 * p:5.1f}%{marker}")
     if result.get("moments"):
-        lines += ["", "Moments (time │ remark  [the camera weighted most then]):"] + format_moments_timeline(result)
+        lines += ["", "Moments (time │ remark  [the camera weighted most then, the moment's probability]):"]
+        lines += format_moments_timeline(result)
     elif result.get("feedback"):
         lines += ["", "Feedback:"] + ["  " + line for line in textwrap.wrap(result["feedback"], 96)]
     lines += ["", "Cameras (share of the view attention):"]
@@ -47,4 +63,4 @@ def format_report(result: dict, take: dict[str, str], random_tower: bool = False
     return "\n".join(lines)
 
 
-__all__ = ["BAR_WIDTH", "format_moments_timeline", "format_report", "text_bar"]
+__all__ = ["BAR_WIDTH", "format_moments_timeline", "format_report", "moment_remark", "moment_time_text", "text_bar"]

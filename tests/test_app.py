@@ -337,15 +337,18 @@ def test_moment_list_shows_each_moments_frame_from_the_camera_weighted_most_then
     from profvlm.app import frame_at, moments_html
 
     files = write_take(tmp_path / "take", views=("ego", "exo1"), seed=5, num_frames=75)
-    result = {"moments": [{"time": 0.0, "text": "clean <rep>", "camera": "exo1"},
-                          {"time": 2.0, "text": "slip", "camera": "ego"}],
+    result = {"moments": [{"time": 0.0, "text": "clean <rep>", "camera": "exo1", "probability": 0.8,
+                           "category": "good_execution"},
+                          {"time": 2.3, "text": "slip", "camera": "ego", "probability": None}],
               "view_weights": {"ego": 0.5, "exo1": 0.5},
               "timeline": [{"time": 0.0, "view_weights": {"ego": 0.2, "exo1": 0.8}},
                            {"time": 1.5, "view_weights": {"ego": 0.9, "exo1": 0.1}}]}
     page = moments_html(result, files)
     assert page.count('<li class="profvlm-moment"') == 2
-    assert 'alt="exo1 at 0:00"' in page and 'alt="ego at 0:02"' in page
-    assert "clean &lt;rep&gt;" in page  # remarks are text, not markup
+    assert 'alt="exo1 at 0:00"' in page and 'alt="ego at 0:02.3"' in page  # a sub-second time as written
+    assert "good: clean &lt;rep&gt;" in page  # remarks are text, not markup; the category word first
+    assert '<span class="profvlm-moment-probability" style="opacity:0.7">, p 0.80</span>' in page
+    assert page.count("p 0.") == 1  # no probability, none shown
     with av.open(files["ego"]) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert np.array_equal(frame_at(files["ego"], "ego", 2.0), decoded[60])  # 2.0 s at 30 fps

@@ -141,13 +141,15 @@ def test_camera_at_uses_the_step_that_covers_the_time():
 def test_report_prints_the_moments_as_a_timeline():
     result = {"proficiency": "Novice", "probabilities": {"Novice": 0.7, "Late Expert": 0.3},
               "feedback": "[0:01] slip [0:03] a clean rep", "view_weights": {"ego": 0.6, "exo2": 0.4},
-              "moments": [{"time": 1.0, "text": "slip", "camera": "exo2"},
-                          {"time": 3.0, "text": "a clean rep", "camera": "ego"}],
+              "moments": [{"time": 1.0, "text": "slip", "camera": "exo2", "probability": None},
+                          {"time": 3.0, "text": "a clean rep", "camera": "ego", "probability": 0.834},
+                          {"time": 3.7, "text": "elbow in", "camera": "ego", "probability": 0.5,
+                           "category": "needs_improvement"}],
               "timeline": [{"time": 0.0, "view_weights": {"ego": 0.3, "exo2": 0.7}},
                            {"time": 2.0, "view_weights": {"ego": 0.9, "exo2": 0.1}}]}
     report = format_report(result, {"ego": "a/ego.mp4", "exo2": "a/cam02.mp4"})
-    assert "Moments (time │ remark  [the camera weighted most then]):\n  0:01 │ slip  [exo2]\n" \
-           "  0:03 │ a clean rep  [ego]\n" in report
+    assert "Moments (time │ remark  [the camera weighted most then, the moment's probability]):\n" \
+           "  0:01 │ slip  [exo2]\n  0:03 │ a clean rep  [ego, p 0.83]\n  0:03.7 │ tip: elbow in  [ego, p 0.50]\n" in report
     assert "Feedback:" not in report  # the timeline is the feedback
     plain = format_report({**result, "moments": [], "timeline": []}, {})
     assert "Feedback:\n  [0:01] slip [0:03] a clean rep" in plain and "Moments" not in plain
@@ -170,5 +172,7 @@ def test_predict_command_prints_the_moments_checkpoints_timeline(tiny_moments_ch
 
     assert main(args) == 0
     report = capsys.readouterr().out
-    assert f"  0:00 │ clean rep  [{top(steps[0])}]\n  0:02 │ slip  [{top(steps[1])}]\n" in report
+    p0, p2 = (f"{m['probability']:.2f}" for m in result["moments"])  # the model's, each in (0, 1]
+    assert all(0 < m["probability"] <= 1 for m in result["moments"])
+    assert f"  0:00 │ clean rep  [{top(steps[0])}, p {p0}]\n  0:02 │ slip  [{top(steps[1])}, p {p2}]\n" in report
     assert "9:59" not in report and "late" not in report  # past the take's end
