@@ -148,6 +148,8 @@ def _results_section(metrics: dict | None, plots: list[str], dataset: dict) -> s
     lines += [f"| {s} | {v:.4f} |" for s, v in metrics["per_scenario"].items() if v is not None]
     grounding = _time_grounding_section(metrics)
     lines += ["", grounding] if grounding else []
+    demonstration = _demonstration_section(metrics)
+    lines += ["", demonstration] if demonstration else []
     lines += [""] + [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in plots]
     lines += ["", f"For context, {PAPER_NUMBERS}."]
     return "\n".join(lines) + "\n"
@@ -170,6 +172,29 @@ def _time_grounding_section(metrics: dict | None) -> str:
         counts = f"{m.get('matched', '—')} / {m.get('num_predicted', '—')} / {m.get('num_reference', '—')}"
         lines.append(f"| {key} | " + " | ".join(_cell(m.get(k)) for k in (
             "precision", "recall", "f1", "mean_abs_time_error", "rouge_l")) + f" | {counts} |")
+    return "\n".join(lines) + "\n"
+
+
+def _demonstration_section(metrics: dict | None) -> str:
+    """metrics.json's `demonstration` block (EgoExo4D's demonstration-proficiency task) as mAP per time threshold and
+    AP per category, with how it is computed; empty when the evaluation had no categorised references."""
+    block = (metrics or {}).get("demonstration")
+    if not block:
+        return ""
+    thresholds = [key.split("@", 1)[1] for key in block if key.startswith("mAP@")]
+    lines = ["### Demonstration proficiency (timed good executions and tips)", "",
+             "Each categorised moment of the feedback (`good: ...` / `tip: ...`) is a prediction at its time with the "
+             "model's probability of its time marker and category word. Per category and threshold k, the "
+             "predictions of all takes, ranked by probability, each match the nearest unmatched reference point of "
+             "that category in the same take within k seconds (every expert's point is a reference); AP is the "
+             "all-point interpolated area under the precision-recall curve, mAP its mean over the categories. "
+             f"{block.get('num_predictions', '—')} predictions and {block.get('num_references', '—')} reference "
+             f"points in {block.get('num_takes', '—')} takes.", "",
+             "| | " + " | ".join(f"k = {k} s" for k in thresholds) + " | mean |",
+             "|---|" + "---|" * (len(thresholds) + 1),
+             "| mAP | " + " | ".join(_cell(block.get(f"mAP@{k}")) for k in thresholds) + f" | {_cell(block.get('mAP'))} |"]
+    for category, per_k in (block.get("AP") or {}).items():
+        lines.append(f"| AP {category} | " + " | ".join(_cell(per_k.get(k)) for k in thresholds) + " | |")
     return "\n".join(lines) + "\n"
 
 

@@ -48,3 +48,22 @@ def test_card_reports_time_grounding_per_tolerance_and_how(tiny_checkpoint, tmp_
 def test_card_without_time_grounding_has_no_section(tiny_checkpoint, tmp_path):
     text = card_for(tiny_checkpoint, tmp_path, {k: v for k, v in METRICS.items() if k != "time_grounding"})
     assert "Time grounding" not in text and "| 0.5000 | 0.2500 |" not in text
+
+
+DEMONSTRATION = {"mAP@0.25": 0.125, "mAP@0.5": 0.25, "mAP@1.0": 0.5, "mAP": 0.875 / 3,
+                 "AP": {"good_execution": {"0.25": 0.25, "0.5": 0.5, "1.0": 1.0},
+                        "needs_improvement": {"0.25": 0.0, "0.5": 0.0, "1.0": 0.0}},
+                 "num_takes": 4, "num_predictions": 7, "num_references": 9}
+
+
+def test_card_reports_the_demonstration_map_per_threshold_and_category(tiny_checkpoint, tmp_path):
+    text = card_for(tiny_checkpoint, tmp_path, {**METRICS, "demonstration": DEMONSTRATION})
+    assert "### Demonstration proficiency (timed good executions and tips)" in text
+    assert "| | k = 0.25 s | k = 0.5 s | k = 1.0 s | mean |" in text
+    assert "| mAP | 0.1250 | 0.2500 | 0.5000 | 0.2917 |" in text
+    assert "| AP good_execution | 0.2500 | 0.5000 | 1.0000 | |" in text
+    assert "| AP needs_improvement | 0.0000 | 0.0000 | 0.0000 | |" in text
+    assert "7 predictions and 9 reference points in 4 takes" in text
+    for how in ("nearest unmatched reference", "all-point interpolated", "probability"):
+        assert how in text, how
+    assert "Demonstration proficiency" not in card_for(tiny_checkpoint, tmp_path / "plain", METRICS)
