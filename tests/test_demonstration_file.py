@@ -39,3 +39,33 @@ def test_probability_of_a_span_is_the_product_over_the_tokens_that_wrote_it():
     assert generated.probability_of(18, 20) is None  # no token wrote past the end
     with_special = GeneratedText("ab", [-1.0, -0.5, -2.0], [1, 1, 2])  # a special token decodes to nothing
     assert abs(with_special.probability_of(1, 2) - 2.718281828 ** -2.0) < 1e-6
+
+
+def test_a_written_file_scores_through_evaluate_without_a_model(tmp_path, capsys):
+    """`profvlm predict`'s writer, then `training/evaluate_profvlm.py --demonstration_json`: a file that states every
+    reference point (and one wrong extra) scores mAP 1 at every threshold; a take left out scores 0 for its points."""
+    from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
+    from training import evaluate_profvlm
+    from training.demonstration_metric import demonstration_references
+
+    root = generate_synthetic_egoexo4d(tmp_path / "tree", 6, seed=1, size=16, seconds=3.0, progress=False,
+                                       write_videos=False, events=True)
+    references = demonstration_references(root, "validation")
+    assert sum(map(len, references.values())) > 0
+    lines = [line(uid, [{"time": p["video_time"], "text": "x", "category": p["category"], "probability": 0.9,
+                         "camera": "ego"} for p in points]) for uid, points in references.items()]
+    first = next(uid for uid, points in references.items() if points)
+    lines[0]["moments"].append({"time": 99.0, "text": "far", "category": "good_execution", "probability": 0.1,
+                                "camera": "ego"})  # ranked last: a false positive after every hit
+    path = tmp_path / "demo.json"
+    write_demonstration_file(path, lines, list(references))
+    scores = evaluate_profvlm.main(["--demonstration_json", str(path), "--data_dir", str(root), "--split",
+                                    "validation", "--output_dir", str(tmp_path / "eval")])
+    assert scores["mAP@0.25"] == scores["mAP@0.5"] == scores["mAP@1.0"] == scores["mAP"] == 1.0
+    assert json.loads((tmp_path / "eval" / "demonstration_metrics.json").read_text())["mAP"] == 1.0
+    assert '"mAP": 1.0' in capsys.readouterr().out
+
+    write_demonstration_file(path, [li for li in lines if li["take_uid"] != first], list(references))
+    partial = evaluate_profvlm.main(["--demonstration_json", str(path), "--data_dir", str(root), "--split",
+                                     "validation", "--output_dir", str(tmp_path / "eval2")])
+    assert partial["mAP"] < 1.0 and partial["counts"]["takes"]["without_predictions"] >= 1
