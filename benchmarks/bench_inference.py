@@ -172,9 +172,10 @@ def run_profvlm(checkpoint: str, take: dict[str, str], threads: int) -> dict:
     timer = StageTimer()
     pipe.preprocess = timer.wrap("decode_and_preprocess", pipe.preprocess)
     timer.hook("tower", model.model.vision_tower)
-    module = sys.modules[type(pipe).__module__]
-    module.score_labels = timer.wrap("tower_plus_label_scoring", module.score_labels)
-    pipe._generate_feedback = timer.wrap("generation", pipe._generate_feedback)
+    from modeling_profvlm import answering  # the one answer path the pipeline calls
+
+    answering.score_labels = timer.wrap("tower_plus_label_scoring", answering.score_labels)
+    answering.generate_after_labels = timer.wrap("generation", answering.generate_after_labels)
     start = time.perf_counter()
     result = pipe(take, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
     total = time.perf_counter() - start
