@@ -6,7 +6,7 @@ from pathlib import Path
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list
+from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list, check_time_decimals
 from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_family, tower_num_frames
 
 # SmolLM2-135M-Instruct (HF config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
@@ -55,6 +55,10 @@ class ProfVLMConfig(PreTrainedConfig):
     # Temporal tokens per view: 1 is the paper (one mean over all of the tower's tokens); N > 1 pools the tower's
     # tokens per time step into N equal time bins, and the projector emits N x num_video_tokens tokens in time order.
     temporal_tokens: int = 1
+    # Digits after the second in the times the model reads and writes (the prompt's token times and the answer's
+    # moments, `profvlm_facts.format_timestamp`): 0 is whole seconds, `[m:ss]` (config.json files from before this key
+    # mean 0); 1 gives `[m:ss.d]`, for moments located to a fraction of a second (the demonstration task).
+    time_decimals: int = 0
     # The tower's input normalisation (3 values each, RGB): `profvlm init` stores the tower's own (its Hub repo's
     # preprocessor config, else its family's default). None: not recorded (config.json files from before these
     # keys), which means the tower family's default (`tower_adapter.TOWER_FAMILIES`).
@@ -107,6 +111,7 @@ class ProfVLMConfig(PreTrainedConfig):
         if self.num_video_tokens < 1:
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
         check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
+        self.time_decimals = check_time_decimals(self.time_decimals, "ProfVLMConfig.time_decimals")
         self.image_mean, self.image_std = _check_normalisation(self.image_mean, self.image_std)
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer

@@ -12,7 +12,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig
-from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES, parse_feedback_continuation
+from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES, check_time_decimals, parse_feedback_continuation
 from modeling_profvlm.take_inputs import split_takes, take_views
 from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
 from modeling_profvlm.tower_adapter import (
@@ -34,7 +34,7 @@ TIMESFORMER_STD = TOWER_FAMILIES["timesformer"].image_std
 # The processor's settings that are facts of its model (`model_facts`): a checkpoint's processor_config.json must
 # agree with its config.json on each.
 MODEL_FACTS = ("num_frames", "image_size", "frames_per_time_step", "image_mean", "image_std", "temporal_tokens",
-               "num_video_tokens", "video_token", "view_names")
+               "num_video_tokens", "video_token", "view_names", "time_decimals")
 
 
 # Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
@@ -61,6 +61,7 @@ class ProfVLMProcessor(ProcessorMixin):
         snap_to_keyframes: bool = False,
         temporal_tokens: int = 1,
         frames_per_time_step: int = 1,
+        time_decimals: int = 0,
         **kwargs,
     ):
         if num_frames is None or image_size is None:  # the tower's facts: the processor has no numbers of its own
@@ -72,6 +73,8 @@ class ProfVLMProcessor(ProcessorMixin):
         # The model's temporal tokens per take and the frames one tower time step covers (`tower_adapter`): with
         # N > 1 each token is written into the prompt with its time.
         self.temporal_tokens, self.frames_per_time_step = int(temporal_tokens), int(frames_per_time_step)
+        # Digits after the second in the prompt's token times (the model's `time_decimals`; 0: whole seconds).
+        self.time_decimals = check_time_decimals(time_decimals, "ProfVLMProcessor time_decimals")
         self.image_size, self.frame_sampler, self.snap_to_keyframes = image_size, frame_sampler, snap_to_keyframes
         self.image_mean = list(image_mean if image_mean is not None else TIMESFORMER_MEAN)
         self.image_std = list(image_std if image_std is not None else TIMESFORMER_STD)
@@ -218,7 +221,8 @@ class ProfVLMProcessor(ProcessorMixin):
             if len(times) != self.temporal_tokens:
                 raise ValueError(f"token_times[{b}] has {len(times)} times; expected temporal_tokens="
                                  f"{self.temporal_tokens}.")
-            out.append(expand_video_placeholder(self.num_video_tokens, times, entry.get("duration"), self.video_token))
+            out.append(expand_video_placeholder(self.num_video_tokens, times, entry.get("duration"), self.video_token,
+                                                self.time_decimals))
         return out
 
     def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None) -> dict:
@@ -310,13 +314,15 @@ class ProfVLMProcessor(ProcessorMixin):
 def model_facts(config: ProfVLMConfig) -> dict:
     """The processor settings a model's config fixes (the keys of `MODEL_FACTS`): the tower's frame count, input
     size, frames per time step and normalisation (`config.tower_normalisation`: the recorded one, else the tower
-    family's), the temporal tokens, the `<video>` token and its count, and the view names."""
+    family's), the temporal tokens, the `<video>` token and its count, the view names and the digits of the prompt's
+    times (`time_decimals`)."""
     vision = config.vision_config
     mean, std = config.tower_normalisation
     return {"num_frames": tower_num_frames(vision), "image_size": tower_image_size(vision),
             "frames_per_time_step": frames_per_time_step(vision), "image_mean": mean, "image_std": std,
             "temporal_tokens": int(config.temporal_tokens), "num_video_tokens": int(config.num_video_tokens),
-            "video_token": config.video_token, "view_names": list(config.view_names)}
+            "video_token": config.video_token, "view_names": list(config.view_names),
+            "time_decimals": int(config.time_decimals)}
 
 
 def _same(got, want) -> bool:

@@ -44,16 +44,18 @@ def expand_video_placeholder(
     token_times: Sequence[float] | None = None,
     duration: float | None = None,
     video_token: str = VIDEO_TOKEN,
+    time_decimals: int = 0,
 ) -> str:
     """What one take's `<video>` becomes in the model's input. Without times (one temporal token, the paper):
     `num_video_tokens` placeholders. With the times of N temporal tokens (seconds), the take's duration and each
     token's time in text before its placeholders, as LLaVA-Video does, e.g. for 2 tokens of a 24 s take:
-    "(0:24) [0:01]<video> [0:13]<video>". Times are written by `format_timestamp`, the one time format."""
+    "(0:24) [0:01]<video> [0:13]<video>". Times are written by `format_timestamp`, the one time format, with the
+    model's `time_decimals` digits ("[0:01.5]" for 1), as its answers write them."""
     placeholders = video_token * num_video_tokens
     if token_times is None:
         return placeholders
-    head = f"({format_timestamp(duration)}) " if duration is not None else ""
-    return head + " ".join(f"[{format_timestamp(t)}]{placeholders}" for t in token_times)
+    head = f"({format_timestamp(duration, time_decimals)}) " if duration is not None else ""
+    return head + " ".join(f"[{format_timestamp(t, time_decimals)}]{placeholders}" for t in token_times)
 
 
 def build_messages(

@@ -39,6 +39,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         overrides = {"num_views": len(views), "view_names": views, "proficiency_labels": labels}
     if args.temporal_tokens != 1:
         overrides["temporal_tokens"] = args.temporal_tokens
+    if args.time_decimals != 0:
+        from modeling_profvlm.profvlm_facts import check_time_decimals
+
+        # before any weights load: a bad value fails at once, in one line
+        overrides["time_decimals"] = check_time_decimals(args.time_decimals, "--time_decimals")
     out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, num_frames=args.num_frames,
                                 **overrides)
     print(f"Base ProfVLM checkpoint written to {out}")
@@ -46,6 +51,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  views {overrides['view_names']}, labels (low -> high) {overrides['proficiency_labels']}")
     if "temporal_tokens" in overrides:
         print(f"  {overrides['temporal_tokens']} temporal tokens per take")
+    if "time_decimals" in overrides:
+        print(f"  times written with {overrides['time_decimals']} decimal(s) of a second")
     return 0
 
 
@@ -98,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temporal_tokens", type=int, default=1,
                    help="tokens per take along time (default 1: the paper, one mean over all tower tokens); N > 1 "
                         "pools the tower's tokens into N time bins, written in the prompt with their times")
+    p.add_argument("--time_decimals", type=int, default=0,
+                   help="digits after the second in the times the model reads and writes (0-3; default 0: whole "
+                        "seconds, [m:ss]; 1: [m:ss.d], for moments located to a tenth of a second)")
     p.add_argument("--data_dir", help="adopt this dataset's views and ordered labels (an EgoExo4D root or a "
                                       "multi-view folder with labels.json); default: EgoExo4D's 5 views and 4 levels")
     p.add_argument("--views", nargs="+", help="keep only these views (of --data_dir, or of EgoExo4D without it)")
