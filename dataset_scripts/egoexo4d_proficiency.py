@@ -2,8 +2,9 @@
 
 This is the one place that knows the Ego-Exo4D layout (documented at https://docs.ego-exo4d-data.org/). It reads `takes.json`,
 `annotations/proficiency_demonstrator_{train,val}.json` and, for the `demonstrator_commentary` config,
-`annotations/expert_commentary_{train,val}.json` plus the optional per-expert `data.json` files, and yields one row
-per take (`demonstrator`) or per (take, expert) (`demonstrator_commentary`). datasets 5 has no loading scripts, so
+`annotations/expert_commentary_{train,val}.json` plus the optional per-expert `data.json` files (for
+`demonstration_moments`, `annotations/proficiency_demonstration_{train,val}.json` instead), and yields one row per take
+(`demonstrator`) or per (take, expert) (the other configs). datasets 5 has no loading scripts, so
 the builder is used by instantiating it, or through `load_egoexo4d_proficiency`:
 
     ds = load_egoexo4d_proficiency("/data/egoexo", config="demonstrator", split="train")
@@ -51,8 +52,13 @@ DEFAULT_MAX_FEEDBACK_WORDS = 200
 DEFAULT_MAX_MOMENTS = 8
 DEFAULT_MAX_MOMENT_WORDS = 25
 MOMENT_SOURCES = ("commentary", "demonstration")
-# Demonstration-proficiency entries are tagged so a moment says which kind of remark it is.
-DEMONSTRATION_PREFIXES = {"good_executions": "good: ", "tips_for_improvement": "tip: "}
+# The configs whose feedback is timed moments, and the source each one reads by default: `demonstration_moments` is
+# `demonstrator_moments` with the demonstration-proficiency file as its source (categorised moments), a config of its
+# own so that training and evaluation pick it by name.
+MOMENT_CONFIGS = {"demonstrator_moments": "commentary", "demonstration_moments": "demonstration"}
+# The demonstration-proficiency file's entry lists and the category (`profvlm_facts.MOMENT_CATEGORIES`) of each one's
+# points: a moment from it says which kind of remark it is.
+DEMONSTRATION_CATEGORIES = {"good_executions": "good_execution", "tips_for_improvement": "needs_improvement"}
 # How to fetch each input with the `egoexo` downloader (pip install ego4d); {root} is the Ego-Exo4D root the user passed.
 DOWNLOAD_COMMANDS = {
     "takes": "egoexo -o {root} --parts metadata -y",
@@ -83,10 +89,11 @@ FEATURES = datasets.Features(
         "expert_rating": datasets.Value("int32"),
     }
 )
-# Config `demonstrator_moments` adds the moments its feedback renders: [{"time": whole seconds, "text": str}].
-MOMENTS_FEATURES = datasets.Features(
-    {**FEATURES, "moments": datasets.List({"time": datasets.Value("float64"), "text": datasets.Value("string")})}
-)
+# The moments configs add the moments their feedback renders: [{"time": seconds as annotated (full precision), "text":
+# str, "category": one of MOMENT_CATEGORIES, or null when the source has none (expert commentary)}].
+MOMENT_FEATURE = {"time": datasets.Value("float64"), "text": datasets.Value("string"),
+                  "category": datasets.Value("string")}
+MOMENTS_FEATURES = datasets.Features({**FEATURES, "moments": datasets.List(MOMENT_FEATURE)})
 
 
 # ----------------------------------------------------------------------------------------------- layout helpers
@@ -241,7 +248,8 @@ def moment_time(value, where: str) -> float:
 
 def commentary_moments(entries: list[dict], max_words: int, where: str) -> list[dict]:
     """An expert's commentary as moments: the entries without an error that have text, {"time": video_time, "text":
-    the text on one line, cut to `max_words`}, in the entries' order (times are floored later, by the answer format)."""
+    the text on one line, cut to `max_words`}, in the entries' order (times are floored only where the answer
+    format writes them)."""
     moments = []
     for e in entries:
         if e.get("error") or not isinstance(e.get("text"), str) or not e["text"].strip():
@@ -253,10 +261,10 @@ def commentary_moments(entries: list[dict], max_words: int, where: str) -> list[
 
 def demonstration_moments(record: dict, max_words: int, where: str) -> dict[str, list[dict]]:
     """A demonstration-proficiency record's timed remarks per expert: {expert_uid: moments}, one moment per entry of
-    `good_executions` ("good: ...") and `tips_for_improvement` ("tip: ..."), its `list` of remarks joined with "; ";
-    entries without any remark are left out."""
+    `good_executions` (category `good_execution`) and `tips_for_improvement` (`needs_improvement`), at its
+    `video_time` as annotated, its `list` of remarks joined with "; "; entries without any remark are left out."""
     by_expert: dict[str, list[dict]] = {}
-    for key, prefix in DEMONSTRATION_PREFIXES.items():
+    for key, category in DEMONSTRATION_CATEGORIES.items():
         for e in record.get(key) or []:
             remarks = [" ".join(r.split()) for r in e.get("list") or [] if isinstance(r, str) and r.strip()]
             if not remarks:
@@ -264,8 +272,9 @@ def demonstration_moments(record: dict, max_words: int, where: str) -> dict[str,
             expert = e.get("expert_uid")
             if not isinstance(expert, str) or not expert:
                 raise ValueError(f"{where}: a {key} entry has expert_uid {expert!r}; expected the expert's id.")
-            text = prefix + truncate_words("; ".join(remarks), max_words)
-            by_expert.setdefault(expert, []).append({"time": moment_time(e.get("video_time"), where), "text": text})
+            text = truncate_words("; ".join(remarks), max_words)
+            by_expert.setdefault(expert, []).append({"time": moment_time(e.get("video_time"), where), "text": text,
+                                                     "category": category})
     return by_expert
 
 
@@ -288,9 +297,10 @@ def spread_moments(moments: list[dict], max_moments: int) -> list[dict]:
 
 def fit_moments(moments: list[dict], duration_sec, max_moments: int) -> tuple[list[dict], int]:
     """(the row's moments, how many were past the take's end): moments after `duration_sec` (when known) are dropped,
-    then `spread_moments` keeps at most `max_moments`, in the answer format's form (floored times, time order)."""
+    then `spread_moments` keeps at most `max_moments`, checked and in time order (`normalize_moments`) with their
+    times as annotated: the answer format floors them to the checkpoint's digits when it writes them."""
     inside = [m for m in moments if duration_sec is None or m["time"] <= float(duration_sec)]
-    return normalize_moments(spread_moments(inside, max_moments)), len(moments) - len(inside)
+    return normalize_moments(spread_moments(inside, max_moments), decimals=None), len(moments) - len(inside)
 
 
 def parse_rating(value) -> int | None:
@@ -519,9 +529,11 @@ class EgoExo4DProficiencyConfig(datasets.BuilderConfig):
 
 
 class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
-    """Ego-Exo4D demonstrator proficiency: configs `demonstrator` (one row per labelled take) and
-    `demonstrator_commentary` (one row per labelled take and expert, with that expert's commentary as `feedback`).
-    Splits `train` and `validation`; pass the Ego-Exo4D root as `data_dir`."""
+    """Ego-Exo4D demonstrator proficiency: configs `demonstrator` (one row per labelled take),
+    `demonstrator_commentary` (one row per labelled take and expert, with that expert's commentary as `feedback`),
+    `demonstrator_moments` (its timed remarks as moments) and `demonstration_moments` (the expert's
+    demonstration-proficiency points as categorised moments). Splits `train` and `validation`; pass the Ego-Exo4D
+    root as `data_dir`."""
 
     VERSION = datasets.Version("1.0.0")
     BUILDER_CONFIG_CLASS = EgoExo4DProficiencyConfig
@@ -534,6 +546,11 @@ class EgoExo4DProficiency(datasets.GeneratorBasedBuilder):
                                   with_moments=True,
                                   description="One row per (take, expert): the label plus the expert's timed remarks "
                                               "as moments, '[m:ss] text [m:ss] text ...', and a `moments` column."),
+        EgoExo4DProficiencyConfig(name="demonstration_moments", version=VERSION, with_commentary=True,
+                                  with_moments=True, moments_source=MOMENT_CONFIGS["demonstration_moments"],
+                                  description="One row per (take, expert): the label plus the expert's demonstration-"
+                                              "proficiency points as categorised moments, '[m:ss] good: text [m:ss] "
+                                              "tip: text ...', and a `moments` column with their categories."),
     ]
     DEFAULT_CONFIG_NAME = "demonstrator_commentary"
 
@@ -583,13 +600,19 @@ def load_egoexo4d_proficiency(
 ) -> datasets.Dataset:
     """Build (or, with `download_mode="reuse_dataset_if_exists"`, reuse) the dataset from an Ego-Exo4D root and
     return one split (`train`, `validation`; `val` is accepted). `config_kwargs`: max_feedback_words,
-    verify_files, strict, views; for `demonstrator_moments` max_moments, max_moment_words, moments_source. Rebuilding is the default because the annotations and videos on disk may have changed."""
+    verify_files, strict, views; for `demonstrator_moments` max_moments, max_moment_words, moments_source (the
+    same for `demonstration_moments`, whose source is the demonstration file). Rebuilding is the default because
+    the annotations and videos on disk may have changed."""
     split = {"val": "validation"}.get(split, split)
     if split not in FILE_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {list(FILE_SPLITS)}.")
     names = [c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS]
     if config not in names:
         raise ValueError(f"unknown config {config!r}; expected one of {names}.")
+    source = config_kwargs.get("moments_source")
+    if config == "demonstration_moments" and source not in (None, MOMENT_CONFIGS[config]):
+        raise ValueError(f"config demonstration_moments reads the demonstration file, not moments_source {source!r}; "
+                         "use config demonstrator_moments for another source.")
     if config_kwargs.get("views") is not None:
         config_kwargs["views"] = check_views(config_kwargs["views"])
     builder = EgoExo4DProficiency(config_name=config, data_dir=str(data_dir),
@@ -625,19 +648,22 @@ signs the Ego-Exo4D licence (https://ego4d.dev/request/ego-exo4d) before downloa
 commentary are not ours to republish. Keep this repository private, shared only with people who have signed that
 licence, unless the licence terms you agreed to allow more.
 """
-# The card's description of config `demonstrator_moments` (filled by `export_parquet` with the options it was built with).
+# The card's description of a moments config (filled by `export_parquet` with the options it was built with).
 MOMENTS_CARD_NOTE = """
-- Config `demonstrator_moments`: one row per (take, expert) whose `feedback` is that expert's remarks as timed
-  moments, `[m:ss] remark [m:ss] remark ...` (times in whole seconds, floored; `h:mm:ss` past an hour; time order),
-  and `moments` the same as a list of {{"time": seconds, "text": remark}}. Source: {source}. Entries with
+- Config `{config}`: one row per (take, expert) whose `feedback` is that expert's remarks as timed
+  moments, `[m:ss] remark [m:ss] remark ...` (times in whole seconds, floored; `h:mm:ss` past an hour; time order;
+  a remark with a category opens with its word, `good:` or `tip:`), and `moments` the same as a list of
+  {{"time": seconds as annotated (not floored), "text": remark, "category": good_execution / needs_improvement, or
+  null when the source has none}}. Source: {source}. Entries with
   `error: true` or without text are left out; each remark is cut to {max_words} words; at most {max_moments}
   moments per row, chosen to cover the take (the closest to evenly spaced times from its first to its last remark),
   not only its opening; moments timed after the take's `duration_sec` are dropped (the build log counts them). The
   remark at a time is about what the expert had just watched."""
 MOMENTS_SOURCE_NAMES = {
     "commentary": "the expert commentary (`annotations/expert_commentary_<split>.json`; `video_time` of each entry)",
-    "demonstration": ("`annotations/proficiency_demonstration_<split>.json` (`good_executions` as 'good: ...', "
-                      "`tips_for_improvement` as 'tip: ...', each at its `video_time`, per `expert_uid`)"),
+    "demonstration": ("`annotations/proficiency_demonstration_<split>.json` (`good_executions` as category "
+                      "good_execution, 'good: ...', `tips_for_improvement` as needs_improvement, 'tip: ...', each at "
+                      "its `video_time`, per `expert_uid`)"),
 }
 PUBLIC_CAVEAT = (
     "--public: this dataset is derived from Ego-Exo4D, which each user must license individually "
@@ -667,12 +693,12 @@ def export_parquet(
         "pretty_name": f"Ego-Exo4D demonstrator proficiency ({config})",
     }
     moments_note, commentary_note = "", " and expert commentary" if config == "demonstrator_commentary" else ""
-    if config == "demonstrator_moments":
+    if config in MOMENT_CONFIGS:
         options = MomentOptions(config_kwargs.get("max_moments", DEFAULT_MAX_MOMENTS),
                                 config_kwargs.get("max_moment_words", DEFAULT_MAX_MOMENT_WORDS),
-                                config_kwargs.get("moments_source", "commentary"))
+                                config_kwargs.get("moments_source", MOMENT_CONFIGS[config]))
         moments_note = MOMENTS_CARD_NOTE.format(
-            max_moments=options.max_moments, max_words=options.max_words,
+            config=config, max_moments=options.max_moments, max_words=options.max_words,
             source=MOMENTS_SOURCE_NAMES[options.source])
         commentary_note = (" and expert commentary" if options.source == "commentary"
                            else " and demonstration-proficiency remarks")
@@ -696,7 +722,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset_config", default="demonstrator_commentary",
                         choices=[c.name for c in EgoExo4DProficiency.BUILDER_CONFIGS],
                         help="demonstrator: one row per take; demonstrator_commentary: one row per (take, expert); "
-                             "demonstrator_moments: one row per (take, expert), feedback as timed moments")
+                             "demonstrator_moments: one row per (take, expert), feedback as timed moments; "
+                             "demonstration_moments: the same from the demonstration-proficiency file, each moment "
+                             "a good execution or a tip")
     parser.add_argument("--output_dir", required=True, help="output folder for data/*.parquet and README.md")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo")
     parser.add_argument("--public", action="store_true",
@@ -706,9 +734,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_feedback_words", type=int, default=DEFAULT_MAX_FEEDBACK_WORDS,
                         help="truncate each feedback text to this many words")
     parser.add_argument("--max_moments", type=int, default=None,
-                        help=f"demonstrator_moments: at most this many moments per row (default {DEFAULT_MAX_MOMENTS})")
+                        help=f"the moments configs: at most this many moments per row (default {DEFAULT_MAX_MOMENTS})")
     parser.add_argument("--max_moment_words", type=int, default=None,
-                        help=f"demonstrator_moments: cut each moment's remark to this many words (default "
+                        help=f"the moments configs: cut each moment's remark to this many words (default "
                              f"{DEFAULT_MAX_MOMENT_WORDS})")
     parser.add_argument("--moments_source", default=None, choices=list(MOMENT_SOURCES),
                         help="demonstrator_moments: the expert commentary (default) or the demonstration-proficiency "
@@ -720,9 +748,10 @@ def main(argv: list[str] | None = None) -> None:
     moment_flags = {"max_moments": args.max_moments, "max_moment_words": args.max_moment_words,
                     "moments_source": args.moments_source}
     moment_kwargs = {k: v for k, v in moment_flags.items() if v is not None}
-    if moment_kwargs and args.dataset_config != "demonstrator_moments":
+    if moment_kwargs and args.dataset_config not in MOMENT_CONFIGS:
         given = ", ".join(f"--{k}" for k in moment_kwargs)
-        raise ValueError(f"{given} only apply to --dataset_config demonstrator_moments, not {args.dataset_config}.")
+        raise ValueError(f"{given} only apply to --dataset_config {' or '.join(MOMENT_CONFIGS)}, not "
+                         f"{args.dataset_config}.")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = export_parquet(args.data_dir, args.dataset_config, args.output_dir, cache_dir=args.cache_dir,
                          max_feedback_words=args.max_feedback_words, verify_files=not args.no_verify_files,

@@ -26,7 +26,7 @@ if __name__ == "__main__" and __package__ in (None, ""):  # `python dataset_scri
 from dataset_scripts.dataset_export import CARD_USAGE, SkipReport, push_dataset_folder, write_parquet_dataset  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from dataset_scripts.egoexo4d_proficiency import FEATURES, MOMENTS_FEATURES  # noqa: E402
-from modeling_profvlm.profvlm_facts import format_moments, normalize_moments  # noqa: E402
+from modeling_profvlm.profvlm_facts import MOMENT_CATEGORIES, format_moments, normalize_moments  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,15 @@ FOLDER_LAYOUT = """folder layout:
     metadata.jsonl  {"take_id": "t001", "split": "train", "label": "beginner",
                      "front_file_name": "videos/t001_front.mp4", "side_file_name": "videos/t001_side.mp4",
                      "feedback": "optional expert text", "scenario": "optional group",
-                     "moments": [{"time": 4.5, "text": "optional timed remark"}]}
+                     "moments": [{"time": 4.5, "text": "optional timed remark", "category": "needs_improvement"}]}
     videos/...
 
   labels: lowest to highest proficiency, 2 or more. views (optional): the view order, else the order in which
   the <view>_file_name columns first appear. split: train, validation (or val), test. metadata.csv with the same
   columns works too. A take without a cell for a view, or whose file is missing (unless --strict), lacks that
   view. Video paths are relative to the folder, or absolute. moments (instead of feedback) makes the feedback
-  "[0:04] optional timed remark ..."; a time must lie within the take's videos.
+  "[0:04] tip: optional timed remark ..."; a time must lie within the take's videos; category (optional):
+  good_execution (written "good:") or needs_improvement ("tip:").
 
 example:
   python dataset_scripts/multiview_folder.py --data_dir my_dataset --output_dir out --license cc-by-4.0"""
@@ -164,7 +165,7 @@ class FolderTake:
     files: dict[str, str]
     scenario: str
     feedback: str
-    moments: list[dict] | None = None  # as written (times checked, not yet floored); None without a moments cell
+    moments: list[dict] | None = None  # as written (times checked, never floored); None without a moments cell
 
 
 def _cell(path: Path, line: int, row: dict, key: str, required: bool = False) -> str | None:
@@ -181,8 +182,8 @@ def _cell(path: Path, line: int, row: dict, key: str, required: bool = False) ->
 
 
 def _moments_cell(path: Path, line: int, row: dict) -> list[dict] | None:
-    """The row's `moments` as [{"time": float, "text": str}] (a JSON list, or a string holding one), times checked to
-    be numbers >= 0; None without the cell."""
+    """The row's `moments` as [{"time": float, "text": str, "category": optional}] (a JSON list, or a string holding
+    one), times checked to be numbers >= 0 and a category to be one of MOMENT_CATEGORIES; None without the cell."""
     value = row.get(MOMENTS_COLUMN)
     if value is None:
         return None
@@ -206,7 +207,11 @@ def _moments_cell(path: Path, line: int, row: dict) -> list[dict] | None:
             raise ValueError(f"{path} line {line}: moment {i} has time {time!r}; expected seconds >= 0.")
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{path} line {line}: moment {i} has text {text!r}; expected a non-empty string.")
-        moments.append({"time": float(time), "text": text})
+        category = moment.get("category")
+        if category not in (None, "") and category not in MOMENT_CATEGORIES:
+            raise ValueError(f"{path} line {line}: moment {i} has category {category!r}; expected one of "
+                             f"{list(MOMENT_CATEGORIES)} or none.")
+        moments.append({"time": float(time), "text": text, **({"category": category} if category else {})})
     return moments
 
 
@@ -325,7 +330,7 @@ def load_multiview_folder_with_report(
                "feedback": take.feedback, "expert_uid": None, "expert_rating": None}
         if with_moments:
             check_moments_within_videos(path, take, video_paths)
-            row["moments"] = normalize_moments(take.moments or [])
+            row["moments"] = normalize_moments(take.moments or [], decimals=None)  # times as written
             row["feedback"] = format_moments(row["moments"]) if take.moments else take.feedback
         rows.append(row)
     report.rows = len(rows)

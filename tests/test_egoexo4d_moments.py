@@ -1,6 +1,7 @@
 """[moments] The EgoExo4D builder's `demonstrator_moments` config: one row per (take, expert) whose feedback is the
-expert's error-free remarks as timed moments, plus a `moments` column; the demonstration-proficiency file as an
-alternative source; moments past the take's end dropped and counted."""
+expert's error-free remarks as timed moments (floored to whole seconds), plus a `moments` column (times as annotated,
+a category when the source has one, else null); the demonstration-proficiency file as an alternative source; moments
+past the take's end dropped and counted."""
 import json
 import logging
 import math
@@ -20,6 +21,13 @@ from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
 from tests.egoexo4d_fixtures import FixtureTake, demonstration_entry, entry, write_tree
 
 MANY = 1000  # enough moments and words that nothing is cut
+MOMENT_FEATURE = {"time": datasets.Value("float64"), "text": datasets.Value("string"),
+                  "category": datasets.Value("string")}
+
+
+def m(time, text, category=None):
+    """A moment as the `moments` column holds it."""
+    return {"time": time, "text": text, "category": category}
 
 
 def load(root, config="demonstrator_moments", split="train", **kw):
@@ -33,7 +41,8 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("split, file_split", [("train", "train"), ("validation", "val")])
-def test_each_rows_moments_are_the_error_free_entries_floored_in_order(synthetic_root, split, file_split):
+def test_each_rows_moments_are_the_error_free_entries_in_order_and_the_feedback_floors_them(synthetic_root, split,
+                                                                                            file_split):
     ann = synthetic_root / "annotations"
     records = json.loads((ann / f"proficiency_demonstrator_{file_split}.json").read_text())
     labelled = {r["take_uid"] for r in (records["annotations"] if isinstance(records, dict) else records)}
@@ -41,21 +50,20 @@ def test_each_rows_moments_are_the_error_free_entries_floored_in_order(synthetic
     expected = {}
     for uid, experts in commentary.items():
         for e in experts:
-            # written here without the builder: error-free entries with text, by video time, floored, one line
+            # written here without the builder: error-free entries with text, by video time, one line
             kept = sorted((x["video_time"], " ".join(x["text"].split())) for x in e["commentary_data"]
                           if not x["error"] and x.get("text", "").strip())
             if uid in labelled and kept:
-                expected[(uid, e["commentary"].split("/")[1])] = [
-                    {"time": float(math.floor(t)), "text": text} for t, text in kept]
+                expected[(uid, e["commentary"].split("/")[1])] = [m(t, text) for t, text in kept]
     ds = load(synthetic_root, split=split, max_moments=MANY, max_moment_words=MANY)
-    assert ds.features["moments"].feature == {"time": datasets.Value("float64"), "text": datasets.Value("string")}
+    assert ds.features["moments"].feature == MOMENT_FEATURE
     assert len(ds) == len(expected) > 0
     got = {(r["take_uid"], r["expert_uid"]): r["moments"] for r in ds}
     assert got == expected
-    assert any(m["time"] > 0 for moments in got.values() for m in moments)  # the floor is not trivially 0
-    for r in ds:
+    assert any(x["time"] % 1 for moments in got.values() for x in moments)  # times keep their fraction
+    for r in ds:  # the feedback floors them to whole seconds, as always
         assert r["feedback"] == " ".join(
-            f"[{int(m['time']) // 60}:{int(m['time']) % 60:02d}] {m['text']}" for m in r["moments"])
+            f"[{math.floor(x['time']) // 60}:{math.floor(x['time']) % 60:02d}] {x['text']}" for x in r["moments"])
 
 
 def test_error_entries_and_entries_without_text_never_appear(tmp_path):
@@ -71,9 +79,8 @@ def test_error_entries_and_entries_without_text_never_appear(tmp_path):
     write_tree(tmp_path / "r", [take])
     ds = load(tmp_path / "r")
     assert ds["expert_uid"] == ["qfbn5o"]
-    assert ds[0]["moments"] == [{"time": 2.0, "text": "First, good stance."},
-                                {"time": 20.0, "text": "Second, the follow-through is smooth."},
-                                {"time": 75.0, "text": "At the end, a clean finish."}]
+    assert ds[0]["moments"] == [m(2.5, "First, good stance."), m(20.7, "Second, the follow-through is smooth."),
+                                m(75.2, "At the end, a clean finish.")]
     assert ds[0]["feedback"] == ("[0:02] First, good stance. [0:20] Second, the follow-through is smooth. "
                                  "[1:15] At the end, a clean finish.")
 
@@ -98,8 +105,7 @@ def test_at_most_k_moments_chosen_to_cover_the_take_and_each_cut_to_the_word_lim
     write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a", experts=experts, duration_sec=120.0)])
     ds = load(tmp_path / "r", max_moments=3, max_moment_words=2)
     # targets 1, 50.5, 100: 1 is closest to 1; of the rest 5 is closest to 50.5 (45.5 < 49.5); 100 to 100
-    assert ds[0]["moments"] == [{"time": 1.0, "text": "remark number"}, {"time": 5.0, "text": "remark number"},
-                                {"time": 100.0, "text": "remark number"}]
+    assert ds[0]["moments"] == [m(1.0, "remark number"), m(5.0, "remark number"), m(100.0, "remark number")]
     assert DEFAULT_MAX_MOMENTS == 8
     assert len(load(tmp_path / "r", max_moments=1)[0]["moments"]) == 1
 
@@ -118,8 +124,9 @@ def test_the_demonstration_file_as_the_source(tmp_path):
     write_tree(tmp_path / "r", takes)
     ds = load(tmp_path / "r", moments_source="demonstration")
     assert {r["expert_uid"]: r["moments"] for r in ds} == {
-        "6jm95g": [{"time": 7.0, "text": "tip: Keep the elbow in"}, {"time": 12.0, "text": "good: Good footwork; soft hands"}],
-        "qfbn5o": [{"time": 3.0, "text": "good: Balanced stance"}],
+        "6jm95g": [m(7.5, "Keep the elbow in", "needs_improvement"),
+                   m(12.9, "Good footwork; soft hands", "good_execution")],
+        "qfbn5o": [m(3.2, "Balanced stance", "good_execution")],
     }
     assert {r["take_name"] for r in ds} == {"unc_basketball_a"}
     by_expert = {r["expert_uid"]: r["feedback"] for r in ds}
@@ -127,6 +134,37 @@ def test_the_demonstration_file_as_the_source(tmp_path):
     _, report = collect_rows(tmp_path / "r", "train", True, 200, True, False,
                              moments=MomentOptions(source="demonstration"))
     assert report.moments_past_end == 1 and report.takes_without_commentary == 1
+
+
+def test_the_demonstration_config_keeps_sub_second_times_and_categories_from_a_real_format_file(tmp_path):
+    # EgoExo4D's proficiency_demonstration_<split>.json (§3.6): video_time is a float point in seconds
+    demo = {
+        "good_executions": [demonstration_entry(12.345678, ["Good footwork"], "6jm95g", "unc_basketball_a"),
+                            demonstration_entry(0.25, ["Set up early"], "6jm95g", "unc_basketball_a")],
+        "tips_for_improvement": [demonstration_entry(7.05, ["Keep the elbow in", "follow through"], "6jm95g",
+                                                     "unc_basketball_a"),
+                                 demonstration_entry(7.05, ["also the wrist"], "qfbn5o", "unc_basketball_a")],
+    }
+    write_tree(tmp_path / "r", [FixtureTake("unc_basketball_a", duration_sec=60.0, demonstration=demo,
+                                            experts={"zzzzzz": [entry("commentary is not read", 1.0)]})])
+    ds = load(tmp_path / "r", "demonstration_moments")
+    assert ds.features["moments"].feature == MOMENT_FEATURE
+    assert {r["expert_uid"]: r["moments"] for r in ds} == {
+        "6jm95g": [m(0.25, "Set up early", "good_execution"),
+                   m(7.05, "Keep the elbow in; follow through", "needs_improvement"),
+                   m(12.345678, "Good footwork", "good_execution")],
+        "qfbn5o": [m(7.05, "also the wrist", "needs_improvement")],
+    }
+    # the built feedback is today's whole-second text; a checkpoint's time_decimals rewrites it (training.sft_data)
+    by_expert = {r["expert_uid"]: r["feedback"] for r in ds}
+    assert by_expert["6jm95g"] == ("[0:00] good: Set up early [0:07] tip: Keep the elbow in; follow through "
+                                   "[0:12] good: Good footwork")
+    # the same rows as config demonstrator_moments with the demonstration file as its source
+    same = load(tmp_path / "r", moments_source="demonstration")
+    assert [r["moments"] for r in same] == [r["moments"] for r in ds]
+    with pytest.raises(ValueError, match="config demonstration_moments reads the demonstration file, not "
+                                         "moments_source 'commentary'"):
+        load(tmp_path / "r", "demonstration_moments", moments_source="commentary")
 
 
 def test_a_missing_demonstration_file_names_the_path(tmp_path):

@@ -26,7 +26,8 @@ def test_moment_flags_reach_the_rows_and_the_card(root, tmp_path):
           "--cache_dir", str(tmp_path / "c"), "--max_moments", "2", "--max_moment_words", "2"])
     rows = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "c2"))
     # three remarks at 1.5, 27.9 and 55 s, two kept to cover the take (the first and the last), two words each
-    assert rows[0]["moments"] == [{"time": 1.0, "text": "Nice start"}, {"time": 55.0, "text": "Strong finish"}]
+    assert rows[0]["moments"] == [{"time": 1.5, "text": "Nice start", "category": None},
+                                  {"time": 55.0, "text": "Strong finish", "category": None}]
     assert rows[0]["feedback"] == "[0:01] Nice start [0:55] Strong finish"
     card = (out / "README.md").read_text()
     for said in ("Config `demonstrator_moments`", "`[m:ss] remark [m:ss] remark ...`", "at most 2", "cut to 2 words",
@@ -47,9 +48,23 @@ def test_the_demonstration_source_from_the_command_line(root, tmp_path):
     assert "demonstration-proficiency remarks of the Ego-Exo4D release" in card
 
 
+def test_the_demonstration_config_exports_categorised_moments_and_says_so(root, tmp_path):
+    out = tmp_path / "out"
+    main(["--data_dir", str(root), "--dataset_config", "demonstration_moments", "--output_dir", str(out),
+          "--cache_dir", str(tmp_path / "c"), "--max_moments", "2"])
+    rows = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "c2"))
+    assert rows[0]["moments"] == [{"time": 3.2, "text": "Balanced stance, soft knees", "category": "good_execution"},
+                                  {"time": 40.0, "text": "Quick release", "category": "good_execution"}]
+    assert rows[0]["feedback"] == "[0:03] good: Balanced stance, soft knees [0:40] good: Quick release"
+    card = (out / "README.md").read_text()
+    for said in ("Config `demonstration_moments`", "`annotations/proficiency_demonstration_<split>.json`",
+                 "at most 2", '"category": good_execution / needs_improvement'):
+        assert said in card, said
+
+
 def test_moment_flags_with_another_config_are_refused(root, tmp_path):
     with pytest.raises(ValueError, match=r"--max_moments, --moments_source only apply to --dataset_config "
-                                         r"demonstrator_moments, not demonstrator_commentary"):
+                                         r"demonstrator_moments or demonstration_moments, not demonstrator_commentary"):
         main(["--data_dir", str(root), "--output_dir", str(tmp_path / "out"), "--max_moments", "3",
               "--moments_source", "demonstration"])
 

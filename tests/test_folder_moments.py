@@ -1,6 +1,7 @@
-"""[moments] A multi-view folder dataset may carry a `moments` column (a JSON list of {"time": seconds, "text": ...};
-in CSV a JSON string): the rows then have the `moments` column and their feedback is the moments rendered; a bad
-time (not a number, negative, past the take's videos) is an error naming the metadata file, line and value."""
+"""[moments] A multi-view folder dataset may carry a `moments` column (a JSON list of {"time": seconds, "text": ...,
+"category": optional}; in CSV a JSON string): the rows then have the `moments` column (times as written, the category
+or null) and their feedback is the moments rendered; a bad time (not a number, negative, past the take's videos) or
+category is an error naming the metadata file, line and value."""
 import json
 from pathlib import Path
 
@@ -25,7 +26,11 @@ def folder_with(root: Path, rows, fmt="jsonl") -> Path:
 
 
 MOMENTS = [{"time": 9.8, "text": "late  release"}, {"time": 2.5, "text": "good stance"}]
-EXPECTED = [{"time": 2.0, "text": "good stance"}, {"time": 9.0, "text": "late release"}]  # floored, in time order
+# times as written (the answer format floors them when it writes them), in time order, no category
+EXPECTED = [{"time": 2.5, "text": "good stance", "category": None},
+            {"time": 9.8, "text": "late release", "category": None}]
+MOMENT_FEATURE = {"time": datasets.Value("float64"), "text": datasets.Value("string"),
+                  "category": datasets.Value("string")}
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -35,11 +40,23 @@ def test_moments_become_the_column_and_the_feedback(tmp_path, fmt):
             take("t002", label="advanced", feedback="plain text, no moments"),
             take("t003", split="validation", moments=cell)]
     ds = load_multiview_folder(folder_with(tmp_path / "d", rows, fmt), "train")
-    assert ds.features["moments"].feature == {"time": datasets.Value("float64"), "text": datasets.Value("string")}
+    assert ds.features["moments"].feature == MOMENT_FEATURE  # the EgoExo4D builder's schema
     assert ds.features["proficiency"].names == LABELS
     assert ds["moments"] == [EXPECTED, []]
     assert ds["feedback"] == ["[0:02] good stance [0:09] late release", "plain text, no moments"]
     assert load_multiview_folder(tmp_path / "d", "validation")["moments"] == [EXPECTED]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_categorised_moments_keep_their_category_and_open_with_its_word(tmp_path, fmt):
+    moments = [{"time": 7.25, "text": "bend the knees", "category": "needs_improvement"},
+               {"time": 1.5, "text": "clean start", "category": "good_execution"}, {"time": 4, "text": "a remark"}]
+    rows = [take("t001", moments=moments if fmt == "jsonl" else json.dumps(moments))]
+    ds = load_multiview_folder(folder_with(tmp_path / "d", rows, fmt), "train")
+    assert ds["moments"] == [[{"time": 1.5, "text": "clean start", "category": "good_execution"},
+                              {"time": 4.0, "text": "a remark", "category": None},
+                              {"time": 7.25, "text": "bend the knees", "category": "needs_improvement"}]]
+    assert ds["feedback"] == ["[0:01] good: clean start [0:04] a remark [0:07] tip: bend the knees"]
 
 
 def test_a_folder_without_moments_keeps_its_schema(tmp_path):
@@ -64,6 +81,8 @@ def test_export_keeps_the_moments_column(tmp_path):
         ([{"time": 1}], "moment 0 is {'time': 1}; expected"),
         ({"time": 1, "text": "x"}, "moments is {'time': 1, 'text': 'x'}; expected a list"),
         ("[{'time': 1}]", "moments is not valid JSON"),
+        ([{"time": 1, "text": "x", "category": "great"}], "moment 0 has category 'great'; expected one of "
+                                                          r"\['good_execution', 'needs_improvement'\] or none"),
     ],
 )
 def test_bad_moments_name_file_line_and_value(tmp_path, moments, message):

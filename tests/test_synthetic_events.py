@@ -86,18 +86,42 @@ def test_every_expert_names_every_event_at_its_onset(tree):
                     assert ("clean" in text.lower()) == (event.kind == "clean"), text
 
 
-@pytest.mark.parametrize("source, prefixes", [("commentary", {"slip": "", "clean": ""}),
-                                              ("demonstration", {"slip": "tip: ", "clean": "good: "})])
-def test_moments_config_gives_the_event_times(tree, source, prefixes):
+@pytest.mark.parametrize("config, categories, words", [
+    ("demonstrator_moments", {"slip": None, "clean": None}, {"slip": "", "clean": ""}),
+    ("demonstration_moments", {"slip": "needs_improvement", "clean": "good_execution"},
+     {"slip": "tip: ", "clean": "good: "})])
+def test_moments_configs_give_the_event_times_and_kinds(tree, config, categories, words):
     rows = [r for split in ("train", "validation") for r in load_egoexo4d_proficiency(
-        tree, "demonstrator_moments", split, cache_dir=str(tree.parent / f"cache_{source}"), moments_source=source)]
+        tree, config, split, cache_dir=str(tree.parent / f"cache_{config}"))]
     assert rows
     for row in rows:
         _, events = events_of(row["take_uid"])
-        assert [m["time"] for m in row["moments"]] == [float(math.floor(e.time)) for e in events]
-        for moment, event in zip(row["moments"], events):
-            assert moment["text"].startswith(prefixes[event.kind])
-        assert row["feedback"].startswith(f"[0:0{math.floor(events[0].time)}] ")
+        assert [m["time"] for m in row["moments"]] == [e.time for e in events]  # at the onset, sub-second
+        assert [m["category"] for m in row["moments"]] == [categories[e.kind] for e in events]
+        assert row["feedback"].startswith(f"[0:0{math.floor(events[0].time)}] {words[events[0].kind]}")
+
+
+def test_the_demonstration_file_has_clean_repetitions_as_good_executions_and_slips_as_tips(tmp_path):
+    seconds, frames = 2.5, 75  # not a whole number of seconds: --seconds takes any length of one second or more
+    assert generator_main(["--output_dir", str(tmp_path / "d"), "--takes", "6", "--seed", "3", "--seconds",
+                           str(seconds), "--no_videos", "--events", "--quiet"]) == 0
+    plans = {p.take_uid: p for p in plan_takes(6, 3)}
+    kinds, fractions = set(), []
+    for split in ("train", "val"):
+        records = json.loads((tmp_path / "d" / "annotations" / f"proficiency_demonstration_{split}.json").read_text())
+        for record in records["annotations"]:
+            plan = plans[record["take_uid"]]
+            events = plan_events(plan.motion_seed, frames)
+            for key, kind in (("good_executions", "clean"), ("tips_for_improvement", "slip")):
+                expected = [e.time for e in events if e.kind == kind]
+                for expert in plan.experts:  # every expert names every event of its kind, at its onset
+                    assert [e["video_time"] for e in record[key] if e["expert_uid"] == expert] == expected
+                assert all(e["list"] and e["video_name"] == plan.take_name for e in record[key])
+                kinds |= {kind} if expected else set()
+            fractions += [e.time % 1 for e in events]
+            assert all(e.time + e.duration <= seconds + 1e-9 for e in events)
+    assert kinds == {"clean", "slip"}
+    assert any(f > 0 for f in fractions)  # sub-second times, not whole seconds
 
 
 def test_without_events_the_tree_has_none(tmp_path):

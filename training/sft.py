@@ -141,9 +141,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConf
     return script_args, training_args
 
 
-def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, labels: list[str], view_names: list[str]):
-    """(train rows, eval rows or None), checked against the checkpoint's `labels` and `view_names`. The local main process builds the
-    dataset first; the other ranks reuse its Arrow cache instead of rebuilding it under their feet."""
+def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, labels: list[str], view_names: list[str],
+                  time_decimals: int = 0):
+    """(train rows, eval rows or None), checked against the checkpoint's `labels` and `view_names`; moments are
+    written with the checkpoint's `time_decimals`. The local main process builds the dataset first; the other ranks
+    reuse its Arrow cache instead of rebuilding it under their feet."""
     from dataset_scripts.proficiency_data import available_splits
 
     splits = [script_args.train_split]
@@ -160,13 +162,14 @@ def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, label
     for split, dataset in loaded.items():  # labels first: a dataset of another label set is the likelier mistake
         label_names(dataset, labels)
         check_views(dataset, view_names, f"{script_args.data_dir} ({split})")
-    train = to_training_rows(loaded[script_args.train_split], labels, script_args.max_train_samples)
+    train = to_training_rows(loaded[script_args.train_split], labels, script_args.max_train_samples, time_decimals)
     if len(train) == 0:
         raise ValueError(f"{script_args.data_dir}: split '{script_args.train_split}' of config "
                          f"'{script_args.dataset_config}' has no rows to train on.")
     evaluation = None
     if len(splits) > 1:
-        evaluation = to_training_rows(loaded[script_args.eval_split], labels, script_args.max_eval_samples)
+        evaluation = to_training_rows(loaded[script_args.eval_split], labels, script_args.max_eval_samples,
+                                      time_decimals)
         if len(evaluation) == 0:
             logger.warning("Split '%s' is empty: no evaluation.", script_args.eval_split)
             evaluation = None
@@ -264,7 +267,8 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         use_cpu_training_attention(model)
     processor = ProfVLMProcessor.from_pretrained(base)
     labels = list(model.config.proficiency_labels)
-    train, evaluation = load_datasets(script_args, training_args, labels, list(model.config.view_names))
+    train, evaluation = load_datasets(script_args, training_args, labels, list(model.config.view_names),
+                                      model.config.time_decimals)
     features = None
     if script_args.features:
         features = load_feature_cache(script_args.features, model, processor, (train, evaluation))

@@ -3,6 +3,7 @@ from collections.abc import Sequence
 
 from datasets import Dataset
 
+from modeling_profvlm.profvlm_facts import check_time_decimals, format_moments
 from processing.text_format import build_messages
 
 # Columns a training row keeps; messages are built per batch in the collator (no nested Arrow structs).
@@ -49,14 +50,21 @@ def check_views(dataset: Dataset, view_names: Sequence[str], where: str) -> None
                          f"{list(view_names)}); build the checkpoint from this dataset (`profvlm init --data_dir DIR`).")
 
 
-def to_training_rows(dataset: Dataset, checkpoint_labels: Sequence[str], max_samples: int | None = None) -> Dataset:
-    """Keep what training needs: take_uid, scenario, views (names + paths), the label string and the feedback."""
+def to_training_rows(dataset: Dataset, checkpoint_labels: Sequence[str], max_samples: int | None = None,
+                     time_decimals: int = 0) -> Dataset:
+    """Keep what training needs: take_uid, scenario, views (names + paths), the label string and the feedback. A row
+    with moments gets them as its feedback in the checkpoint's time format (`time_decimals`, its config's: the data
+    keeps full-precision times and their categories, `format_moments` writes "[m:ss.d] good: ..."); with 0 that is
+    the feedback the dataset built."""
     names = label_names(dataset, checkpoint_labels)
+    decimals = check_time_decimals(time_decimals)
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
 
     def convert(row: dict) -> dict:
-        return {"label": names[row["proficiency"]], "feedback": (row.get("feedback") or "").strip()}
+        moments = row.get("moments")
+        feedback = format_moments(moments, decimals) if moments else (row.get("feedback") or "").strip()
+        return {"label": names[row["proficiency"]], "feedback": feedback}
 
     rows = dataset.map(convert, desc="SFT rows")
     return rows.select_columns(list(ROW_COLUMNS))
