@@ -5,7 +5,10 @@ Path (the same one `make demo` runs, with training/configs/cpu_demo.yaml): synth
 Targets (issue [training]): held-out label accuracy >= 0.90 (chance ~0.25-0.35) and feedback ROUGE-L >= 0.40,
 with <= 15 minutes of training on 2 CPU cores. With --moments (issue [moments]) the takes have timed events, the
 feedback is the experts' timed commentary as moments ("[0:02] ..."), the model has temporal tokens (default one per
-second) and the targets are label accuracy >= 0.90 and time-grounding F1 >= 0.70 within one token's length.
+second) and the targets are label accuracy >= 0.90 and time-grounding F1 >= 0.70 within one token's length. With
+--demonstration (issue [demonstration]) the same takes train on their demonstration-proficiency file instead: each
+moment a good execution or a tip ("[0:02.1] good: ...", config demonstration_moments) with times to the tenth
+(`--time_decimals`, default 1); it is evaluated like --moments for now.
 
     python benchmarks/bench_learnability.py [--output_dir benchmarks/results]
         [--tower random-tiny] [--takes 200] [--seeds 0 1 2 3 4] [--epochs N] [--learning_rate LR] [--work_dir DIR]
@@ -49,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="temporal tokens per take (default 1, the paper; with --moments one per second)")
     parser.add_argument("--moments", action="store_true",
                         help="timed events in the data, timed commentary as feedback, time grounding measured")
+    parser.add_argument("--demonstration", action="store_true",
+                        help="timed events in the data, the demonstration-proficiency file as feedback: categorised "
+                             "moments ('[0:02.1] good: ...', config demonstration_moments)")
+    parser.add_argument("--time_decimals", type=int, default=None,
+                        help="digits after the second in the checkpoint's times (default 1 with --demonstration, "
+                             "else 0: whole seconds)")
     parser.add_argument("--num_frames", type=int, default=None,
                         help="the random tower's frames (default: its preset's; N = 8 needs 8 with random-tiny)")
     parser.add_argument("--takes", type=int, default=200, help="synthetic takes, train and validation together")
@@ -63,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label_loss_weight", type=float, default=None,
                         help="weight of the label's tokens in the loss (default: cpu_demo.yaml's)")
     parser.add_argument("--time_loss_weight", type=float, default=None,
-                        help="weight of the [m:ss] markers' tokens in the loss (default: cpu_demo.yaml's)")
+                        help="weight of the [m:ss] markers' tokens (and category words) in the loss (default: "
+                             "cpu_demo.yaml's)")
     parser.add_argument("--max_new_tokens", type=int, default=96, help="generation length in evaluation")
     parser.add_argument("--max_feedback_words", type=int, default=None,
                         help="feedback targets cut to this many words (default: cpu_demo.yaml's value)")
@@ -72,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, sft_args = reject_renamed_flags(parser).parse_known_args(argv)
     if any(arg in ("--seed", "--output_dir", "--model", "--data_dir", "--features") for arg in sft_args):
         parser.error(f"{sft_args}: --seeds sets the seed, and the benchmark sets the training folders itself.")
+    if args.moments and args.demonstration:
+        parser.error("--moments and --demonstration train on different answers of the same takes; pass one.")
+    if args.time_decimals is None:
+        args.time_decimals = 1 if args.demonstration else 0
     args.sft_args = sft_args
     return args
 
@@ -88,25 +102,40 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def build_base(tower: str, out: Path, seed: int, temporal_tokens: int = 1, num_frames: int | None = None) -> Path:
+def build_base(tower: str, out: Path, seed: int, temporal_tokens: int = 1, num_frames: int | None = None,
+               time_decimals: int = 0) -> Path:
     """A base checkpoint with a random frozen tower and the real SmolLM2-135M-Instruct (converted offline)."""
     from profvlm.assemble import build_base_checkpoint
     from profvlm.assets import ensure_smollm2
 
     if (out / "config.json").is_file():
         return out
+    extra = {"time_decimals": time_decimals} if time_decimals else {}  # 0: the config's default, as before
     return build_base_checkpoint(tower, str(ensure_smollm2()), out, seed=seed, num_frames=num_frames,
-                                 temporal_tokens=temporal_tokens)
+                                 temporal_tokens=temporal_tokens, **extra)
+
+
+def timed_events(args: argparse.Namespace) -> bool:
+    """Whether the takes need timed events: both --moments and --demonstration answer with them."""
+    return args.moments or args.demonstration
+
+
+def dataset_config(args: argparse.Namespace) -> str:
+    """The builder config training reads: the answers the run learns."""
+    if args.demonstration:
+        return "demonstration_moments"
+    return "demonstrator_moments" if args.moments else "demonstrator_commentary"
 
 
 def make_data(args: argparse.Namespace, out: Path) -> Path:
-    """The synthetic tree (reused when it already exists); with --moments its takes have timed events."""
+    """The synthetic tree (reused when it already exists); with --moments or --demonstration its takes have timed
+    events (and the demonstration-proficiency files)."""
     from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d
 
     if (out / "takes.json").is_file():
         return out
     return generate_synthetic_egoexo4d(out, args.takes, seed=args.seed, size=args.size, seconds=args.seconds,
-                                       events=args.moments)
+                                       events=timed_events(args))
 
 
 def train(args: argparse.Namespace, base: Path, data: Path, cache: Path, out: Path) -> Path:
@@ -115,7 +144,7 @@ def train(args: argparse.Namespace, base: Path, data: Path, cache: Path, out: Pa
 
     argv = ["--config", str(REPO_ROOT / "training" / "configs" / "cpu_demo.yaml"), "--model", str(base),
             "--data_dir", str(data), "--features", str(cache), "--output_dir", str(out),
-            "--dataset_config", "demonstrator_moments" if args.moments else "demonstrator_commentary",
+            "--dataset_config", dataset_config(args),
             "--eval_strategy", "no", "--save_strategy", "no",
             "--max_steps", str(args.max_steps), "--max_feedback_words", str(args.max_feedback_words),
             "--logging_steps", "10", "--seed", str(args.seed), *args.sft_args]
@@ -147,39 +176,44 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
     from training.evaluate_profvlm import evaluate_checkpoint, load_checkpoint
 
     timings = {}
-    tree = f"data{'-events' if args.moments else ''}-seed{args.seed}"
+    tree = f"data{'-events' if timed_events(args) else ''}-seed{args.seed}"
     data, timings["generate_data_s"] = timed(make_data, args, work / tree)
     name = f"{args.tower}-f{args.num_frames or 'preset'}-n{args.temporal_tokens}"
-    base, timings["build_base_s"] = timed(build_base, args.tower, work / f"base-{name}-seed{args.seed}", args.seed,
-                                          args.temporal_tokens, args.num_frames)
+    digits = f"-d{args.time_decimals}" if args.time_decimals else ""  # the tower's features do not depend on it
+    base, timings["build_base_s"] = timed(build_base, args.tower, work / f"base-{name}{digits}-seed{args.seed}",
+                                          args.seed, args.temporal_tokens, args.num_frames, args.time_decimals)
     cache = work / f"features-{name}-{tree}"  # each tree has its own videos
     _, timings["extract_features_s"] = timed(extract_features.main,
                                              ["--model", str(base), "--data_dir", str(data), "--output_dir", str(cache)])
-    name += "-moments" if args.moments else ""
+    name += digits + ("-moments" if args.moments else "-demonstration" if args.demonstration else "")
     out = work / f"sft-{name}-seed{args.seed}"
     final, timings["training_s"] = timed(train, args, base, data, cache, out)
     bin_seconds = round(args.seconds / args.temporal_tokens, 3)  # one temporal token's length: the finest tolerance
     model, processor = load_checkpoint(final)
+    # --demonstration is evaluated like --moments for now: the synthetic experts' commentary names the same events at
+    # the same onsets, so label accuracy and time grounding hold; the demonstration task's own metric comes later.
+    timed_answer = timed_events(args)
     metrics, timings["evaluation_s"] = timed(evaluate_checkpoint, model, processor, data, "validation",
                                              work / f"eval-{name}-seed{args.seed}",
                                              features=cache, max_new_tokens=args.max_new_tokens,
-                                             max_feedback_words=args.max_feedback_words, moments=args.moments,
-                                             **({"time_tolerances": (bin_seconds, 2.0, 5.0)} if args.moments else {}))
+                                             max_feedback_words=args.max_feedback_words, moments=timed_answer,
+                                             **({"time_tolerances": (bin_seconds, 2.0, 5.0)} if timed_answer else {}))
     measured = {"accuracy": metrics["accuracy"], "rouge_l": metrics["feedback"]["rouge_l"],
                 "training_seconds": timings["training_s"], "training_steps": trained_steps(out)}
-    if args.moments:
+    if timed_answer:
         from training.time_grounding import tolerance_key
 
         measured["time_grounding_f1"] = metrics["time_grounding"]["overall"][tolerance_key(bin_seconds)]["f1"]
         measured["time_grounding_tolerance_s"] = bin_seconds
-    targets = MOMENTS_TARGETS if args.moments else TARGETS
+    targets = MOMENTS_TARGETS if timed_answer else TARGETS
     passed = {key: (measured[key] or 0.0) >= target if key != "training_seconds" else measured[key] <= target
               for key, target in targets.items()}
     return {"seed": args.seed, "data": split_counts(data), "timings_s": {k: round(v, 1) for k, v in timings.items()},
             "cpu_seconds": {k: round(v, 1) for k, v in CPU_SECONDS.items()}, "measured": measured, "passed": passed,
             "all_passed": all(passed.values()), "metrics": metrics,
             "settings": {"frames": processor.num_frames, "image_size": processor.image_size,
-                         "temporal_tokens": model.config.temporal_tokens}}
+                         "temporal_tokens": model.config.temporal_tokens,
+                         "time_decimals": model.config.time_decimals}}
 
 
 def trained_steps(out: Path) -> int | None:
@@ -209,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     args = parse_args(argv)
     if args.temporal_tokens is None:  # with moments, one token per second of the take (4 for the 4-second takes)
-        args.temporal_tokens = max(1, round(args.seconds)) if args.moments else 1
+        args.temporal_tokens = max(1, round(args.seconds)) if timed_events(args) else 1
     if args.max_feedback_words is None:
         from dataset_scripts.egoexo4d_proficiency import DEFAULT_MAX_FEEDBACK_WORDS
         from profvlm.demo import sft_config_value
@@ -219,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_learnability_"))
     work.mkdir(parents=True, exist_ok=True)
-    targets = MOMENTS_TARGETS if args.moments else TARGETS
+    targets = MOMENTS_TARGETS if timed_events(args) else TARGETS
     machine = {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "platform": platform.platform()}
     runs = []

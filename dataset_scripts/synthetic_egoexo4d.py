@@ -244,7 +244,8 @@ def _dump_json(path: Path, obj) -> None:
 def demonstration_record(plan: TakePlan, events: list[TakeEvent], num_frames: int) -> dict:
     """The take's `proficiency_demonstration_{split}.json` record (docs.ego-exo4d-data.org, proficiency benchmark):
     the demonstrator record plus, from every expert, `good_executions` at the clean repetitions and
-    `tips_for_improvement` at the slips, each at the event's onset."""
+    `tips_for_improvement` at the slips, each at the event's onset in seconds as planned (a fraction of a second
+    after a whole one, like the real file's float `video_time`): config `demonstration_moments` reads them."""
     motion = simulate_motion(plan.level, plan.scenario, num_frames, plan.motion_seed)
     good, tips = [], []
     for k, expert in enumerate(plan.experts):
@@ -416,7 +417,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--events", action="store_true",
                         help="timed events: performers slip or make a clean repetition at random seconds, seen by 2-3 "
                              "cameras (a background flash) and named with their times in the commentary (for "
-                             "--dataset_config demonstrator_moments)")
+                             "--dataset_config demonstrator_moments) and in proficiency_demonstration_<split>.json "
+                             "(clean repetitions as good_executions, slips as tips_for_improvement, at their "
+                             "sub-second onsets; --dataset_config demonstration_moments)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser

@@ -11,7 +11,9 @@ so a large colour change is what survives its per-time-step features (tests/test
 measures it). An event starts within `ONSET_JITTER` s after a whole second k and lasts `EVENT_SECONDS`, so it covers
 [k + 0.2, k + 0.8] whatever the jitter: the frames a uniform sampler takes at k + 0.25, k + 0.5 and k + 0.75 (4 or 8
 frames over a take of whole seconds) show it, and the second the answer names (times are floored, "[0:0k]") is the
-second whose temporal tokens show the flash.
+second whose temporal tokens show the flash. The onset itself keeps its fraction (k + 0.000 .. k + 0.199, to the
+millisecond) in the commentary and the demonstration-proficiency file, as real annotations do, so a checkpoint with
+`time_decimals` 1 names it to the tenth ("[0:0k.0]" or "[0:0k.1]").
 """
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ class ProfVLMArguments:
     )
     time_loss_weight: float = field(
         default=1.0,
-        metadata={"help": "Weight of the tokens of the answer's `[m:ss]` moment markers in the loss (moments data). "
+        metadata={"help": "Weight of the tokens of the answer's `[m:ss]` moment markers, with a moment's category "
+                          "word (`good:` / `tip:`) when it has one, in the loss (moments data). "
                           "With the label weighted up, the times get a smaller share of the gradient; > 1 gives "
                           "them more."},
     )
