@@ -214,7 +214,8 @@ def test_evaluating_a_folder_with_moments_end_to_end(tiny_text_dir, tmp_path, on
     assert metrics["time_grounding"]["tolerances"] == [1.0, 3.0]
     lines = [line for line in read_predictions(out / "predictions.jsonl") if "reference_moments" in line]
     assert len(lines) == 3  # the validation takes' all-views lines
-    assert all(line["reference_moments"] == [[m(0.0, f"remark on {line['take_uid']}")]] for line in lines)
+    # the references as annotated (0.1 s, no category); the predictions are whole seconds
+    assert all(line["reference_moments"] == [[m(0.1, f"remark on {line['take_uid']}")]] for line in lines)
     assert metrics["time_grounding"]["overall"]["1"]["num_reference"] == 3
     written = json.loads((out / "metrics.json").read_text())
     assert written["time_grounding"] == metrics_from_predictions(out / "predictions.jsonl", FOLDER_LABELS,

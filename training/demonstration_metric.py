@@ -15,11 +15,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-# TODO(owner): import from profvlm_facts once it owns them
-# (profvlm_facts.MOMENT_CATEGORIES, being added there, uncommitted when this was written; same names, same order)
-CATEGORIES = ("good_execution", "needs_improvement")
-# The demonstration-proficiency file's entry lists and the category each one's points are.
-CATEGORY_OF_KEY = {"good_executions": "good_execution", "tips_for_improvement": "needs_improvement"}
+from dataset_scripts.egoexo4d_proficiency import DEMONSTRATION_CATEGORIES as CATEGORY_OF_KEY
+from modeling_profvlm.profvlm_facts import MOMENT_CATEGORIES as CATEGORIES
+
 DEFAULT_THRESHOLDS = (0.25, 0.5, 1.0)
 # The `version` an output file carries (the writer, profvlm/demonstration_file.py, can import it from here).
 DEMONSTRATION_FILE_VERSION = 1

@@ -35,6 +35,7 @@ from training.evaluation_metrics import (  # noqa: E402
     ordinal_metrics,
     reliability_bins,
 )
+from modeling_profvlm.profvlm_facts import normalize_moments  # noqa: E402
 from training.demonstration_metric import (  # noqa: E402
     demonstration_map,
     demonstration_references,
@@ -72,8 +73,8 @@ def prediction_rows(preds: TakePredictions, labels: tuple[str, ...],
     references, reference_moments = {}, {}
     for row in commentary_rows or []:
         references.setdefault(row["take_uid"], []).append(row["feedback"])
-        if "moments" in row:
-            reference_moments.setdefault(row["take_uid"], []).append(row["moments"])
+        if "moments" in row:  # as annotated: full-precision times, a category only where the source has one
+            reference_moments.setdefault(row["take_uid"], []).append(normalize_moments(row["moments"], decimals=None))
     with_moments = any("moments" in row for row in commentary_rows or [])
     lines = []
     for i, uid in enumerate(preds.take_uids):
