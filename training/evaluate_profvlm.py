@@ -296,7 +296,7 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
                         device: str | None = None, dtype: str | None = None, views: list[str] | None = None,
                         moments: bool = False,
                         time_tolerances: tuple[float, ...] = DEFAULT_TIME_TOLERANCES,
-                        moments_source: str | None = None) -> dict:
+                        demonstration: bool = False) -> dict:
     """Run the whole evaluation, write metrics.json (with `provenance`), predictions.jsonl and the PNGs; returns
     the metrics. Reference feedback is cut to `max_feedback_words` when given, else to the checkpoint's training
     value (config.max_feedback_words), else to the builder default. `moments`: the references are timed moments
@@ -311,10 +311,11 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     label_rows = load_rows(data_dir, "demonstrator", split, labels, views=view_names)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
-    feedback_config = "demonstrator_moments" if moments else "demonstrator_commentary"
-    source = {"moments_source": moments_source} if moments_source else {}
+    feedback_config = ("demonstration_moments" if demonstration else "demonstrator_moments" if moments
+                       else "demonstrator_commentary")
+    moments = moments or demonstration
     commentary_rows = [r for r in load_rows(data_dir, feedback_config, split, labels, views=view_names,
-                                            max_feedback_words=words, **source) if r["feedback"]]
+                                            max_feedback_words=words) if r["feedback"]]
     if moments and not any(r.get("moments") for r in commentary_rows):
         raise ValueError(f"{data_dir}: --moments, but no {split} take has reference moments (EgoExo4D: timed expert "
                          f"commentary; a folder: a moments column).")
@@ -385,9 +386,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time_tolerances", nargs="+", type=float, default=list(DEFAULT_TIME_TOLERANCES),
                         metavar="SECONDS", help="time_grounding's tolerances: a predicted moment matches a reference "
                         "one at most this many seconds away")
-    parser.add_argument("--moments_source", default=None, choices=["commentary", "demonstration"],
-                        help="with --moments on EgoExo4D: the reference moments come from the expert commentary "
-                             "(default) or the demonstration-proficiency file (categorised: scored by mAP too)")
+    parser.add_argument("--demonstration", action="store_true",
+                        help="EgoExo4D: the references are the demonstration-proficiency file's timed good executions "
+                             "and tips (config demonstration_moments), scored by mAP at 0.25/0.5/1 s and by "
+                             "time_grounding")
     parser.add_argument("--demonstration_json", metavar="FILE",
                         help="score this demonstration-proficiency file (from `profvlm predict --demonstration_json` "
                              "or any other system) against --data_dir's split, by mAP at 0.25/0.5/1 s; no model runs")
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   args.bertscore_model, args.max_new_tokens, args.batch_size, args.max_feedback_words,
                                   model_dir=args.model, device=args.device, dtype=args.dtype, views=args.views,
                                   moments=args.moments, time_tolerances=tuple(args.time_tolerances),
-                                  moments_source=args.moments_source)
+                                  demonstration=args.demonstration)
     keys = ("accuracy", "macro_f1", "mean_absolute_error", "within_one_accuracy", "quadratic_weighted_kappa",
             "expected_calibration_error", "generation_label_accuracy", "num_samples")
     print(json.dumps({**{k: metrics[k] for k in keys}, "per_view_setting": metrics["per_view_setting"],
