@@ -225,6 +225,7 @@ TABLES = {
     "cpu_attention_layer": ("cpu_attention_layer.json", render_record),
     "avx2_recipes": ("learnability_avx2_recipes.json", render_record),
     "learnability": ("bench_learnability.json", render_learnability),
+    "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "avx2_findings": ("avx2_findings.json", render_record),
     "paper_comparison": ("paper_comparison.json", render_record),
     "avx2_dev_machine": ("avx2_dev_machine.json", render_record),
