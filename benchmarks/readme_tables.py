@@ -214,6 +214,46 @@ def render_batch_predict(report: dict) -> list[str]:
 
 
 # Every generated table: its name in the README markers -> (its JSON file under benchmarks/results/, its renderer).
+def render_demonstration(report: dict) -> list[str]:
+    """bench_learnability.py --demonstration's report: per seed and time digits, accuracy, mAP per threshold, time."""
+    settings, machine, targets = report.get("settings", {}), report.get("machine", {}), report.get("targets", {})
+    extra = [f"{machine['torch_threads']} torch threads"] if machine.get("torch_threads") else []
+    extra += [report["date"]] if report.get("date") else []
+    caption = (f"`bench_learnability.py --demonstration`, {settings.get('takes', '?')} synthetic takes with timed "
+               f"events, {settings.get('recipe', 'training/configs/cpu_demo.yaml')}; "
+               f"{describe_machine(machine.get('cpu_kind', {}), extra)}. Targets: held-out accuracy >= "
+               f"{targets.get('accuracy', 0):.0%}, mAP@1.0 >= {targets.get('demonstration_map_1.0', '?')}.")
+
+    def cell(value, show="{:.3f}"):
+        return "—" if value is None else show.format(value)
+
+    rows = []
+    for run in report["runs"]:
+        m = run["measured"]
+        rows.append([str(run["seed"]), str(run.get("time_decimals", 0)), cell(m.get("accuracy"), "{:.1%}"),
+                     *(cell(m.get(f"demonstration_map_{k}")) for k in ("0.25", "0.5", "1.0")),
+                     cell(m.get("time_grounding_f1")), seconds_and_steps(m)])
+    columns = ["seed", "time digits", "held-out accuracy", "mAP@0.25", "mAP@0.5", "mAP@1.0", "moments F1 within 1 s",
+               "training"]
+    return [caption, "", *markdown_table(columns, rows)]
+
+
+def render_answer_path_ab(report: dict) -> list[str]:
+    """bench_answer_path_ab.py's report: the medians of the two trees and after/before per measurement."""
+    setup = report["setup"]
+    caption = (f"`bench_answer_path_ab.py`: {setup['before'][:7]} (before) against {setup['after'][:7]} (after), "
+               f"{setup['rounds']} alternating rounds, {setup['batch_takes']} takes in the batch tree; "
+               f"{describe_machine(setup.get('cpu_kind', {}), [str(setup.get('threads')) + ' threads'])}. "
+               f"Target: after/before <= {report['target_ratio']}.")
+    names = {"inference_total_s": "one take end to end, 64 new tokens (pipeline)",
+             "inference_classification_s": "one take, classification only (pipeline)",
+             "batch_classification_s": "`profvlm predict --data_dir`, classification only (load included)",
+             "batch_feedback_s": "`profvlm predict --data_dir`, with feedback (load included)"}
+    rows = [[names.get(k, k), f"{report['medians_s']['before'][k]:.2f}", f"{report['medians_s']['after'][k]:.2f}",
+             f"{ratio:.3f}"] for k, ratio in report["after_over_before"].items()]
+    return [caption, "", *markdown_table(["measurement (median seconds)", "before", "after", "after / before"], rows)]
+
+
 TABLES = {
     "make_commands": ("make_commands.json", render_record),
     "sft_step": ("bench_sft_step.json", render_sft_step),

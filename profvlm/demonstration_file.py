@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from modeling_profvlm.answer import ProfVLMAnswer
-from training.demonstration_metric import DEMONSTRATION_FILE_VERSION
+from training.demonstration_metric import DEMONSTRATION_FILE_VERSION, check_takes
 
 
 def demonstration_entries(line: dict) -> list[dict]:
@@ -23,6 +23,7 @@ def write_demonstration_file(path: str | os.PathLike, lines: list[dict], take_ui
     (takes with no entry), "unpredicted" (listed takes without a prediction line: unreadable)}."""
     by_uid = {line["take_uid"]: line for line in lines}
     takes = {uid: demonstration_entries(by_uid[uid]) if uid in by_uid else [] for uid in take_uids}
+    check_takes(takes, str(path), with_probability=True)  # what the scorer demands: a probability in (0, 1], ...
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -30,6 +30,15 @@ def test_every_listed_take_is_in_the_file_with_its_categorised_moments(tmp_path)
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
+def test_a_probability_outside_zero_one_is_refused_before_writing(tmp_path):
+    import pytest
+
+    bad = [line("a", [{"time": 1.0, "text": "x", "category": "good_execution", "probability": 0.0, "camera": None}])]
+    with pytest.raises(ValueError, match="probability"):
+        write_demonstration_file(tmp_path / "demo.json", bad, ["a"])
+    assert not (tmp_path / "demo.json").exists()
+
+
 def test_probability_of_a_span_is_the_product_over_the_tokens_that_wrote_it():
     # tokens: "[0" "0:" "01] " "good" ": slip"  (ends 2, 4, 8, 12, 18)
     generated = GeneratedText("[00:01] good: slip", [-0.1, -0.2, -0.3, -0.4, -0.5], [2, 4, 8, 12, 18])
