@@ -243,12 +243,14 @@ def _dump_json(path: Path, obj) -> None:
 
 def demonstration_record(plan: TakePlan, events: list[TakeEvent], num_frames: int) -> dict:
     """The take's `proficiency_demonstration_{split}.json` record (docs.ego-exo4d-data.org, proficiency benchmark):
-    the demonstrator record plus, from every expert, `good_executions` at the clean repetitions and
+    the demonstrator record plus, from the take's first expert, `good_executions` at the clean repetitions and
     `tips_for_improvement` at the slips, each at the event's onset in seconds as planned (a fraction of a second
-    after a whole one, like the real file's float `video_time`): config `demonstration_moments` reads them."""
+    after a whole one, like the real file's float `video_time`): config `demonstration_moments` reads them. One
+    expert marks every event: the task's metric counts every expert's point as a reference, and several synthetic
+    experts would all mark the same instants, which no single answer could match more than once."""
     motion = simulate_motion(plan.level, plan.scenario, num_frames, plan.motion_seed)
     good, tips = [], []
-    for k, expert in enumerate(plan.experts):
+    for k, expert in enumerate(plan.experts[:1]):
         for j, event in enumerate(events):
             entry = {"video_time": event.time, "list": [event_remark(event, plan.scenario, motion, k + j)],
                      "expert_uid": expert, "video_name": plan.take_name}

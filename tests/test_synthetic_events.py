@@ -114,8 +114,11 @@ def test_the_demonstration_file_has_clean_repetitions_as_good_executions_and_sli
             events = plan_events(plan.motion_seed, frames)
             for key, kind in (("good_executions", "clean"), ("tips_for_improvement", "slip")):
                 expected = [e.time for e in events if e.kind == kind]
-                for expert in plan.experts:  # every expert names every event of its kind, at its onset
-                    assert [e["video_time"] for e in record[key] if e["expert_uid"] == expert] == expected
+                # the first expert names every event of its kind, at its onset; the others none (the metric counts
+                # every expert's point, and identical points from several experts could never all be matched)
+                for i, expert in enumerate(plan.experts):
+                    named = [e["video_time"] for e in record[key] if e["expert_uid"] == expert]
+                    assert named == (expected if i == 0 else []), (expert, named)
                 assert all(e["list"] and e["video_name"] == plan.take_name for e in record[key])
                 kinds |= {kind} if expected else set()
             fractions += [e.time % 1 for e in events]
