@@ -6,7 +6,15 @@ from pathlib import Path
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .profvlm_facts import PROFICIENCY_LABELS, VIDEO_TOKEN, VIEW_NAMES, check_label_list, check_time_decimals
+from .profvlm_facts import (
+    DEFAULT_MAX_CLIPS,
+    PROFICIENCY_LABELS,
+    VIDEO_TOKEN,
+    VIEW_NAMES,
+    check_clip_options,
+    check_label_list,
+    check_time_decimals,
+)
 from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_family, tower_num_frames
 
 # SmolLM2-135M-Instruct (HF config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
@@ -59,6 +67,14 @@ class ProfVLMConfig(PreTrainedConfig):
     # moments, `profvlm_facts.format_timestamp`): 0 is whole seconds, `[m:ss]` (config.json files from before this key
     # mean 0); 1 gives `[m:ss.d]`, for moments located to a fraction of a second (the demonstration task).
     time_decimals: int = 0
+    # Clips over the whole take. None (the default, the paper): each view is ONE clip of the tower's T frames spread
+    # over the whole take. S seconds: each view is covered by K = ceil(duration / S) windows of S seconds laid end to
+    # end from 0 to the take's end (the last one shorter), each giving one clip of T frames spread over it by
+    # presentation time; a view's features are then (K x temporal_tokens, D) in time order and the prompt states
+    # each token's time. A take needing more than `max_clips` windows gets `max_clips` equal ones instead (its
+    # metadata says so: `clips_capped`). config.json files from before these keys mean None / DEFAULT_MAX_CLIPS.
+    clip_seconds: float | None = None
+    max_clips: int = DEFAULT_MAX_CLIPS
     # The tower's input normalisation (3 values each, RGB): `profvlm init` stores the tower's own (its Hub repo's
     # preprocessor config, else its family's default). None: not recorded (config.json files from before these
     # keys), which means the tower family's default (`tower_adapter.TOWER_FAMILIES`).
@@ -112,6 +128,7 @@ class ProfVLMConfig(PreTrainedConfig):
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
         check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
         self.time_decimals = check_time_decimals(self.time_decimals, "ProfVLMConfig.time_decimals")
+        self.clip_seconds, self.max_clips = check_clip_options(self.clip_seconds, self.max_clips, "ProfVLMConfig")
         self.image_mean, self.image_std = _check_normalisation(self.image_mean, self.image_std)
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
@@ -127,8 +144,14 @@ class ProfVLMConfig(PreTrainedConfig):
 
     @property
     def num_tokens_per_take(self) -> int:
-        """Language-model tokens one take becomes: temporal_tokens x num_video_tokens."""
+        """Language-model tokens one clip of a take becomes: temporal_tokens x num_video_tokens (the whole take with
+        `clip_seconds` unset; K clips make K times as many)."""
         return self.temporal_tokens * self.num_video_tokens
+
+    @property
+    def states_token_times(self) -> bool:
+        """Whether the prompt states each video token's time: with N > 1 temporal tokens or clips over the take."""
+        return self.temporal_tokens > 1 or self.clip_seconds is not None
 
     @property
     def tower_normalisation(self) -> tuple[list[float], list[float]]:

@@ -38,6 +38,25 @@ def check_time_decimals(decimals, where: str = "time_decimals") -> int:
     return int(decimals)
 
 
+# Clips over the whole take (`ProfVLMConfig.clip_seconds` / `max_clips`): at most this many clips per view unless the
+# checkpoint says otherwise (a 4-minute take at 4 s per clip).
+DEFAULT_MAX_CLIPS = 64
+
+
+def check_clip_options(clip_seconds, max_clips, where: str = "ProfVLMConfig") -> tuple[float | None, int]:
+    """(clip_seconds as a float or None, max_clips as an int) if clip_seconds is None or a finite number of seconds
+    > 0 and max_clips a whole number >= 1; else a one-line ValueError naming `where` and the value."""
+    if clip_seconds is not None:
+        if (isinstance(clip_seconds, bool) or not isinstance(clip_seconds, numbers.Real)
+                or not math.isfinite(clip_seconds) or clip_seconds <= 0):
+            raise ValueError(f"{where}: clip_seconds is {clip_seconds!r}; expected a number of seconds > 0, or None "
+                             "(one clip over the whole take, the paper).")
+        clip_seconds = float(clip_seconds)
+    if isinstance(max_clips, bool) or not isinstance(max_clips, numbers.Integral) or max_clips < 1:
+        raise ValueError(f"{where}: max_clips is {max_clips!r}; expected a whole number >= 1.")
+    return clip_seconds, int(max_clips)
+
+
 def _check_seconds(seconds) -> float:
     # numbers.Real so numpy scalars pass; bool is an int but never a time
     if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
@@ -269,6 +288,8 @@ __all__ = [
     "MOMENT_CATEGORIES",
     "CATEGORY_WORDS",
     "check_time_decimals",
+    "DEFAULT_MAX_CLIPS",
+    "check_clip_options",
     "floor_time",
     "format_timestamp",
     "parse_timestamp",

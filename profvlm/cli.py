@@ -44,6 +44,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
         # before any weights load: a bad value fails at once, in one line
         overrides["time_decimals"] = check_time_decimals(args.time_decimals, "--time_decimals")
+    if args.clip_seconds is not None or args.max_clips is not None:
+        from modeling_profvlm.profvlm_facts import DEFAULT_MAX_CLIPS, check_clip_options
+
+        if args.clip_seconds is None:
+            raise ValueError(f"--max_clips {args.max_clips} needs --clip_seconds: without it each view is one clip "
+                             "over the whole take.")
+        max_clips = DEFAULT_MAX_CLIPS if args.max_clips is None else args.max_clips
+        overrides["clip_seconds"], overrides["max_clips"] = check_clip_options(args.clip_seconds, max_clips, "profvlm init")
     out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, num_frames=args.num_frames,
                                 **overrides)
     print(f"Base ProfVLM checkpoint written to {out}")
@@ -53,6 +61,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  {overrides['temporal_tokens']} temporal tokens per take")
     if "time_decimals" in overrides:
         print(f"  times written with {overrides['time_decimals']} decimal(s) of a second")
+    if "clip_seconds" in overrides:
+        print(f"  one clip per {overrides['clip_seconds']:g} s of a take, at most {overrides['max_clips']} per view")
     return 0
 
 
@@ -108,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time_decimals", type=int, default=0,
                    help="digits after the second in the times the model reads and writes (0-3; default 0: whole "
                         "seconds, [m:ss]; 1: [m:ss.d], for moments located to a tenth of a second)")
+    p.add_argument("--clip_seconds", type=float, default=None,
+                   help="cover each view with clips of this many seconds laid end to end over the whole take, one clip "
+                        "of the tower's frames each (default: one clip over the whole take, the paper)")
+    p.add_argument("--max_clips", type=int, default=None,
+                   help="most clips per view with --clip_seconds (default 64); a longer take gets this many equal "
+                        "clips")
     p.add_argument("--data_dir", help="adopt this dataset's views and ordered labels (an EgoExo4D root or a "
                                       "multi-view folder with labels.json); default: EgoExo4D's 5 views and 4 levels")
     p.add_argument("--views", nargs="+", help="keep only these views (of --data_dir, or of EgoExo4D without it)")
