@@ -138,14 +138,86 @@ def sample_frame_indices(
         return fn(num_frames, num_samples, **extra, **options)
     _check(num_frames, num_samples)
     _check_times(times, num_frames, duration)
-    slots = max(1, math.ceil(duration * SLOTS_PER_SECOND))
-    extra = {k: v for k, v in {"fps": float(SLOTS_PER_SECOND), "seed": seed}.items() if k in accepted}
-    if "stride" in accepted:  # a stride counts frames: in slots, that many average frame intervals
-        stride = options.get("stride", accepted["stride"].default)
-        options = {**options, "stride": max(1, round(stride * SLOTS_PER_SECOND / fps))}
-    chosen = fn(slots, num_samples, **extra, **options).indices
+    chosen = _sample_slots(fn, duration, num_samples, fps, seed, options)
     # A slot's frame is the last one shown at or before the slot's time (the nanosecond guards float rounding).
     indices = tuple(max(bisect.bisect_right(times, k / SLOTS_PER_SECOND + 1e-9) - 1, 0) for k in chosen)
+    return SampledIndices(indices, num_frames, sampler)
+
+
+def _sample_slots(fn: Callable[..., SampledIndices], seconds: float, num_samples: int, fps: float, seed: int | None,
+                  options: dict) -> tuple[int, ...]:
+    """The sampler `fn` run on the SLOTS_PER_SECOND grid of `seconds`: the chosen slots (k is k / SLOTS_PER_SECOND
+    seconds from the start). A stride counts frames: in slots, that many average frame intervals (1 / fps)."""
+    accepted = inspect.signature(fn).parameters
+    slots = max(1, math.ceil(seconds * SLOTS_PER_SECOND))
+    extra = {k: v for k, v in {"fps": float(SLOTS_PER_SECOND), "seed": seed}.items() if k in accepted}
+    if "stride" in accepted:
+        stride = options.get("stride", accepted["stride"].default)
+        options = {**options, "stride": max(1, round(stride * SLOTS_PER_SECOND / fps))}
+    return fn(slots, num_samples, **extra, **options).indices
+
+
+def clip_windows(duration: float, clip_seconds: float, max_clips: int) -> list[tuple[float, float]]:
+    """The windows (start, end) in seconds that cover a take of `duration` seconds with clips of `clip_seconds`
+    (`ProfVLMConfig.clip_seconds`): K = ceil(duration / clip_seconds) windows laid end to end from 0, the last one
+    ending at the take's end; when K > `max_clips`, `max_clips` equal windows over the whole take instead
+    (`clips_capped` says which). A take of no known length (duration <= 0) is one window of `clip_seconds`."""
+    if not clip_seconds > 0 or max_clips < 1:
+        raise ValueError(f"clip windows need clip_seconds > 0 and max_clips >= 1, got {clip_seconds} and {max_clips}.")
+    if not duration > 0:
+        return [(0.0, float(clip_seconds))]
+    if clips_capped(duration, clip_seconds, max_clips):
+        step = duration / max_clips
+        return [(k * step, (k + 1) * step) for k in range(max_clips)]
+    count = _clip_count(duration, clip_seconds)
+    return [(k * clip_seconds, min((k + 1) * clip_seconds, duration)) for k in range(count)]
+
+
+def _clip_count(duration: float, clip_seconds: float) -> int:
+    # The tolerance keeps 120 s / 4 s at 30 windows when floating point says 30.000000000000004.
+    return max(1, math.ceil(duration / clip_seconds - 1e-9))
+
+
+def clips_capped(duration: float, clip_seconds: float, max_clips: int) -> bool:
+    """Whether a take of `duration` seconds needs more than `max_clips` windows of `clip_seconds` (`clip_windows` then
+    lays `max_clips` equal, longer windows)."""
+    return duration > 0 and _clip_count(duration, clip_seconds) > max_clips
+
+
+def sample_window_indices(
+    sampler: str,
+    window: tuple[float, float],
+    num_samples: int = 8,
+    *,
+    num_frames: int,
+    fps: float = 30.0,
+    seed: int | None = None,
+    times: Sequence[float] | None = None,
+    **options,
+) -> SampledIndices:
+    """The T frames of one clip: the window (start, end) of a take, in seconds, sampled by presentation time. The sampler
+    named `sampler` runs on the window's millisecond slots (as `sample_frame_indices` runs a variable-rate take's) and
+    each chosen slot becomes the frame on screen at its time: the last frame shown at or before it, from the file's
+    frame `times` (seconds from the first frame) when given, else index / `fps`. Indices are into the take's
+    `num_frames` frames; a window past the last frame repeats it."""
+    if sampler not in FRAME_SAMPLERS:
+        raise ValueError(f"unknown frame sampler '{sampler}'; expected one of {sorted(FRAME_SAMPLERS)}.")
+    fn = FRAME_SAMPLERS[sampler]
+    unknown = set(options) - set(inspect.signature(fn).parameters)
+    if unknown:
+        raise ValueError(f"frame sampler '{sampler}' got unknown options {sorted(unknown)}.")
+    _check(num_frames, num_samples)
+    start, end = float(window[0]), float(window[1])
+    if not (math.isfinite(start) and end > start >= 0) or fps <= 0:
+        raise ValueError(f"a clip window needs 0 <= start < end and fps > 0, got {window} and fps {fps}.")
+    if times is not None and len(times) != num_frames:
+        raise ValueError(f"sampling by time needs one time per frame ({num_frames}), got {len(times)} times.")
+    chosen = _sample_slots(fn, end - start, num_samples, fps, seed, options)
+    moments = [start + k / SLOTS_PER_SECOND + 1e-9 for k in chosen]  # the nanosecond guards float rounding
+    if times is not None:
+        indices = tuple(max(bisect.bisect_right(times, t) - 1, 0) for t in moments)
+    else:
+        indices = tuple(min(int(math.floor(t * fps)), num_frames - 1) for t in moments)
     return SampledIndices(indices, num_frames, sampler)
 
 
@@ -181,5 +253,8 @@ __all__ = [
     "sample_random_window_indices",
     "sample_segment_indices",
     "sample_frame_indices",
+    "clip_windows",
+    "clips_capped",
+    "sample_window_indices",
     "snap_to_keyframes",
 ]
