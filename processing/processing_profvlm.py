@@ -12,9 +12,16 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig
-from modeling_profvlm.profvlm_facts import VIDEO_TOKEN, VIEW_NAMES, check_time_decimals, parse_feedback_continuation
+from modeling_profvlm.profvlm_facts import (
+    DEFAULT_MAX_CLIPS,
+    VIDEO_TOKEN,
+    VIEW_NAMES,
+    check_clip_options,
+    check_time_decimals,
+    parse_feedback_continuation,
+)
 from modeling_profvlm.take_inputs import split_takes, take_views
-from processing.frame_sampling import FRAME_SAMPLERS, sample_frame_indices, snap_to_keyframes
+from processing.frame_sampling import FRAME_SAMPLERS, clip_windows, clips_capped, sample_frame_indices, snap_to_keyframes
 from modeling_profvlm.tower_adapter import (
     TOWER_FAMILIES,
     frames_per_time_step,
@@ -24,6 +31,7 @@ from modeling_profvlm.tower_adapter import (
     token_start_frames,
 )
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
+from processing.take_clips import probe_view, read_view_clips
 from processing.video_io import DEFAULT_FPS, frames_to_rgb, keyframes_near, probe_video, read_frames_with_times
 
 # A processor built by hand without a normalisation gets the paper's tower's (TimeSformer checkpoints use 0.45/0.225,
@@ -34,7 +42,7 @@ TIMESFORMER_STD = TOWER_FAMILIES["timesformer"].image_std
 # The processor's settings that are facts of its model (`model_facts`): a checkpoint's processor_config.json must
 # agree with its config.json on each.
 MODEL_FACTS = ("num_frames", "image_size", "frames_per_time_step", "image_mean", "image_std", "temporal_tokens",
-               "num_video_tokens", "video_token", "view_names", "time_decimals")
+               "num_video_tokens", "video_token", "view_names", "time_decimals", "clip_seconds", "max_clips")
 
 
 # Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
@@ -44,7 +52,11 @@ _MAX_DECODE_WORKERS = 16
 class ProfVLMProcessor(ProcessorMixin):
     """Tokenizer plus a torch video pipeline (decode with PyAV, sample T frames per view, resize the shorter side
     to `image_size`, centre-crop, normalise). torchvision cannot be installed here, so there is no
-    `image_processor`. One `video_token` in a text stands for one take (all of its views)."""
+    `image_processor`. One `video_token` in a text stands for one take (all of its views).
+
+    With `clip_seconds` (the model's, `ProfVLMConfig.clip_seconds`) each view is K clips of T frames, one per window of
+    `clip_seconds` laid end to end over the take (`frame_sampling.clip_windows`, at most `max_clips`), and the take's
+    `<video>` becomes K x temporal_tokens timed tokens."""
 
     def __init__(
         self,
@@ -62,6 +74,8 @@ class ProfVLMProcessor(ProcessorMixin):
         temporal_tokens: int = 1,
         frames_per_time_step: int = 1,
         time_decimals: int = 0,
+        clip_seconds: float | None = None,
+        max_clips: int = DEFAULT_MAX_CLIPS,
         **kwargs,
     ):
         if num_frames is None or image_size is None:  # the tower's facts: the processor has no numbers of its own
@@ -75,6 +89,8 @@ class ProfVLMProcessor(ProcessorMixin):
         self.temporal_tokens, self.frames_per_time_step = int(temporal_tokens), int(frames_per_time_step)
         # Digits after the second in the prompt's token times (the model's `time_decimals`; 0: whole seconds).
         self.time_decimals = check_time_decimals(time_decimals, "ProfVLMProcessor time_decimals")
+        # Clips over the whole take (the model's `clip_seconds` / `max_clips`; None: one clip over the whole take).
+        self.clip_seconds, self.max_clips = check_clip_options(clip_seconds, max_clips, "ProfVLMProcessor")
         self.image_size, self.frame_sampler, self.snap_to_keyframes = image_size, frame_sampler, snap_to_keyframes
         self.image_mean = list(image_mean if image_mean is not None else TIMESFORMER_MEAN)
         self.image_std = list(image_std if image_std is not None else TIMESFORMER_STD)
@@ -143,8 +159,14 @@ class ProfVLMProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        """The keys `__call__` returns for the model."""
-        return ["input_ids", "attention_mask", "pixel_values_videos", "view_mask"]
+        """The keys `__call__` returns for the model (`time_mask` with clips over the take)."""
+        names = ["input_ids", "attention_mask", "pixel_values_videos", "view_mask"]
+        return names + ["time_mask"] if self.clip_seconds is not None else names
+
+    @property
+    def states_token_times(self) -> bool:
+        """Whether each take's prompt states its video tokens' times: N > 1 temporal tokens or clips over the take."""
+        return self.temporal_tokens > 1 or self.clip_seconds is not None
 
     def build_prompt(self, instruction: str = DEFAULT_INSTRUCTION) -> str:
         """The inference prompt: the chat template applied to `build_messages()`, ending with the assistant header."""
@@ -162,7 +184,8 @@ class ProfVLMProcessor(ProcessorMixin):
         """`text`: a string or list; each `video_token` is one take. `videos`: one take or a list of takes
         (`modeling_profvlm.take_inputs`: a dict {view name: path or frames}, a list in view order (None = missing)
         or a single clip (the first view)).
-        Returns input_ids, attention_mask, pixel_values_videos (B, V, T, 3, H, W) and view_mask (B, V);
+        Returns input_ids, attention_mask, pixel_values_videos (B, V, T, 3, H, W) and view_mask (B, V); with
+        `clip_seconds`, pixel_values_videos (B, V, K, T, 3, H, W) and time_mask (B, K) instead (`process_videos`).
         `frame_sampler`/`seed` override the sampler for this call (see `process_videos`)."""
         if text is None and videos is None:
             raise ValueError("ProfVLMProcessor needs `text`, `videos` or both; got neither.")
@@ -170,7 +193,7 @@ class ProfVLMProcessor(ProcessorMixin):
         return_offsets = kwargs.pop("return_text_replacement_offsets", False)
         token_times = kwargs.pop("token_times", None)
         data = self.process_videos(videos, frame_sampler, seed) if videos is not None else {}
-        if videos is not None and self.temporal_tokens > 1:
+        if videos is not None and self.states_token_times:
             token_times = self.token_times(data["video_metadata"])
         if not return_metadata:
             data.pop("video_metadata", None)
@@ -190,37 +213,47 @@ class ProfVLMProcessor(ProcessorMixin):
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
 
     def token_times(self, video_metadata: list) -> list[dict]:
-        """Per take, {"times": the start time in seconds of each of the N temporal tokens, "duration": seconds},
-        from the first present view's sampled frame times (the views of a take are frame-aligned). This is what a
-        feature cache stores so that a prompt built without the videos says the same times."""
+        """Per take, {"times": the start time in seconds of each video token (N temporal tokens per clip, K clips in
+        time order: K x N), "duration": seconds}, from the first present view's sampled frame times (the views of a
+        take are frame-aligned). This is what a feature cache stores so that a prompt built without the videos says
+        the same times."""
         out = []
         for b, views in enumerate(video_metadata):
             meta = next((m for m in views if m is not None), None)
             if meta is None or meta.get("times") is None:
                 raise ValueError(f"take {b}: no sampled frame times in the video metadata; the prompt of a model with "
-                                 f"temporal_tokens={self.temporal_tokens} needs them.")
-            starts = token_start_frames(len(meta["times"]), self.frames_per_time_step, self.temporal_tokens)
-            out.append({"times": [float(meta["times"][i]) for i in starts], "duration": meta.get("duration")})
+                                 f"temporal_tokens={self.temporal_tokens}, clip_seconds={self.clip_seconds} needs them.")
+            clips = int(meta.get("clips", 1))
+            per_clip = len(meta["times"]) // clips
+            starts = token_start_frames(per_clip, self.frames_per_time_step, self.temporal_tokens)
+            times = [float(meta["times"][k * per_clip + i]) for k in range(clips) for i in starts]
+            out.append({"times": times, "duration": meta.get("duration")})
         return out
 
     def _video_replacements(self, num_placeholders: int, token_times: list[dict] | None) -> list[str]:
-        """What each take's `<video>` expands to: today's placeholders with one temporal token; with N > 1 the
-        take's duration and each token's time before its placeholders (`expand_video_placeholder`)."""
-        if self.temporal_tokens == 1:
+        """What each take's `<video>` expands to: today's placeholders with one temporal token and one clip; with
+        N > 1 or clips over the take, the take's duration and each token's time before its placeholders
+        (`expand_video_placeholder`): N per clip, K x N with K clips."""
+        if not self.states_token_times:
             return [expand_video_placeholder(self.num_video_tokens, video_token=self.video_token)] * num_placeholders
         if token_times is None or len(token_times) != num_placeholders:
             got = "none" if token_times is None else f"{len(token_times)}"
             raise ValueError(
-                f"this processor's model has temporal_tokens={self.temporal_tokens}: each take's prompt states its "
-                f"tokens' times, so pass `videos`, or `token_times` (one {{'times': [...], 'duration': s}} per take, as "
-                f"a feature cache stores them) for each of the {num_placeholders} {self.video_token!r}; got {got}."
+                f"this processor's model has temporal_tokens={self.temporal_tokens}, clip_seconds={self.clip_seconds}: "
+                f"each take's prompt states its tokens' times, so pass `videos`, or `token_times` (one "
+                f"{{'times': [...], 'duration': s}} per take, as a feature cache stores them) for each of the "
+                f"{num_placeholders} {self.video_token!r}; got {got}."
             )
         out = []
         for b, entry in enumerate(token_times):
             times = list(entry["times"])
-            if len(times) != self.temporal_tokens:
+            if self.clip_seconds is None and len(times) != self.temporal_tokens:
                 raise ValueError(f"token_times[{b}] has {len(times)} times; expected temporal_tokens="
                                  f"{self.temporal_tokens}.")
+            clips, rest = divmod(len(times), self.temporal_tokens)
+            if self.clip_seconds is not None and (rest or not 1 <= clips <= self.max_clips):
+                raise ValueError(f"token_times[{b}] has {len(times)} times; expected K x temporal_tokens="
+                                 f"{self.temporal_tokens} for K = 1..max_clips={self.max_clips} clips.")
             out.append(expand_video_placeholder(self.num_video_tokens, times, entry.get("duration"), self.video_token,
                                                 self.time_decimals))
         return out
@@ -233,8 +266,17 @@ class ProfVLMProcessor(ProcessorMixin):
         first frame, of the frame shown at each sample), "duration" (the view's length in seconds) and
         "times_assumed_fps" (None when the times are the file's timestamps; else the rate they assume: decoded
         frames have none, so index / DEFAULT_FPS). With `seed`, take b uses seed + b, and all views of a take the
-        same seed (frame-aligned views get the same window)."""
+        same seed (frame-aligned views get the same window).
+
+        With `clip_seconds` (clips over the whole take): "pixel_values_videos" (B, V, K, T, 3, S, S), K = the batch's
+        most clips, and "time_mask" long (B, K): 1 for each of a take's own clips, 0 for the padding after a shorter
+        take's last clip (padded clips hold zeros). A take's windows come from its longest present view
+        (`frame_sampling.clip_windows`) and are the same for all its views; a view's "indices"/"times" then hold
+        K x T entries in time order, with "clips" (K), "clip_windows" ([start, end] seconds each), "clip_seconds"
+        (the windows' length: the model's, or longer when "clips_capped": the take needed more than max_clips)."""
         takes = self._as_batch(videos)
+        if self.clip_seconds is not None:
+            return self._process_clips(takes, frame_sampler, seed)
         num_views, size = len(self.view_names), self.image_size
         pixels = torch.zeros(len(takes), num_views, self.num_frames, 3, size, size)
         view_mask = torch.zeros(len(takes), num_views, dtype=torch.long)
@@ -259,6 +301,46 @@ class ProfVLMProcessor(ProcessorMixin):
             for b, v, view_pixels, meta in pool.map(run, jobs):
                 pixels[b, v], view_mask[b, v], metadata[b][v] = view_pixels, 1, meta
         return {"pixel_values_videos": pixels, "view_mask": view_mask, "video_metadata": metadata}
+
+    def _process_clips(self, takes: list, frame_sampler: str | None, seed: int | None) -> dict:
+        """`process_videos` with clips over the whole take (`take_clips`): every view is probed first (the take's
+        windows need its length), then each view's K x T frames are read in one pass."""
+        num_views, size, frames = len(self.view_names), self.image_size, self.num_frames
+        sampler = frame_sampler or self.frame_sampler
+        views = [self._views_of(take, b) for b, take in enumerate(takes)]
+        jobs = [(b, v, src) for b, srcs in enumerate(views) for v, src in enumerate(srcs) if src is not None]
+        cores = os.cpu_count() or 1
+        workers = max(1, min(len(jobs), _MAX_DECODE_WORKERS))
+        threads = max(1, cores // len(jobs)) if jobs else 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            probed = list(pool.map(lambda job: probe_view(job[2], self.view_names[job[1]]), jobs))
+            durations = [0.0] * len(takes)
+            for (b, _, _), view in zip(jobs, probed):
+                durations[b] = max(durations[b], view.duration)
+            windows = [clip_windows(d, self.clip_seconds, self.max_clips) for d in durations]
+
+            def run(item):
+                (b, v, src), view = item
+                seed_b = None if seed is None else seed + b
+                rgb, meta = read_view_clips(src, self.view_names[v], view, windows[b], sampler, frames, seed_b,
+                                            self.snap_to_keyframes, threads)
+                meta["clips_capped"] = clips_capped(durations[b], self.clip_seconds, self.max_clips)
+                return b, v, self._to_pixels(rgb), meta
+
+            loaded = list(pool.map(run, zip(jobs, probed)))
+        most = max((len(w) for w in windows), default=1)
+        pixels = torch.zeros(len(takes), num_views, most, frames, 3, size, size)
+        view_mask = torch.zeros(len(takes), num_views, dtype=torch.long)
+        time_mask = torch.zeros(len(takes), most, dtype=torch.long)
+        metadata = [[None] * num_views for _ in takes]
+        for b, take_windows in enumerate(windows):
+            time_mask[b, : len(take_windows)] = 1
+        for b, v, view_pixels, meta in loaded:
+            clips = len(windows[b])
+            pixels[b, v, :clips] = view_pixels.view(clips, frames, 3, size, size)
+            view_mask[b, v], metadata[b][v] = 1, meta
+        return {"pixel_values_videos": pixels, "view_mask": view_mask, "time_mask": time_mask,
+                "video_metadata": metadata}
 
     def _as_batch(self, videos) -> list:
         # apply_chat_template hands one list of video blocks (dicts) per conversation: flatten those first.
@@ -314,15 +396,16 @@ class ProfVLMProcessor(ProcessorMixin):
 def model_facts(config: ProfVLMConfig) -> dict:
     """The processor settings a model's config fixes (the keys of `MODEL_FACTS`): the tower's frame count, input
     size, frames per time step and normalisation (`config.tower_normalisation`: the recorded one, else the tower
-    family's), the temporal tokens, the `<video>` token and its count, the view names and the digits of the prompt's
-    times (`time_decimals`)."""
+    family's), the temporal tokens, the `<video>` token and its count, the view names, the digits of the prompt's
+    times (`time_decimals`) and the clips over the take (`clip_seconds`, `max_clips`)."""
     vision = config.vision_config
     mean, std = config.tower_normalisation
     return {"num_frames": tower_num_frames(vision), "image_size": tower_image_size(vision),
             "frames_per_time_step": frames_per_time_step(vision), "image_mean": mean, "image_std": std,
             "temporal_tokens": int(config.temporal_tokens), "num_video_tokens": int(config.num_video_tokens),
             "video_token": config.video_token, "view_names": list(config.view_names),
-            "time_decimals": int(config.time_decimals)}
+            "time_decimals": int(config.time_decimals), "clip_seconds": config.clip_seconds,
+            "max_clips": int(config.max_clips)}
 
 
 def _same(got, want) -> bool:

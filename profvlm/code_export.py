@@ -23,6 +23,7 @@ EXPORTED_MODULES: tuple[str, ...] = (
     "processing/processing_profvlm.py",
     "processing/text_format.py",
     "processing/frame_sampling.py",
+    "processing/take_clips.py",
     "processing/video_io.py",
 )
 

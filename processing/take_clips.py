@@ -1,0 +1,86 @@
+# A take's views as K clips each (`ProfVLMConfig.clip_seconds`): probe a view, read its clips window by window, and
+# batch takes with different numbers of clips. The processor (`ProfVLMProcessor._process_clips`) drives these.
+import os
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from processing.frame_sampling import sample_window_indices, snap_to_keyframes
+from processing.video_io import (
+    DEFAULT_FPS,
+    VideoInfo,
+    frames_to_rgb,
+    keyframes_near,
+    probe_video,
+    read_frames_with_times,
+)
+
+
+class ProbedView(NamedTuple):
+    """What sampling one view by time needs before any frame is read: frame count, rate, frame times (a VFR file's,
+    else None) and length in seconds, plus the file's VideoInfo (None for decoded frames, kept in `frames` instead)."""
+
+    num_frames: int
+    fps: float
+    frame_times: tuple[float, ...] | None
+    duration: float
+    info: VideoInfo | None
+    frames: np.ndarray | None
+
+
+def probe_view(src, view: str) -> ProbedView:
+    """A view's `ProbedView`: a file is probed (no frame decoded); decoded frames (no timestamps) are at DEFAULT_FPS."""
+    if isinstance(src, (str, os.PathLike)):
+        info = probe_video(src, view, displayed_size=False)
+        duration = info.duration if info.duration else info.num_frames / info.fps
+        return ProbedView(info.num_frames, info.fps, info.frame_times, float(duration), info, None)
+    frames = frames_to_rgb(src, view)
+    return ProbedView(len(frames), DEFAULT_FPS, None, len(frames) / DEFAULT_FPS, None, frames)
+
+
+def read_view_clips(src, view: str, probed: ProbedView, windows: list[tuple[float, float]], sampler: str,
+                    num_samples: int, seed: int | None = None, snap: bool = False,
+                    threads: int = 0) -> tuple[np.ndarray, dict]:
+    """One view's clips, one of `num_samples` frames per window (start, end) in seconds, sampled by presentation time
+    (`sample_window_indices`) and read in one pass: (K x T, H, W, 3) uint8 in time order and the view's metadata
+    (`ProfVLMProcessor.process_videos` lists its keys). With `seed`, window k of every view of the take uses the same
+    seed, drawn from (seed, k); `snap` moves the frames to nearby keyframes (`snap_to_keyframes`)."""
+    seeds = [None if seed is None else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+             for k in range(len(windows))]
+    sampled = [sample_window_indices(sampler, window, num_samples, num_frames=probed.num_frames, fps=probed.fps,
+                                     seed=clip_seed, times=probed.frame_times)
+               for window, clip_seed in zip(windows, seeds)]
+    indices = [i for clip in sampled for i in clip.indices]
+    meta = {"num_frames": probed.num_frames, "sampler": sampler, "clips": len(windows),
+            "clip_windows": [[float(start), float(end)] for start, end in windows],
+            "clip_seconds": max(end - start for start, end in windows),
+            "repeated": any(clip.repeated for clip in sampled), "duration": probed.duration}
+    if probed.info is None:  # decoded frames carry no timestamps
+        return probed.frames[indices], {**meta, "indices": indices, "fps": None, "source": "frames",
+                                        "times": [i / DEFAULT_FPS for i in indices], "times_assumed_fps": DEFAULT_FPS}
+    if snap:
+        indices = list(snap_to_keyframes(indices, keyframes_near(src, indices, view, probed.info)))
+    decoded = read_frames_with_times(src, indices, view, threads, probed.info)
+    return decoded.rgb, {**meta, "indices": indices, "fps": probed.info.fps, "source": str(src),
+                         "times": decoded.times, "times_assumed_fps": decoded.times_assumed_fps}
+
+
+def concat_takes(parts: list[dict]) -> dict:
+    """Processor outputs of takes decoded apart as one batch: "pixel_values_videos" and "view_mask" concatenated along
+    the batch; with clips over the take (each part has a "time_mask"), every part's clips padded with zeros to the
+    most clips and "time_mask" padded with 0s, as `process_videos` pads one call's takes."""
+    view_mask = torch.cat([part["view_mask"] for part in parts])
+    if all(part.get("time_mask") is None for part in parts):
+        return {"pixel_values_videos": torch.cat([part["pixel_values_videos"] for part in parts]), "view_mask": view_mask}
+    most = max(part["time_mask"].shape[1] for part in parts)
+    pixels, masks = [], []
+    for part in parts:
+        clips, missing = part["pixel_values_videos"], most - part["time_mask"].shape[1]
+        pad = clips.new_zeros(*clips.shape[:2], missing, *clips.shape[3:])  # [1, V, K_max - K, T, 3, H, W]
+        pixels.append(torch.cat([clips, pad], 2))
+        masks.append(torch.cat([part["time_mask"], part["time_mask"].new_zeros(len(part["time_mask"]), missing)], 1))
+    return {"pixel_values_videos": torch.cat(pixels), "view_mask": view_mask, "time_mask": torch.cat(masks)}
+
+
+__all__ = ["ProbedView", "concat_takes", "probe_view", "read_view_clips"]
