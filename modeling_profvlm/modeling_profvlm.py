@@ -16,14 +16,24 @@ from .configuration_profvlm import ProfVLMConfig
 from .tower_adapter import pool_tokens, run_tower
 
 
+# Clips the frozen tower encodes at once when a view is K clips (`encode_views`): bounds its activation memory on a
+# long take (5 views x 30 clips of a 2-minute take would otherwise be one batch of 150 clips).
+TOWER_CLIPS_PER_CHUNK = 16
+
+
 @dataclass
 class ProfVLMVideoOutput(BaseModelOutputWithPooling):
-    """Video encoder output: `last_hidden_state` (B, V, N, D_vision) per-view features (N temporal tokens),
-    `pooler_output` (B, N x num_video_tokens, D_text) projected video tokens in time order, `view_weights` (B, V)
-    how much each camera contributed and `step_view_weights` (B, N, V) the same per time step."""
+    """Video encoder output: `last_hidden_state` (B, V, S, D_vision) per-view features over S time steps (N temporal
+    tokens; K x N with K clips per view), `pooler_output` the projected video tokens in time order, (B, S x
+    num_video_tokens, D_text) — or, when a `time_mask` was given (clips over takes of different lengths), a list of B
+    tensors (K_b x N x num_video_tokens, D_text) holding each take's own tokens only, as transformers' variable-size
+    image features are — `view_weights` (B, V) how much each camera contributed (mean over the take's own steps),
+    `step_view_weights` (B, S, V) the same per time step (zeros at padded steps) and `step_mask` (B, S) bool, which
+    steps are a take's own (None: all)."""
 
     view_weights: torch.FloatTensor | None = None
     step_view_weights: torch.FloatTensor | None = None
+    step_mask: torch.BoolTensor | None = None
 
 
 @dataclass
@@ -110,15 +120,34 @@ class AttentiveGatedProjector(nn.Module):
         self.output_shift = nn.Parameter(torch.tensor(config.projector_init_mean))
 
     def forward(
-        self, view_features: torch.Tensor, view_mask: torch.Tensor
+        self, view_features: torch.Tensor, view_mask: torch.Tensor, step_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """view_features (B, V, N, D_in), view_mask (B, V) with 1 = present -> tokens (B, N x num_tokens, D_out) in
-        time order, view weights (B, V) (mean over steps) and per-step view weights (B, N, V)."""
+        """view_features (B, V, S, D_in), view_mask (B, V) with 1 = present -> tokens (B, S x num_tokens, D_out) in
+        time order, view weights (B, V) (mean over steps) and per-step view weights (B, S, V). `step_mask` (B, S)
+        bool: the steps that are a take's own; the others (padding after a shorter take) are never computed: their
+        tokens and weights are 0, and the view weights are the mean over the take's own steps."""
         batch, views, steps, dim = view_features.shape
         # Fold the time steps into the batch: the views are fused within each step, never across steps.
         x = view_features.transpose(1, 2).reshape(batch * steps, views, dim)
         # Missing views must hold finite values (get_video_features makes them 0).
         valid = view_mask.bool().unsqueeze(1).expand(batch, steps, views).reshape(batch * steps, views)
+        if step_mask is None:
+            out, step_weights = self._fuse(x, valid)
+            step_weights = step_weights.view(batch, steps, views)
+            return out.reshape(batch, steps * self.num_tokens, self.d_out), step_weights.mean(1), step_weights
+        rows = step_mask.reshape(batch * steps)
+        fused, fused_weights = self._fuse(x[rows], valid[rows])  # only the takes' own steps
+        out = fused.new_zeros(batch * steps, self.num_tokens, self.d_out)
+        out[rows] = fused
+        step_weights = fused_weights.new_zeros(batch * steps, views)
+        step_weights[rows] = fused_weights
+        step_weights = step_weights.view(batch, steps, views)
+        own = step_mask.sum(1, keepdim=True).to(step_weights.dtype)
+        return out.reshape(batch, steps * self.num_tokens, self.d_out), step_weights.sum(1) / own, step_weights
+
+    def _fuse(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The views of each row fused: x (R, V, D_in), valid (R, V) -> tokens (R, num_tokens, D_out) and the view
+        weights of each row (R, V). A row is one time step of one take."""
         x = self.view_norm(self.feature_norm(x, valid))
         # Missing views are excluded as keys, so they cannot influence any present view.
         attended, attn = self.view_attention(
@@ -127,14 +156,14 @@ class AttentiveGatedProjector(nn.Module):
         weights = valid.unsqueeze(-1).to(attended.dtype)
         fused = (attended * weights).sum(1) / weights.sum(1)  # masked mean over views: [B*N, D_in]
         # How much each camera was attended to, averaged over the present query views: [B*N, V]
-        step_weights = ((attn * weights).sum(1) / weights.sum(1)).view(batch, steps, views)
+        step_weights = (attn * weights).sum(1) / weights.sum(1)
 
         h = self.dropout(self.hidden_norm(self.act(self.fc_in(fused))))
         h = h * torch.sigmoid(self.gate(h))
         out = self.out_norm(self.fc_out(h).view(-1, self.num_tokens, self.d_out))  # [B*N, tokens, D_out]
         mean, std = out.mean(-1, keepdim=True), out.std(-1, keepdim=True)
         out = (out - mean) / (std + 1e-6) * self.output_scale + self.output_shift
-        return out.reshape(batch, steps * self.num_tokens, self.d_out), step_weights.mean(1), step_weights
+        return out, step_weights
 
 
 class ProfVLMPreTrainedModel(PreTrainedModel):
@@ -208,16 +237,51 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
             raise ValueError(f"Sample(s) {empty} have every view masked in view_mask; at least one view is needed.")
         return view_mask
 
+    def _check_time_mask(self, time_mask: torch.Tensor | None, batch: int, clips: int, device) -> torch.Tensor:
+        """`time_mask` (B, K) as bool (all True when None): each take's own clips first, then its padding."""
+        if time_mask is None:
+            return torch.ones(batch, clips, dtype=torch.bool, device=device)
+        if tuple(time_mask.shape) != (batch, clips):
+            raise ValueError(f"time_mask must have shape (batch, clips) = ({batch}, {clips}), got "
+                             f"{tuple(time_mask.shape)}.")
+        own = time_mask.bool()
+        counts = own.sum(1)
+        prefix = torch.arange(clips, device=own.device)[None, :] < counts[:, None]
+        bad = ((counts == 0) | (own != prefix).any(1)).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"time_mask rows {bad}: each take needs >= 1 clip and its clips first (1s, then the 0s "
+                             f"of the padding after it), got {time_mask[bad[0]].tolist()}.")
+        return own
+
+    def _check_clip_inputs(self, what: str) -> None:
+        """A one-line ValueError when clip inputs (`what`) reach a model without clips over the take."""
+        if self.config.clip_seconds is None:
+            raise ValueError(f"{what}: this model's config has clip_seconds=None (one clip over the whole take, the "
+                             "paper), so it takes one clip per view and no time_mask; clips over the take need a "
+                             "checkpoint made with `profvlm init --clip_seconds S`.")
+
     @torch.no_grad()
-    def encode_views(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_views(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None = None,
+                     time_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run the frozen tower on the present views only and pool its tokens into `temporal_tokens` time bins
         (N = 1: the mean over all of its tokens). (B, V, T, 3, H, W) -> (B, V, N, D_vision), zeros for missing
-        views. This is what the feature cache stores."""
+        views. This is what the feature cache stores.
+
+        Clips over the take (`config.clip_seconds`): (B, V, K, T, 3, H, W) with `time_mask` (B, K) (1: a take's own
+        clip, 0: padding after a shorter take; None: all K are the take's) -> (B, V, K x N, D_vision) in time order.
+        The tower runs on the present (view, clip) pairs only, TOWER_CLIPS_PER_CHUNK clips at a time; missing views
+        and padded clips hold zeros whatever their pixels were."""
+        if pixel_values_videos.ndim == 7:
+            return self._encode_clips(pixel_values_videos, view_mask, time_mask)
         if pixel_values_videos.ndim != 6:
             raise ValueError(
-                "pixel_values_videos must be 6-D (batch, views, frames, 3, height, width), "
-                f"got {pixel_values_videos.ndim}-D with shape {tuple(pixel_values_videos.shape)}."
+                "pixel_values_videos must be 6-D (batch, views, frames, 3, height, width), or 7-D (batch, views, "
+                f"clips, frames, 3, height, width) with clips over the take, got {pixel_values_videos.ndim}-D with "
+                f"shape {tuple(pixel_values_videos.shape)}."
             )
+        if time_mask is not None:
+            raise ValueError("time_mask goes with clips, 7-D pixel_values_videos (batch, views, clips, frames, 3, "
+                             f"height, width); got 6-D pixels of shape {tuple(pixel_values_videos.shape)}.")
         batch, views, frames = pixel_values_videos.shape[:3]
         if views != self.config.num_views:
             raise ValueError(f"pixel_values_videos has {views} views, but the config expects num_views={self.config.num_views}.")
@@ -229,20 +293,53 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         features[present] = pooled
         return features
 
+    def _encode_clips(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None,
+                      time_mask: torch.Tensor | None) -> torch.Tensor:
+        """`encode_views` for (B, V, K, T, 3, H, W) clips: (B, V, K x N, D_vision)."""
+        self._check_clip_inputs("7-D pixel_values_videos (clips over the take)")
+        batch, views, clips, frames = pixel_values_videos.shape[:4]
+        if views != self.config.num_views:
+            raise ValueError(f"pixel_values_videos has {views} views, but the config expects num_views={self.config.num_views}.")
+        device = pixel_values_videos.device
+        present_views = self._check_view_mask(view_mask, batch, device).bool()
+        own = self._check_time_mask(time_mask, batch, clips, device)
+        pairs = (present_views[:, :, None] & own[:, None, :]).nonzero()  # [n, 3]: (take, view, clip)
+        steps, dim = self.config.temporal_tokens, self.config.vision_config.hidden_size
+        features = None
+        for chunk in pairs.split(TOWER_CLIPS_PER_CHUNK):
+            b, v, k = chunk.unbind(1)
+            tokens = run_tower(self.vision_tower, pixel_values_videos[b, v, k].to(self.vision_tower.dtype))
+            pooled = pool_tokens(tokens, self.config.vision_config, steps, frames)  # [c, N, D]
+            if features is None:
+                features = pooled.new_zeros(batch, views, clips, steps, dim)
+            features[b, v, k] = pooled
+        return features.reshape(batch, views, clips * steps, dim)
+
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor | None = None,
         view_mask: torch.Tensor | None = None,
         video_features: torch.Tensor | None = None,
+        time_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> ProfVLMVideoOutput:
         """Encode the views (or take cached per-view `video_features` (B, V, N, D_vision)) and project them to
         N x `num_video_tokens` LM embeddings per sample, in time order. With N = 1, (B, V, D_vision) is accepted
-        too (features cached before the time axis)."""
+        too (features cached before the time axis).
+
+        Clips over the take (`config.clip_seconds`): pixels (B, V, K, T, 3, H, W) or features (B, V, K x N, D_vision),
+        and `time_mask` (B, K) for takes of different lengths (1: a take's own clip, 0: padding after it). Padded
+        steps are inert whatever they hold (NaN, inf): they are zeroed before any arithmetic and never reach the
+        projector; with a `time_mask`, `pooler_output` is a list of each take's own K_b x N x num_video_tokens
+        tokens."""
         if (pixel_values_videos is None) == (video_features is None):
             raise ValueError("Pass exactly one of pixel_values_videos or video_features.")
         if video_features is None:
-            video_features = self.encode_views(pixel_values_videos, view_mask)
+            video_features = self.encode_views(pixel_values_videos, view_mask, time_mask)
+        if self.config.clip_seconds is not None:
+            return self._project_clips(video_features, view_mask, time_mask)
+        if time_mask is not None:
+            self._check_clip_inputs("time_mask")
         steps, given = self.config.temporal_tokens, tuple(video_features.shape)
         if video_features.ndim == 3 and steps == 1:
             video_features = video_features.unsqueeze(2)
@@ -262,8 +359,38 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights,
                                   step_view_weights=step_weights)
 
-    def get_placeholder_mask(self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, video_features: torch.Tensor):
-        """Where the `<video>` placeholders are; checks there are exactly samples x num_video_tokens of them."""
+    def _project_clips(self, video_features: torch.Tensor, view_mask: torch.Tensor | None,
+                       time_mask: torch.Tensor | None) -> ProfVLMVideoOutput:
+        """`get_video_features` for features of K clips per view: (B, V, K x N, D_vision) and `time_mask` (B, K)."""
+        per_clip, dim, given = self.config.temporal_tokens, self.config.vision_config.hidden_size, tuple(video_features.shape)
+        clips = given[2] // per_clip if video_features.ndim == 4 else 0
+        if (video_features.ndim != 4 or given[1] != self.config.num_views or given[3] != dim
+                or given[2] % per_clip or not 1 <= clips <= self.config.max_clips):
+            raise ValueError(
+                f"video_features must have shape (batch, views, clips x temporal_tokens, dim) = (batch, "
+                f"{self.config.num_views}, K x {per_clip}, {dim}) with 1 <= K <= max_clips={self.config.max_clips}, "
+                f"got {given}."
+            )
+        batch = given[0]
+        view_mask = self._check_view_mask(view_mask, batch, video_features.device)
+        own = self._check_time_mask(time_mask, batch, clips, video_features.device)
+        step_mask = own.repeat_interleave(per_clip, 1)  # [B, K x N]
+        projector_dtype = self.multi_modal_projector.fc_in.weight.dtype
+        # Masked views and padded steps are made inert here, before any arithmetic (NaN * 0 is still NaN).
+        keep = view_mask.bool()[:, :, None, None] & step_mask[:, None, :, None]
+        video_features = torch.where(keep, video_features.to(projector_dtype), torch.zeros((), dtype=projector_dtype))
+        tokens, view_weights, step_weights = self.multi_modal_projector(video_features, view_mask, step_mask)
+        if time_mask is not None:  # each take's own tokens: takes of different lengths have prompts of different lengths
+            per_step = self.config.num_video_tokens
+            tokens = [take[mask.repeat_interleave(per_step)] for take, mask in zip(tokens, step_mask)]
+        return ProfVLMVideoOutput(last_hidden_state=video_features, pooler_output=tokens, view_weights=view_weights,
+                                  step_view_weights=step_weights, step_mask=None if time_mask is None else step_mask)
+
+    def get_placeholder_mask(self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor,
+                             video_features: torch.Tensor | list[torch.Tensor]):
+        """Where the `<video>` placeholders are; checks there is exactly one per video token: samples x
+        temporal_tokens x num_video_tokens of them, or with clips over the take (a list of each take's tokens) as many
+        as the takes' tokens together."""
         if input_ids is None:
             video_embed = self.get_input_embeddings()(
                 torch.tensor(self.config.video_token_id, dtype=torch.long, device=inputs_embeds.device)
@@ -271,6 +398,15 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
             mask = (inputs_embeds == video_embed).all(-1)
         else:
             mask = input_ids == self.config.video_token_id
+        if isinstance(video_features, (list, tuple)):
+            n_tokens, per_take = int(mask.sum()), [len(take) for take in video_features]
+            if n_tokens != sum(per_take):
+                raise ValueError(
+                    f"The text has {n_tokens} `{self.config.video_token}` placeholder tokens, but the takes' clips give "
+                    f"{sum(per_take)} video tokens ({per_take} per take: clips x temporal_tokens="
+                    f"{self.config.temporal_tokens} x num_video_tokens={self.config.num_video_tokens})."
+                )
+            return mask.unsqueeze(-1).expand_as(inputs_embeds)
         n_tokens, n_features = int(mask.sum()), video_features.shape[0] * video_features.shape[1]
         if n_tokens != n_features:
             raise ValueError(
@@ -291,6 +427,7 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         cache=None,
         inputs_embeds: torch.Tensor | None = None,
         mm_encoder_outputs: dict | None = None,
+        time_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> ProfVLMModelOutputWithPast:
         """Embed the text, write the projected video tokens into the `<video>` placeholders, run the LM."""
@@ -302,11 +439,13 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         if video_outputs is not None and (pixel_values_videos is not None or video_features is not None):
             raise ValueError("Pass either mm_encoder_outputs['video'] or pixel_values_videos/video_features, not both.")
         if video_outputs is None and (pixel_values_videos is not None or video_features is not None):
-            video_outputs = self.get_video_features(pixel_values_videos, view_mask, video_features)
+            video_outputs = self.get_video_features(pixel_values_videos, view_mask, video_features, time_mask)
         if video_outputs is not None:
-            tokens = video_outputs.pooler_output.to(inputs_embeds.device, inputs_embeds.dtype)
+            tokens = video_outputs.pooler_output
             mask = self.get_placeholder_mask(input_ids, inputs_embeds, tokens)
-            inputs_embeds = inputs_embeds.masked_scatter(mask, tokens)
+            if isinstance(tokens, (list, tuple)):  # each take's own tokens, in batch order as the placeholders are
+                tokens = torch.cat(list(tokens))
+            inputs_embeds = inputs_embeds.masked_scatter(mask, tokens.to(inputs_embeds.device, inputs_embeds.dtype))
 
         outputs = self.language_model(
             attention_mask=attention_mask,
@@ -350,9 +489,10 @@ class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def get_video_features(self, pixel_values_videos=None, view_mask=None, video_features=None, **kwargs):
+    def get_video_features(self, pixel_values_videos=None, view_mask=None, video_features=None, time_mask=None,
+                           **kwargs):
         """See `ProfVLMModel.get_video_features`."""
-        return self.model.get_video_features(pixel_values_videos, view_mask, video_features, **kwargs)
+        return self.model.get_video_features(pixel_values_videos, view_mask, video_features, time_mask, **kwargs)
 
     def forward(
         self,
@@ -367,10 +507,13 @@ class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         mm_encoder_outputs: dict | None = None,
+        time_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> ProfVLMCausalLMOutputWithPast:
         """Inputs: token ids with `<video>` placeholders and either `pixel_values_videos` (B, V, T, 3, H, W) or
-        cached `video_features` (B, V, N, D_vision), a `view_mask` (B, V), and unshifted `labels` (-100 = ignored)."""
+        cached `video_features` (B, V, N, D_vision), a `view_mask` (B, V), and unshifted `labels` (-100 = ignored).
+        Clips over the take (`config.clip_seconds`): pixels (B, V, K, T, 3, H, W) or features (B, V, K x N, D_vision)
+        and `time_mask` (B, K), 0 for the clips padded after a shorter take (`ProfVLMModel.get_video_features`)."""
         outputs = self.model(
             input_ids=input_ids,
             pixel_values_videos=pixel_values_videos,
@@ -381,6 +524,7 @@ class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
             cache=cache,
             inputs_embeds=inputs_embeds,
             mm_encoder_outputs=mm_encoder_outputs,
+            time_mask=time_mask,
             **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
@@ -403,7 +547,8 @@ class ProfVLMForConditionalGeneration(ProfVLMPreTrainedModel, GenerationMixin):
         generate() itself encodes `pixel_values_videos`, so neither the tower nor the projector runs per token."""
         if kwargs.get("video_features") is not None:
             video = self.model.get_video_features(
-                video_features=kwargs.pop("video_features"), view_mask=kwargs.pop("view_mask", None)
+                video_features=kwargs.pop("video_features"), view_mask=kwargs.pop("view_mask", None),
+                time_mask=kwargs.pop("time_mask", None),
             )
             kwargs["mm_encoder_outputs"] = {**(kwargs.get("mm_encoder_outputs") or {}), "video": video}
         return super().generate(inputs, **kwargs)
