@@ -46,6 +46,15 @@ def timed_moments(generated: GeneratedText) -> list[dict]:
     return sorted(moments, key=lambda moment: moment["time"])  # stable, as parse_moments orders them
 
 
+def own_steps(scores: LabelScores, take: int) -> int:
+    """How many of the batch's video time steps are take `take`'s own: all of them, or with clips over takes of
+    different lengths its clips (`time_mask`) x temporal_tokens (the padded ones come after them)."""
+    steps = scores.step_view_weights.shape[1]
+    if scores.time_mask is None:
+        return steps
+    return int(scores.time_mask[take].sum()) * (steps // scores.time_mask.shape[1])
+
+
 @torch.no_grad()
 def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] | None = None,
                  durations: Sequence[float | None] | None = None,
@@ -54,10 +63,12 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
     """ProfVLM's answers for a batch of takes.
 
     `batch`: `view_mask` (B, V) and either `pixel_values_videos` (the processor's) or `video_features` (a feature
-    cache's), plus the prompts as `input_ids`/`attention_mask` unless `prompt_rows` (their token ids without padding)
-    are given. `durations`: each take's length in seconds (None = unknown), so moments past the end are dropped;
-    `token_times`: with N > 1 temporal tokens, each token's start time per take (the timeline). `feedback`: generate
-    it (greedy unless `generate_kwargs` say otherwise; `max_new_tokens` defaults to DEFAULT_MAX_NEW_TOKENS)."""
+    cache's), with clips over the take its `time_mask` (B, K), plus the prompts as `input_ids`/`attention_mask` unless
+    `prompt_rows` (their token ids without padding) are given. `durations`: each take's length in seconds (None =
+    unknown), so moments past the end are dropped; `token_times`: when the prompt states token times (N > 1 temporal
+    tokens, or clips: K_b x N per take), each token's start time per take (`processor.token_times`), and the timeline
+    then has one step per token. `feedback`: generate it (greedy unless `generate_kwargs` say otherwise;
+    `max_new_tokens` defaults to DEFAULT_MAX_NEW_TOKENS)."""
     scores = score_labels(model, processor, batch, prompt_rows=prompt_rows)
     labels = scores.predicted_labels()  # the one place the level is chosen
     texts: list[str | None] = [None] * len(labels)
@@ -67,7 +78,8 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
         if "generation_config" not in kwargs:
             kwargs.setdefault("do_sample", False)  # greedy unless the caller asks for sampling
         raw = generate_after_labels(model, processor.tokenizer, scores.prompt_rows, labels, scores.video_features,
-                                    batch["view_mask"].to(scores.video_features.device), **kwargs)
+                                    batch["view_mask"].to(scores.video_features.device), time_mask=scores.time_mask,
+                                    **kwargs)
         texts = processor.post_process_feedback([generated.text for generated in raw])
         timed = [timed_moments(generated) for generated in raw]
     views = list(model.config.view_names)
@@ -80,8 +92,11 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
             return {v: w for v, w, p in zip(views, weights, present[b]) if p}
 
         timeline = []
-        if token_times is not None and model.config.temporal_tokens > 1 and scores.step_view_weights is not None:
-            steps = scores.step_view_weights[b].tolist()
+        if token_times is not None and model.config.states_token_times and scores.step_view_weights is not None:
+            steps = scores.step_view_weights[b, : own_steps(scores, b)].tolist()  # the take's own, padding after them
+            if len(token_times[b]) != len(steps):
+                raise ValueError(f"take {b}: token_times has {len(token_times[b])} times for its {len(steps)} video "
+                                 "time steps (K clips x temporal_tokens); pass processor.token_times(metadata).")
             timeline = [TimelineStep(float(t), of_present(w)) for t, w in zip(token_times[b], steps)]
         duration = None if durations is None or durations[b] is None else float(durations[b])
         answer = ProfVLMAnswer(proficiency=label, probabilities=dict(zip(scores.labels, scores.probabilities[b].tolist())),
@@ -93,4 +108,4 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
     return AnsweredTakes(answers, scores)
 
 
-__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "take_duration", "timed_moments"]
+__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "own_steps", "take_duration", "timed_moments"]

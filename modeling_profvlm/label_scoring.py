@@ -12,10 +12,11 @@ class LabelScores:
     """What `score_labels` measured for a batch of B takes and L labels (in `labels` order).
 
     `log_likelihoods` (B, L) are summed token log-probabilities of each label continuation, `probabilities`
-    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights (`step_view_weights` (B, N, V) per
-    temporal token), `video_features` (B, V, N, D) the
+    (B, L) their softmax, `view_weights` (B, V) the projector's camera weights (`step_view_weights` (B, S, V) per
+    video time step: N temporal tokens, K x N with K clips), `video_features` (B, V, S, D) the
     tower features and `prompt_rows` the prompts' token ids without padding (both reusable, e.g. to generate
-    feedback without running the tower or unpadding the prompts again)."""
+    feedback without running the tower or unpadding the prompts again). `time_mask` (B, K): with clips over the take,
+    the batch's (0 for clips padded after a shorter take; None when every clip is a take's own)."""
 
     labels: tuple[str, ...]
     log_likelihoods: torch.Tensor
@@ -24,6 +25,7 @@ class LabelScores:
     video_features: torch.Tensor
     prompt_rows: list[list[int]]
     step_view_weights: torch.Tensor | None = None
+    time_mask: torch.Tensor | None = None
 
     def predicted_labels(self) -> list[str]:
         """The most likely label of every take (always one of `labels`)."""
@@ -90,9 +92,12 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     view_mask = batch.get("view_mask")
     if view_mask is not None:
         view_mask = view_mask.to(device)
+    time_mask = batch.get("time_mask")  # clips over the take: (B, K), 0 for padded clips
+    if time_mask is not None:
+        time_mask = time_mask.to(device)
     features = batch.get("video_features")
-    if features is None:  # [B, V, T, C, H, W] -> [B, V, N, D]
-        features = model.model.encode_views(batch["pixel_values_videos"].to(device), view_mask)
+    if features is None:  # [B, V, T, C, H, W] -> [B, V, N, D]; clips [B, V, K, T, C, H, W] -> [B, V, K x N, D]
+        features = model.model.encode_views(batch["pixel_values_videos"].to(device), view_mask, time_mask)
     features = features.to(device)
 
     prompts = prompt_rows if prompt_rows is not None else unpadded_rows(batch["input_ids"], batch.get("attention_mask"))
@@ -105,7 +110,7 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
     # Pass 1: prompt + shared start, once per take. Right padding: every real token keeps its unpadded position.
     head_ids, head_mask = pad_rows(heads, pad_id, "right")
     first = model.model(input_ids=head_ids.to(device), attention_mask=head_mask.to(device), video_features=features,
-                        view_mask=view_mask, use_cache=True)  # view_mask None: the model says why
+                        view_mask=view_mask, time_mask=time_mask, use_cache=True)  # view_mask None: the model says why
     cache = first.cache
     cache.batch_repeat_interleave(n)  # take-major: row = take * n + label
     # Pass 2: the label tails after each take's cached prompt, at the positions they would have unpadded.
@@ -144,6 +149,7 @@ def score_labels(model, processor, batch: dict, labels: tuple[str, ...] | None =
         video_features=features,
         prompt_rows=prompts,
         step_view_weights=None if first.step_view_weights is None else first.step_view_weights.float(),
+        time_mask=time_mask,
     )
 
 
@@ -169,14 +175,17 @@ class GeneratedText:
 
 @torch.no_grad()
 def generate_continuations(
-    model, tokenizer, rows: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor, **generate_kwargs
+    model, tokenizer, rows: list[list[int]], video_features: torch.Tensor, view_mask: torch.Tensor,
+    time_mask: torch.Tensor | None = None, **generate_kwargs
 ) -> list[GeneratedText]:
     """The new text after each token-id row, generated with the row's video features, with each token's log-probability
     under the model (its raw logits, whatever the sampling settings). Rows are left-padded into one batch, so every
-    continuation starts right after its own row."""
+    continuation starts right after its own row. `time_mask` (B, K): clips over takes of different lengths."""
     device = model.device
     input_ids, attention_mask = pad_rows(rows, _pad_id(tokenizer), "left")
     generate_kwargs.setdefault("pad_token_id", _pad_id(tokenizer))
+    if time_mask is not None:
+        generate_kwargs["time_mask"] = time_mask.to(device)
     out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                          video_features=video_features.to(device), view_mask=view_mask.to(device),
                          return_dict_in_generate=True, output_logits=True, **generate_kwargs)
@@ -209,14 +218,16 @@ def generate_after_labels(
     labels: list[str],
     video_features: torch.Tensor,
     view_mask: torch.Tensor,
+    time_mask: torch.Tensor | None = None,
     **generate_kwargs,
 ) -> list[GeneratedText]:
     """The text generated after "<prompt>Proficiency: <label>" for each take (the label chosen by scoring), so the
-    feedback follows the label that is reported; as generated (the processor's `post_process_feedback` reads it)."""
+    feedback follows the label that is reported; as generated (the processor's `post_process_feedback` reads it).
+    `time_mask` (B, K): clips over takes of different lengths (`LabelScores.time_mask`)."""
     known = tuple(model.config.proficiency_labels)
     continuations = dict(zip(known, label_continuation_ids(tokenizer, known)))
     rows = [prompt + continuations[label] for prompt, label in zip(prompt_rows, labels)]
-    return generate_continuations(model, tokenizer, rows, video_features, view_mask, **generate_kwargs)
+    return generate_continuations(model, tokenizer, rows, video_features, view_mask, time_mask, **generate_kwargs)
 
 
 __all__ = ["GeneratedText", "LabelScores", "score_labels", "generate_after_labels", "generate_continuations", "label_continuation_ids",

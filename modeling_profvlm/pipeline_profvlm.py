@@ -66,14 +66,15 @@ class ProficiencyEstimationPipeline(Pipeline):
         return {}, forward, {}
 
     def preprocess(self, take: _Take) -> dict:
-        """Prompt + one take's views -> the processor's tensors, plus the take's `timing` for `answer_takes` (Python
-        values, no tensors): its duration and, with N > 1 temporal tokens, each token's start time."""
+        """Prompt + one take's views -> the processor's tensors (with clips over the take, (1, V, K, T, 3, H, W) pixels
+        and their `time_mask`), plus the take's `timing` for `answer_takes` (Python values, no tensors): its duration
+        and, when the prompt states token times (N > 1 temporal tokens or clips), each token's start time (K x N)."""
         # The processor validates the views (unknown names, missing or corrupt files) and names view and file.
         views = take.views if isinstance(take, _Take) else take
         batch = dict(self.processor(text=[self.processor.build_prompt()], videos=[views], return_tensors="pt",
                                     return_metadata=True))
         metadata = batch.pop("video_metadata")
-        times = self.processor.token_times(metadata) if self.model.config.temporal_tokens > 1 else [None] * len(metadata)
+        times = self.processor.token_times(metadata) if self.model.config.states_token_times else [None] * len(metadata)
         batch["timing"] = [{"duration": take_duration(views), "token_times": None if t is None else t["times"]}
                            for views, t in zip(metadata, times)]
         return batch

@@ -108,7 +108,8 @@ def test_answer_takes_builds_timeline_moments_and_cameras_of_present_views(tiny_
 
     monkeypatch.setattr(answering, "generate_after_labels", generate)
     model = types.SimpleNamespace(config=types.SimpleNamespace(view_names=["ego", "exo1", "exo2", "exo3", "exo4"],
-                                                               temporal_tokens=3, proficiency_labels=list(labels)))
+                                                               temporal_tokens=3, states_token_times=True,
+                                                               proficiency_labels=list(labels)))
     batch = {"video_features": torch.zeros(1, 5, 3, 2), "view_mask": torch.tensor([[1, 1, 0, 1, 1]])}
     answer = answer_takes(model, processor, batch, prompt_rows=[[1, 2]], durations=[6.0],
                           token_times=[[0.0, 2.0, 4.0]]).answers[0]
