@@ -151,11 +151,11 @@ class DecodedTakes(Dataset):
             return {"index": index, "errors": [e.to_dict() for e in self._culprits(job, err)]}
         metadata = batch["video_metadata"]
         token_times = None
-        if self.processor.temporal_tokens > 1:
+        if self.processor.states_token_times:
             token_times = self.processor.token_times(metadata)[0]["times"]
         return {"index": index, "prompt_row": unpadded_rows(batch["input_ids"], batch.get("attention_mask"))[0],
                 "pixel_values_videos": batch["pixel_values_videos"], "view_mask": batch["view_mask"],
-                "duration": take_duration(metadata[0]), "token_times": token_times}
+                "time_mask": batch.get("time_mask"), "duration": take_duration(metadata[0]), "token_times": token_times}
 
     def _culprits(self, job: TakeJob, err: BaseException) -> list[TakeError]:
         from .batch_takes import TakeError
@@ -186,10 +186,12 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
     tower features."""
     from .challenge_submission import challenge_entries
 
+    from processing.take_clips import concat_takes
+
     model, processor = pipe.model, pipe.processor
-    view_mask = torch.cat([item["view_mask"] for item in items])  # [B, V]
-    batch = {"pixel_values_videos": torch.cat([item["pixel_values_videos"] for item in items]),  # [B, V, T, 3, H, W]
-             "view_mask": view_mask}
+    # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K]
+    batch = concat_takes(items)
+    view_mask = batch["view_mask"]
     times = [item["token_times"] for item in items]
     answered = answer_takes(model, processor, batch, prompt_rows=[item["prompt_row"] for item in items],
                             durations=[item["duration"] for item in items],
@@ -198,7 +200,7 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
     entries = None
     if options.challenge:
         entries = challenge_entries(model, processor, answered.scores.prompt_rows, answered.scores.video_features,
-                                    view_mask)
+                                    view_mask, answered.scores.time_mask)
     return [prediction_line(job, answer, options, None if entries is None else entries[b])
             for b, (job, answer) in enumerate(zip(jobs, answered.answers))]
 

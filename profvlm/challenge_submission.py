@@ -62,15 +62,18 @@ def slot_masks(view_mask: torch.Tensor, view_names: Sequence[str]) -> tuple[dict
 
 @torch.no_grad()
 def challenge_entries(model, processor, prompt_rows: list[list[int]], video_features: torch.Tensor,
-                      view_mask: torch.Tensor) -> list[dict]:
+                      view_mask: torch.Tensor, time_mask: torch.Tensor | None = None) -> list[dict]:
     """Per take {"ego": [4 logits], "exo": [[4 logits] x 4], "fallback": [slots]}: the label log-probabilities of the
-    one model under each slot's view mask (the tower features are reused), in `CHALLENGE_LABELS` order."""
+    one model under each slot's view mask (the tower features are reused), in `CHALLENGE_LABELS` order. `time_mask`:
+    with clips over the take, the batch's (`LabelScores.time_mask`)."""
     order = challenge_label_index(model.config.proficiency_labels)
     masks, fell_back = slot_masks(view_mask.to(video_features.device), list(model.config.view_names))
     logits = {}
     for slot, mask in masks.items():
-        scores = score_labels(model, processor, {"video_features": video_features, "view_mask": mask},
-                              prompt_rows=prompt_rows)
+        video = {"video_features": video_features, "view_mask": mask}
+        if time_mask is not None:
+            video["time_mask"] = time_mask
+        scores = score_labels(model, processor, video, prompt_rows=prompt_rows)
         logits[slot] = scores.log_likelihoods.log_softmax(-1)[:, order].tolist()
     exo_slots = [f"exo{k + 1}" for k in range(NUM_EXO_SLOTS)]
     return [{"ego": logits[EGO_SLOT][b], "exo": [logits[s][b] for s in exo_slots], "fallback": fell_back[b]}

@@ -86,20 +86,23 @@ def view_setting_mask(view_mask: torch.Tensor, view_names: list[str], setting: s
 
 @torch.no_grad()
 def generated_labels(model, tokenizer, prompts: list[list[int]], video_features: torch.Tensor,
-                     view_mask: torch.Tensor) -> list[str | None]:
+                     view_mask: torch.Tensor, time_mask: torch.Tensor | None = None) -> list[str | None]:
     """The label the model writes when it answers freely (greedy, no label given), or None when its first line names
-    none: generation stops once the longest label line could have been written."""
+    none: generation stops once the longest label line could have been written. `time_mask`: clips over the take."""
     labels = tuple(model.config.proficiency_labels)
     longest = max(len(ids) for ids in label_continuation_ids(tokenizer, labels))
-    texts = generate_continuations(model, tokenizer, prompts, video_features, view_mask, max_new_tokens=longest + 1,
-                                   do_sample=False)
+    texts = generate_continuations(model, tokenizer, prompts, video_features, view_mask, time_mask,
+                                   max_new_tokens=longest + 1, do_sample=False)
     return [parse_output(generated.text, labels)[0] for generated in texts]
 
 
-def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
-    """(prompt batch, video_features (B, V, N, D), view_mask (B, V), timing) for a batch of takes: from the feature
-    cache when given, else by running the processor and the frozen tower once per take. `timing`: `durations` (one
-    per take, None when unknown) and, with N > 1 temporal tokens, `token_times` (each take's token start times)."""
+def batch_features(model, processor, rows: list[dict], cache=None
+                   ) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+    """(prompt batch, video_features (B, V, N, D), view_mask (B, V), time_mask, timing) for a batch of takes: from the
+    feature cache when given, else by running the processor and the frozen tower once per take. With clips over the
+    take (`clip_seconds`) the features are (B, V, K x N, D) and `time_mask` (B, K) marks each take's own clips (None
+    otherwise). `timing`: `durations` (one per take, None when unknown) and, when the prompt states token times (N > 1
+    temporal tokens or clips), `token_times` (each take's token start times)."""
     prompt = processor.build_prompt()
     if cache is not None:
         uids = [row["take_uid"] for row in rows]
@@ -107,16 +110,19 @@ def batch_features(model, processor, rows: list[dict], cache=None) -> tuple[dict
         loaded = [cache.features_of(row["take_uid"], row["view_names"]) for row in rows]
         times = [cache.times_of(uid) for uid in uids]
         timing = {"durations": [None if t is None else t.get("duration") for t in times],
-                  "token_times": [t["times"] for t in times] if processor.temporal_tokens > 1 else None}
-        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded]), timing
+                  "token_times": [t["times"] for t in times] if processor.states_token_times else None}
+        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded]), None, timing
     batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt",
                       return_metadata=True)
     metadata = batch.pop("video_metadata")
     timing = {"durations": [take_duration(views) for views in metadata],
               "token_times": ([t["times"] for t in processor.token_times(metadata)]
-                              if processor.temporal_tokens > 1 else None)}
-    features = model.model.encode_views(batch["pixel_values_videos"].to(model.device), batch["view_mask"].to(model.device))
-    return batch, features, batch["view_mask"].to(model.device), timing
+                              if processor.states_token_times else None)}
+    time_mask = batch.get("time_mask")
+    time_mask = None if time_mask is None else time_mask.to(model.device)
+    features = model.model.encode_views(batch["pixel_values_videos"].to(model.device), batch["view_mask"].to(model.device),
+                                        time_mask)
+    return batch, features, batch["view_mask"].to(model.device), time_mask, timing
 
 
 def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: int = 8, generate: bool = True,
@@ -132,36 +138,41 @@ def predict_takes(model, processor, rows: list[dict], cache=None, batch_size: in
                              probabilities={s: [] for s in settings}, main_setting=main)
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating takes", unit="batch"):
         chunk = rows[start: start + batch_size]
-        prompts, features, view_mask, timing = batch_features(model, processor, chunk, cache)
+        prompts, features, view_mask, time_mask, timing = batch_features(model, processor, chunk, cache)
         token_rows = unpadded_rows(prompts["input_ids"], prompts.get("attention_mask"))  # once for every use below
         for setting in settings:
             if setting == main:
-                answered = answer_takes(model, processor, {"video_features": features, "view_mask": view_mask},
+                video = {"video_features": features, "view_mask": view_mask, "time_mask": time_mask}
+                answered = answer_takes(model, processor, {k: v for k, v in video.items() if v is not None},
                                         prompt_rows=token_rows, feedback=generate,
                                         generate_kwargs={"max_new_tokens": max_new_tokens}, **timing)
                 result.predictions[setting] += [a.proficiency for a in answered.answers]
                 result.probabilities[setting] += [list(a.probabilities.values()) for a in answered.answers]
                 result.answers.update(zip(result.take_uids[start: start + len(chunk)], answered.answers))
                 continue
-            chosen, probabilities = score_setting(model, processor, token_rows, features, view_mask, setting)
+            chosen, probabilities = score_setting(model, processor, token_rows, features, view_mask, setting, time_mask)
             result.predictions[setting] += chosen
             result.probabilities[setting] += probabilities
         if generate:
-            result.generated_labels += generated_labels(model, processor.tokenizer, token_rows, features, view_mask)
+            result.generated_labels += generated_labels(model, processor.tokenizer, token_rows, features, view_mask,
+                                                        time_mask)
     return result
 
 
 def score_setting(model, processor, prompt_rows: list[list[int]], features: torch.Tensor, view_mask: torch.Tensor,
-                  setting: str) -> tuple[list[str | None], list[list[float] | None]]:
+                  setting: str, time_mask: torch.Tensor | None = None) -> tuple[list[str | None], list[list[float] | None]]:
     """(predicted labels, label probabilities) with only the views of `setting` visible; None for takes that
-    have none of those views. `prompt_rows`: the prompts' token ids without padding."""
+    have none of those views. `prompt_rows`: the prompts' token ids without padding; `time_mask`: clips over the take."""
     mask = view_setting_mask(view_mask, list(model.config.view_names), setting)
     keep = mask.sum(-1) > 0
     chosen: list[str | None] = [None] * len(keep)
     probabilities: list[list[float] | None] = [None] * len(keep)
     if keep.any():
         idx = keep.nonzero().flatten()
-        scores = score_labels(model, processor, {"video_features": features[idx], "view_mask": mask[idx]},
+        video = {"video_features": features[idx], "view_mask": mask[idx]}
+        if time_mask is not None:
+            video["time_mask"] = time_mask[idx]
+        scores = score_labels(model, processor, video,
                               prompt_rows=[prompt_rows[i] for i in idx.tolist()])
         for i, label, probs in zip(idx.tolist(), scores.predicted_labels(), scores.probabilities.tolist()):
             chosen[i], probabilities[i] = label, probs

@@ -84,8 +84,13 @@ def pooling_spec(temporal_tokens: int) -> dict:
 
 
 def build_manifest(model, sampling: dict, dtype: torch.dtype, source: str | None = None) -> dict:
-    """Everything that determines the cached features of `model` (a ProfVLMForConditionalGeneration)."""
+    """Everything that determines the cached features of `model` (a ProfVLMForConditionalGeneration). A checkpoint
+    with clips over the take (`clip_seconds`) has no cache layout yet: a one-line ValueError says so."""
     config = model.config
+    if getattr(config, "clip_seconds", None) is not None:
+        raise ValueError(f"not yet: a feature cache for a checkpoint with clip_seconds={config.clip_seconds} (K clips "
+                         "per view); extract_features, --features and evaluation from a cache take one clip per view. "
+                         "Train and evaluate it from the videos (no --features).")
     manifest = {
         "format": CACHE_FORMAT,
         "version": CACHE_VERSION,
