@@ -1,0 +1,293 @@
+"""[long-takes] Clips over the whole take: with `clip_seconds = S` each view is K = ceil(duration / S) clips laid end
+to end, each from its own window; the prompt states every token's time; takes of different lengths batch together
+with their padded clips inert; `clip_seconds` unset keeps today's outputs."""
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_profvlm.answering import answer_takes
+from processing.frame_sampling import clip_windows, clips_capped
+from tests.tiny_assets import tiny_inputs, tiny_profvlm
+from tests.video_fixtures import TIME_CODE_BITS, pattern_frames, write_pattern_video, write_timed_video
+
+VIEWS = ["ego", "exo1"]
+TAKE_SECONDS, FPS, CLIP_SECONDS = 120, 5, 4.0  # 30 clips
+
+
+def _model_and_processor(tokenizer, temporal_tokens: int = 1, num_video_tokens: int = 1, **config):
+    from processing.processing_profvlm import ProfVLMProcessor
+
+    model = tiny_profvlm(clip_seconds=CLIP_SECONDS, temporal_tokens=temporal_tokens, num_video_tokens=num_video_tokens,
+                         num_views=len(VIEWS), view_names=VIEWS, **config)
+    return model, ProfVLMProcessor.from_model_config(model.config, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def timed_take(tmp_path_factory) -> dict[str, str]:
+    """A 120 s take of two views at 5 fps whose every frame spells its own time (`time_code_frame`)."""
+    folder = tmp_path_factory.mktemp("long_take")
+    times = [i / FPS for i in range(TAKE_SECONDS * FPS)]
+    return {view: str(write_timed_video(folder / f"{view}.mp4", times)) for view in VIEWS}
+
+
+def _times_in_pixels(pixels: torch.Tensor, processor) -> list[float]:
+    """The time each (3, S, S) frame of `pixels` spells, read back from the normalised pixels: a 64 px time code
+    resized to S px keeps its 4 x 4 blocks, read at their centres."""
+    mean = torch.tensor(processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(processor.image_std).view(3, 1, 1)
+    side, block = int(TIME_CODE_BITS**0.5), processor.image_size // int(TIME_CODE_BITS**0.5)
+    times = []
+    for frame in pixels.reshape(-1, *pixels.shape[-3:]):
+        gray = ((frame * std + mean) * 255).mean(0).numpy()
+        centres = gray[block // 2 :: block, block // 2 :: block][:side, :side].reshape(-1)
+        times.append(sum(1 << k for k, value in enumerate(centres) if value > 127) / 100)
+    return times
+
+
+def test_clip_windows_lie_end_to_end_and_a_long_take_gets_max_clips_equal_ones():
+    windows = clip_windows(120.0, 4.0, 64)
+    assert len(windows) == 30 and windows[0] == (0.0, 4.0) and windows[-1] == (116.0, 120.0)
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert clip_windows(10.0, 4.0, 64) == [(0.0, 4.0), (4.0, 8.0), (8.0, 10.0)]  # the last one ends with the take
+    assert clip_windows(3.0, 4.0, 64) == [(0.0, 3.0)]
+    assert clip_windows(120.0, 4.0, 8) == [(15.0 * k, 15.0 * (k + 1)) for k in range(8)]
+    assert clips_capped(120.0, 4.0, 8) and not clips_capped(120.0, 4.0, 30) and clips_capped(120.1, 4.0, 30)
+
+
+@pytest.mark.parametrize("temporal_tokens", [1, 2])
+def test_a_120_s_take_is_30_clips_per_view_each_from_its_own_window(timed_take, tiny_tokenizer, temporal_tokens):
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens, num_video_tokens=2)
+    out = processor(text=processor.build_prompt(), videos=[timed_take], return_metadata=True)
+    frames = model.config.num_frames
+    assert out["pixel_values_videos"].shape == (1, 2, 30, frames, 3, 32, 32)
+    assert out["time_mask"].tolist() == [[1] * 30]
+    for v in range(len(VIEWS)):
+        meta = out["video_metadata"][0][v]
+        assert meta["clips"] == 30 and meta["clip_seconds"] == CLIP_SECONDS and not meta["clips_capped"]
+        seen = _times_in_pixels(out["pixel_values_videos"][0, v], processor)
+        assert seen == pytest.approx(meta["times"], abs=1e-6)  # each token's time is its frames' real time
+        for k in range(30):  # the clip's frames lie in its own window, spread over it, in time order
+            clip = seen[k * frames : (k + 1) * frames]
+            assert all(4 * k <= t < 4 * (k + 1) for t in clip), (k, clip)
+            assert clip == sorted(clip) and clip[-1] - clip[0] >= 2.0, (k, clip)
+    # the prompt: one [m:ss] per token, increasing, each the time of its clip's frames
+    text = processor.tokenizer.decode(out["input_ids"][0])
+    marks = [int(m) * 60 + int(s) for m, s in re.findall(r"\[(\d+):(\d\d)\]<video>", text)]
+    assert len(marks) == 30 * temporal_tokens and marks == sorted(set(marks))
+    assert marks[::temporal_tokens] == [int(t) for t in out["video_metadata"][0][0]["times"][::frames]]
+    assert text.count("<video>") == 30 * temporal_tokens * 2
+    video = model.get_video_features(out["pixel_values_videos"], out["view_mask"], time_mask=out["time_mask"])
+    assert [tuple(t.shape) for t in video.pooler_output] == [(30 * temporal_tokens * 2, 32)]
+    assert video.last_hidden_state.shape == (1, 2, 30 * temporal_tokens, 64)
+    logits = model(**{k: out[k] for k in processor.model_input_names}).logits  # every placeholder gets its token
+    assert logits.shape[:2] == out["input_ids"].shape
+
+
+def test_a_take_longer_than_max_clips_windows_gets_max_clips_equal_ones(tiny_tokenizer):
+    _, processor = _model_and_processor(tiny_tokenizer, max_clips=4)
+    frames = pattern_frames(600, 32, 32)  # decoded frames: 20 s at 30 fps
+    out = processor.process_videos([{"ego": frames}])
+    meta = out["video_metadata"][0][0]
+    assert out["pixel_values_videos"].shape[2] == 4 and meta["clips_capped"] and meta["clip_seconds"] == 5.0
+    assert meta["clip_windows"] == [[5.0 * k, 5.0 * (k + 1)] for k in range(4)]
+    times = np.array(meta["times"]).reshape(4, -1)
+    assert all((5 * k <= times[k]).all() and (times[k] < 5 * (k + 1)).all() for k in range(4))
+
+
+def test_clips_of_a_variable_frame_rate_take_are_sampled_by_presentation_time(tiny_tokenizer, tmp_path):
+    from tests.video_fixtures import phone_vfr_times
+
+    _, processor = _model_and_processor(tiny_tokenizer)
+    path = write_timed_video(tmp_path / "vfr.mp4", phone_vfr_times())  # 25 fps for 4 s, then 2.5 fps to 24 s
+    out = processor.process_videos([{"exo1": str(path)}])
+    meta = out["video_metadata"][0][1]
+    assert meta["fps"] is not None and meta["clips"] == 6 and out["time_mask"].tolist() == [[1] * 6]
+    seen = _times_in_pixels(out["pixel_values_videos"][0, 1], processor)
+    assert seen == pytest.approx(meta["times"], abs=1e-6)
+    frames = processor.num_frames
+    for k in range(6):  # the frame on screen at each sample time of window k: none from another window
+        clip = seen[k * frames : (k + 1) * frames]
+        assert all(4 * k <= t < 4 * (k + 1) for t in clip), (k, clip)
+
+
+def _short_and_long(tmp_path, frames_short: int = 40, frames_long: int = 80):
+    """Two takes at 5 fps, each view with its own content: 8 s (2 clips of 4 s) and 16 s (4 clips)."""
+    takes = []
+    for seed, (name, count) in enumerate((("short", frames_short), ("long", frames_long))):
+        folder = tmp_path / name
+        folder.mkdir()
+        takes.append({view: str(write_pattern_video(folder / f"{view}.mp4", num_frames=count, height=40, width=56,
+                                                    fps=FPS, seed=10 * seed + v))
+                      for v, view in enumerate(VIEWS)})
+    return takes
+
+
+def test_takes_of_different_lengths_in_one_batch_answer_as_they_do_alone(tiny_tokenizer, tmp_path):
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
+    takes = _short_and_long(tmp_path)
+    prompt = processor.build_prompt()
+    both = processor(text=[prompt] * 2, videos=takes, return_metadata=True)
+    assert both["time_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert torch.all(both["pixel_values_videos"][0, :, 2:] == 0)
+    alone = [processor(text=prompt, videos=[take], return_metadata=True) for take in takes]
+    times = [t["times"] for t in processor.token_times(both["video_metadata"])]
+    assert [len(t) for t in times] == [2 * 2, 4 * 2]
+    answered = answer_takes(model, processor, both, token_times=times, generate_kwargs={"max_new_tokens": 4})
+    logits = model(**{k: both[k] for k in processor.model_input_names}).logits
+    for b, single in enumerate(alone):
+        answer = answer_takes(model, processor, single, token_times=[times[b]],
+                              generate_kwargs={"max_new_tokens": 4}).answers[0]
+        together = answered.answers[b]
+        assert together.feedback == answer.feedback and together.proficiency == answer.proficiency
+        assert list(together.probabilities.values()) == pytest.approx(list(answer.probabilities.values()), abs=1e-5)
+        assert list(together.view_weights.values()) == pytest.approx(list(answer.view_weights.values()), abs=1e-5)
+        assert [step.time for step in together.timeline] == [step.time for step in answer.timeline] == times[b]
+        for mine, its in zip(together.timeline, answer.timeline):
+            assert list(mine.view_weights.values()) == pytest.approx(list(its.view_weights.values()), abs=1e-5)
+        length = int(single["attention_mask"].sum())  # right padding: a take's tokens keep their positions
+        own = model(**{k: single[k] for k in processor.model_input_names}).logits[0]
+        torch.testing.assert_close(logits[b, :length], own[:length], atol=1e-5, rtol=0)
+
+
+def test_nan_or_inf_in_padded_clips_changes_no_logit(tiny_tokenizer, tmp_path):
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
+    batch = processor(text=[processor.build_prompt()] * 2, videos=_short_and_long(tmp_path))
+    inputs = {k: batch[k] for k in processor.model_input_names}
+    inputs["view_mask"] = torch.tensor([[1, 0], [1, 1]])  # a missing view too
+    reference = model(**inputs).logits
+    features = model.model.encode_views(inputs["pixel_values_videos"], inputs["view_mask"], inputs["time_mask"])
+    text = {k: inputs[k] for k in ("input_ids", "attention_mask", "view_mask", "time_mask")}
+    assert torch.equal(model(**text, video_features=features).logits, reference)
+    for poison in (float("nan"), float("inf"), 1e30):
+        pixels = inputs["pixel_values_videos"].clone()
+        pixels[0, :, 2:] = poison  # take 0's padded clips
+        assert torch.equal(model(**{**inputs, "pixel_values_videos": pixels}).logits, reference), poison
+        poisoned = features.clone()
+        poisoned[0, :, 4:] = poison  # its padded steps (2 clips x 2 tokens are its own)
+        poisoned[0, 1] = poison  # and its missing view
+        assert torch.equal(model(**text, video_features=poisoned).logits, reference), poison
+
+
+def test_clip_inputs_are_checked_in_one_line(tiny_tokenizer):
+    model, _ = _model_and_processor(tiny_tokenizer)
+    features = torch.zeros(2, 2, 3, 64)
+    with pytest.raises(ValueError, match=r"time_mask rows \[1\]: each take needs >= 1 clip and its clips first"):
+        model.get_video_features(video_features=features, view_mask=torch.ones(2, 2), time_mask=torch.tensor([[1, 1, 0], [0, 1, 1]]))
+    with pytest.raises(ValueError, match=r"1 <= K <= max_clips=64, got \(2, 2, 65, 64\)"):
+        model.get_video_features(video_features=torch.zeros(2, 2, 65, 64), view_mask=torch.ones(2, 2))
+    paper = tiny_profvlm()
+    with pytest.raises(ValueError, match="clip_seconds=None .* `profvlm init --clip_seconds S`"):
+        paper.model.encode_views(torch.zeros(1, 5, 1, 4, 3, 32, 32), torch.ones(1, 5))
+    from modeling_profvlm.configuration_profvlm import ProfVLMConfig
+
+    for bad, match in (({"clip_seconds": 0}, "clip_seconds is 0"), ({"clip_seconds": float("nan")}, "clip_seconds is nan"),
+                       ({"clip_seconds": 4, "max_clips": 0}, "max_clips is 0")):
+        with pytest.raises(ValueError, match=match):
+            ProfVLMConfig(vision_config={"model_type": "timesformer", "num_frames": 4}, **bad)
+
+
+# Logits and camera weights of tiny_profvlm(temporal_tokens=N) on tiny_inputs() made by the code before clips existed
+# (commit 09dced0): clip_seconds unset must keep them.
+TODAY = {1: ([0.0, 0.121626, 0.023123, 0.126652], [0.0, -0.135305, 0.014795, 0.062053], 0.0912716,
+             [0.241684, 0.323825, 0.434492, 0.0, 0.0]),
+         2: ([0.0, 0.12618, 0.011499, 0.125545], [0.0, 0.09321, -0.102508, 0.058581], 0.091469,
+             [0.300084, 0.325396, 0.37452, 0.0, 0.0])}
+
+
+@pytest.mark.parametrize("temporal_tokens", [1, 2])
+def test_without_clip_seconds_the_logits_are_todays(temporal_tokens):
+    model, inputs = tiny_profvlm(temporal_tokens=temporal_tokens), tiny_inputs()
+    inputs["input_ids"][:, 2 : 2 + temporal_tokens] = model.config.video_token_id
+    out = model(**inputs)
+    last, early, mean, weights = TODAY[temporal_tokens]
+    assert out.logits[0, -1, :4].tolist() == pytest.approx(last, abs=2e-6)
+    assert out.logits[1, 3, :4].tolist() == pytest.approx(early, abs=2e-6)
+    assert out.logits.abs().mean().item() == pytest.approx(mean, abs=2e-7)
+    assert out.view_weights[0].tolist() == pytest.approx(weights, abs=2e-6)
+    assert torch.is_tensor(out.video_outputs.pooler_output) and out.video_outputs.step_mask is None
+
+
+def test_a_checkpoint_without_the_clip_keys_is_todays(tiny_checkpoint, tmp_path, one_thread):
+    """config.json / processor_config.json from before clip_seconds: read as unset, and the same inputs and logits as
+    a checkpoint that states clip_seconds null."""
+    from transformers import AutoProcessor
+
+    import processing  # noqa: F401  (registers the processor)
+    from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_checkpoint, old)
+    for name in ("config.json", "processor_config.json"):
+        data = json.loads((old / name).read_text())
+        assert data.pop("clip_seconds") is None and data.pop("max_clips") == 64
+        (old / name).write_text(json.dumps(data))
+    video = str(write_pattern_video(tmp_path / "v.mp4", num_frames=60))
+    outputs = []
+    for folder in (tiny_checkpoint, old):
+        model = ProfVLMForConditionalGeneration.from_pretrained(folder).eval()
+        processor = AutoProcessor.from_pretrained(folder)
+        assert model.config.clip_seconds is None and processor.clip_seconds is None
+        batch = processor(text=[processor.build_prompt()] * 2, videos=[{"ego": video}, {"ego": video, "exo1": video}])
+        assert set(batch) == {"input_ids", "attention_mask", "pixel_values_videos", "view_mask"}
+        assert batch["pixel_values_videos"].ndim == 6 and "[" not in processor.tokenizer.decode(batch["input_ids"][0])
+        with torch.no_grad():
+            outputs.append((batch, model(**batch).logits))
+    (new_batch, new_logits), (old_batch, old_logits) = outputs
+    assert all(torch.equal(new_batch[k], old_batch[k]) for k in new_batch)
+    assert torch.equal(new_logits, old_logits)
+
+
+def test_profvlm_init_clip_options_reach_the_pipelines_timeline(tiny_text_dir, tmp_path, capsys):
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
+    from profvlm.cli import main as profvlm
+    from transformers import AutoProcessor
+
+    base = tmp_path / "ckpt"
+    args = ["init", "--vision", "random-tiny", "--text", str(tiny_text_dir), "--output_dir", str(base)]
+    for extra, message in ((["--max_clips", "8"], "--max_clips 8 needs --clip_seconds"),
+                           (["--clip_seconds", "-1"], "clip_seconds is -1.0")):
+        assert profvlm(args + extra) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert profvlm(args + ["--temporal_tokens", "2", "--clip_seconds", "4", "--max_clips", "8"]) == 0
+    for name in ("config.json", "processor_config.json"):
+        data = json.loads((base / name).read_text())
+        assert (data["clip_seconds"], data["max_clips"]) == (4.0, 8), name
+
+    take = {view: str(write_timed_video(tmp_path / f"{view}.mp4", [i / FPS for i in range(50)])) for view in
+            ("ego", "exo3")}  # 10 s: clips [0, 4), [4, 8), [8, 10)
+    pipe = load_proficiency_pipeline(str(base), "cpu", "float32")
+    result = pipe(take, max_new_tokens=3)
+    times = [step["time"] for step in result["timeline"]]
+    assert len(times) == 3 * 2 and times == sorted(times)
+    assert [int(t // 4) for t in times] == [0, 0, 1, 1, 2, 2]  # each token within its own clip's window
+    assert all(set(step["view_weights"]) == {"ego", "exo3"} for step in result["timeline"])
+
+    processor_config = json.loads((base / "processor_config.json").read_text())
+    (base / "processor_config.json").write_text(json.dumps({**processor_config, "clip_seconds": 2.0}))
+    with pytest.raises(ValueError, match=r"clip_seconds=2.0 disagrees with the model's config.json \(clip_seconds=4.0\)"):
+        AutoProcessor.from_pretrained(base)
+
+
+def test_a_feature_cache_for_clips_is_refused_in_one_line():
+    from training.feature_cache import build_manifest
+
+    with pytest.raises(ValueError, match=r"^not yet: a feature cache for a checkpoint with clip_seconds=4.0"):
+        build_manifest(tiny_profvlm(clip_seconds=4), {"sampler": "uniform"}, torch.float32)
+
+
+def test_takes_decoded_apart_are_padded_into_one_batch():
+    from processing.take_clips import concat_takes
+
+    parts = [{"pixel_values_videos": torch.ones(1, 2, k, 4, 3, 8, 8), "view_mask": torch.ones(1, 2, dtype=torch.long),
+              "time_mask": torch.ones(1, k, dtype=torch.long)} for k in (3, 1)]
+    batch = concat_takes(parts)
+    assert batch["pixel_values_videos"].shape == (2, 2, 3, 4, 3, 8, 8)
+    assert batch["time_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["pixel_values_videos"][1, :, 1:].abs().sum() == 0
+    plain = concat_takes([{"pixel_values_videos": torch.ones(1, 2, 4, 3, 8, 8), "view_mask": torch.ones(1, 2)}] * 2)
+    assert set(plain) == {"pixel_values_videos", "view_mask"} and plain["pixel_values_videos"].shape[0] == 2
