@@ -266,6 +266,8 @@ TABLES = {
     "avx2_recipes": ("learnability_avx2_recipes.json", render_record),
     "learnability": ("bench_learnability.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
+    "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
+    "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),
     "paper_comparison": ("paper_comparison.json", render_record),
     "avx2_dev_machine": ("avx2_dev_machine.json", render_record),
