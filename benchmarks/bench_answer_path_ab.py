@@ -18,6 +18,7 @@ with the CPU kind.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def run_inference(root: Path, take_dir: Path, model: Path, threads: int) -> dict
 
 def run_batch(root: Path, model: Path, tree: Path, takes_file: Path, out: Path, feedback: bool) -> float:
     """Seconds of `profvlm predict --data_dir` with the tree's code (a fresh output folder: nothing resumed)."""
+    shutil.rmtree(out, ignore_errors=True)  # a rerun in the same work folder would otherwise resume every take
     cmd = [sys.executable, "-m", "profvlm.cli", "predict", "--model", str(model), "--data_dir", str(tree),
            "--takes_file", str(takes_file), "--output_dir", str(out)]
     cmd += ["--max_new_tokens", "32"] if feedback else ["--no_feedback"]
