@@ -251,7 +251,14 @@ def render_answer_path_ab(report: dict) -> list[str]:
              "batch_feedback_s": "`profvlm predict --data_dir`, with feedback (load included)"}
     rows = [[names.get(k, k), f"{report['medians_s']['before'][k]:.2f}", f"{report['medians_s']['after'][k]:.2f}",
              f"{ratio:.3f}"] for k, ratio in report["after_over_before"].items()]
-    return [caption, "", *markdown_table(["measurement (median seconds)", "before", "after", "after / before"], rows)]
+    lines = [caption, "", *markdown_table(["measurement (median seconds)", "before", "after", "after / before"], rows)]
+    followup = report.get("followup_batch_feedback")
+    if followup:
+        lines += ["", f"Then {len(followup['after_s'])} more alternating rounds of the batch with feedback: before "
+                      f"{min(followup['before_s']):.1f}-{max(followup['before_s']):.1f} s, after "
+                      f"{min(followup['after_s']):.1f}-{max(followup['after_s']):.1f} s, medians after / before "
+                      f"{followup['after_over_before_median']:.3f}. {followup.get('profile_after', '')}".rstrip() + "."]
+    return lines
 
 
 TABLES = {
