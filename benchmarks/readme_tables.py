@@ -122,6 +122,9 @@ def render_learnability(report: dict) -> list[str]:
     tolerance = next((r["measured"].get("time_grounding_tolerance_s") for r in runs), None)
     second = (f"moments F1 within {tolerance:g} s" if tolerance else "moments F1") if moments else "ROUGE-L"
     notes = any(run.get("note") for run in runs)
+    # The F1 of naming every temporal token's time without looking (bench_learnability.every_token_f1), where the
+    # report has it: a moments F1 is only evidence of reading the video above it.
+    blind = moments and any(run["measured"].get("time_grounding_f1_every_token") is not None for run in runs)
     rows = []
     for run in runs:
         measured, takes = run["measured"], run.get("metrics", {}).get("num_samples")
@@ -129,9 +132,14 @@ def render_learnability(report: dict) -> list[str]:
         if takes:
             accuracy += f" ({round(measured['accuracy'] * takes)} of {takes})"
         score = measured.get("time_grounding_f1") if moments else measured.get("rouge_l")
-        row = [str(run["seed"]), accuracy, "—" if score is None else f"{score:.3f}", seconds_and_steps(measured)]
+        row = [str(run["seed"]), accuracy, "—" if score is None else f"{score:.3f}"]
+        if blind:
+            every = measured.get("time_grounding_f1_every_token")
+            row.append("—" if every is None else f"{every:.3f}")
+        row.append(seconds_and_steps(measured))
         rows.append(row + [run.get("note", "")] if notes else row)
-    columns = ["seed", "held-out accuracy", second, "training"] + (["conditions"] if notes else [])
+    columns = (["seed", "held-out accuracy", second] + (["F1 naming every token's time, blind"] if blind else [])
+               + ["training"] + (["conditions"] if notes else []))
     lines = [caption, "", *markdown_table(columns, rows)]
     summary = report.get("summary", {})
     parts = []
