@@ -1,9 +1,9 @@
 """Timed events of the synthetic performer (opt-in, `--events`): what happens when, and which cameras see it.
 
-A take with events has one to `MAX_EVENTS` of them, each a `slip` or a `clean` repetition, at distinct random
-seconds. Each one is seen by two or three of the five cameras (chosen per event) and drawn there as a flash of the
-background of the frame's top `EVENT_BAND` in the event's colour (`EVENT_COLOURS`, yuv) for `EVENT_SECONDS`; the performer is drawn on top as
-usual, so the motion (the label signal) stays visible. The experts name every event at its onset in their
+A take with events has one to `MAX_EVENTS` of them in every `EVENT_STRETCH_SECONDS` of its length, each a `slip`
+or a `clean` repetition, at distinct random seconds. Each one is seen by two or three of the five cameras (chosen
+per event) and drawn there as a flash of the background of the frame's top `EVENT_BAND` in the event's colour
+(`EVENT_COLOURS`, yuv) for `EVENT_SECONDS`; the performer is drawn on top as usual, so the motion (the label signal) stays visible. The experts name every event at its onset in their
 commentary (`synthetic_commentary.event_commentary`), which config `demonstrator_moments` turns into moments.
 
 Why these numbers: a frozen, randomly initialised tower mostly measures how much of the frame each colour covers,
@@ -17,7 +17,8 @@ millisecond) in the commentary and the demonstration-proficiency file, as real a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +28,9 @@ EVENT_KINDS = ("slip", "clean")
 EVENT_SECONDS = 0.8
 ONSET_JITTER = 0.2
 MAX_EVENTS = 3
+# A long take is planned as stretches of this many seconds, each with one to MAX_EVENTS events (`plan_events`):
+# about one to three events every 20 s, the pace of a coach's remarks rather than one every second.
+EVENT_STRETCH_SECONDS = 20.0
 NUM_CAMERAS = 5  # ego + four exo, in the generator's file order
 # Background colour (Y, U, V) while an event is on screen: a red slip, a green clean repetition. Both are far from
 # the grey background (80, 128, 128) and from each other in every channel the tower sees after RGB conversion.
@@ -55,16 +59,30 @@ class TakeEvent:
 
 def plan_events(motion_seed: int, num_frames: int) -> list[TakeEvent]:
     """The take's events, drawn from its motion seed (so the annotations and the videos agree without passing them
-    around); in time order. A take shorter than one second has room for none."""
+    around); in time order. The take is cut into `EVENT_STRETCH_SECONDS` stretches, each drawn like a short take
+    (one to `MAX_EVENTS` events at distinct whole seconds of it), so a minutes-long take has events from its start
+    to its end and not three in all; a take of one stretch or less gets exactly what it always did. A take (or a
+    last stretch) shorter than one second has room for none."""
+    duration = num_frames / FPS
+    events = []
+    for stretch in range(max(1, math.ceil(round(duration / EVENT_STRETCH_SECONDS, 6)))):
+        start = stretch * EVENT_STRETCH_SECONDS
+        length = min(EVENT_STRETCH_SECONDS, duration - start)
+        # The first stretch draws from the seed a take always used, so takes of one stretch keep their events.
+        rng = np.random.default_rng([motion_seed, 7] if stretch == 0 else [motion_seed, 7, stretch])
+        events += [replace(event, time=round(start + event.time, 3)) for event in _events_in(length, rng)]
+    return events
+
+
+def _events_in(seconds: float, rng: np.random.Generator) -> list[TakeEvent]:
+    """One to `MAX_EVENTS` events at distinct whole seconds of a stretch `seconds` long, times from its start."""
     # Whole seconds an event fits after; rounded first, since 1.0 - 0.8 - 0.2 is a hair below 0 in floating point.
-    slots = int(round(num_frames / FPS - EVENT_SECONDS - ONSET_JITTER, 6) // 1) + 1
+    slots = int(round(seconds - EVENT_SECONDS - ONSET_JITTER, 6) // 1) + 1
     if slots < 1:
         return []
-    rng = np.random.default_rng([motion_seed, 7])
     count = int(rng.integers(1, min(MAX_EVENTS, slots) + 1))
-    seconds = np.sort(rng.choice(slots, count, replace=False))
     events = []
-    for k in seconds.tolist():
+    for k in np.sort(rng.choice(slots, count, replace=False)).tolist():
         kind = EVENT_KINDS[int(rng.integers(len(EVENT_KINDS)))]
         onset = round(k + float(rng.uniform(0.0, ONSET_JITTER)), 3)
         cameras = tuple(sorted(rng.choice(NUM_CAMERAS, int(rng.integers(2, 4)), replace=False).tolist()))

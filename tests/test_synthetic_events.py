@@ -43,6 +43,27 @@ def test_events_fit_the_take_on_distinct_seconds(seed):
     assert plan_events(seed, 15) == []  # half a second: no room for an event
 
 
+
+def test_a_four_second_take_keeps_the_events_it_always_had():
+    # Recorded from the generator before long takes were cut into stretches (commit 47cbabb): the 4-second takes
+    # every benchmark and demo trains on must not change.
+    assert [(e.kind, e.time, e.cameras) for e in plan_events(0, 4 * 30)] == [
+        ("clean", 0.168, (3, 4)), ("slip", 2.107, (1, 4)), ("slip", 3.016, (0, 1, 2))]
+    assert [(e.kind, e.time, e.cameras) for e in plan_events(2, 4 * 30)] == [
+        ("slip", 0.072, (0, 1, 2)), ("slip", 3.026, (0, 4))]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_two_minute_take_has_events_from_its_start_to_its_end(seed):
+    events = plan_events(seed, 120 * 30)
+    stretches = [[e for e in events if 20 * i <= e.time < 20 * (i + 1)] for i in range(6)]
+    assert all(1 <= len(stretch) <= 3 for stretch in stretches)  # one to three in every 20 s, none left empty
+    seconds = [math.floor(e.time) for e in events]
+    assert seconds == sorted(set(seconds))
+    assert all(e.time - math.floor(e.time) <= 0.2 + 1e-9 and e.time + e.duration <= 120.0 + 1e-9 for e in events)
+    assert plan_events(seed, 41 * 30)[-1].time < 41 - 0.8  # a last, one-second stretch still fits its event
+
+
 def corner_rgb(path: str, frame: int) -> np.ndarray:
     """Mean RGB of the top-left 4x4 pixels (background in every camera) of one decoded frame."""
     with av.open(path) as container:
