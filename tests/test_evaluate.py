@@ -303,6 +303,10 @@ class InMemoryCache(dict):
     def features_of(self, take_uid, views):
         return self[take_uid]
 
+    def stack(self, take_uids, views):
+        loaded = [self[uid] for uid in take_uids]  # one clip per view: no padding, no time_mask
+        return torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded]), None
+
     def prompt_kwargs(self, take_uids):
         return {}  # one temporal token: the prompt states no times
 

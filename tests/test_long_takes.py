@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from modeling_profvlm.answering import answer_takes
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS
 from processing.frame_sampling import clip_windows, clips_capped
 from tests.tiny_assets import tiny_inputs, tiny_profvlm
 from tests.video_fixtures import TIME_CODE_BITS, pattern_frames, write_pattern_video, write_timed_video
@@ -273,11 +274,102 @@ def test_profvlm_init_clip_options_reach_the_pipelines_timeline(tiny_text_dir, t
         AutoProcessor.from_pretrained(base)
 
 
-def test_a_feature_cache_for_clips_is_refused_in_one_line():
-    from training.feature_cache import build_manifest
+def _clip_cache(model, processor, takes: list[dict], folder) -> list[str]:
+    """Write a feature cache of `takes` (take uids "take0", ...) as extract_features does; returns the uids."""
+    from training.feature_cache import build_manifest, manifest_fingerprint, sampling_spec, write_manifest, write_take
 
-    with pytest.raises(ValueError, match=r"^not yet: a feature cache for a checkpoint with clip_seconds=4.0"):
-        build_manifest(tiny_profvlm(clip_seconds=4), {"sampler": "uniform"}, torch.float32)
+    manifest = build_manifest(model, sampling_spec(processor), torch.float32)
+    write_manifest(folder, manifest)
+    uids = [f"take{i}" for i in range(len(takes))]
+    for uid, take in zip(uids, takes):
+        out = processor.process_videos([take])
+        features = model.model.encode_views(out["pixel_values_videos"], out["view_mask"])[0]
+        write_take(folder, uid, features, out["view_mask"][0], VIEWS, manifest_fingerprint(manifest),
+                   processor.token_times(out["video_metadata"])[0])
+    return uids
+
+
+def test_a_clip_cache_is_ragged_and_answers_as_the_pixels_do(tiny_tokenizer, tmp_path):
+    from training.feature_cache import FeatureCache, read_manifest
+
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
+    takes = _short_and_long(tmp_path)  # 8 s and 16 s: 2 and 4 clips of 4 s
+    uids = _clip_cache(model, processor, takes, tmp_path / "cache")
+    assert read_manifest(tmp_path / "cache")["clips"] == {"clip_seconds": 4.0, "max_clips": model.config.max_clips}
+    cache = FeatureCache(tmp_path / "cache")
+    dim = model.config.vision_config.hidden_size
+    assert [tuple(cache[uid][0].shape) for uid in uids] == [(2, 2 * 2, dim), (2, 4 * 2, dim)]  # (V, K x N, D)
+    assert [len(cache.times_of(uid)["times"]) for uid in uids] == [4, 8]
+
+    features, view_mask, time_mask = cache.stack(uids, [VIEWS, VIEWS])
+    assert features.shape == (2, 2, 8, dim) and time_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert torch.all(features[0, :, 4:] == 0) and torch.equal(features[0, :, :4], cache[uids[0]][0])
+    prompt = processor.build_prompt()
+    pixels = processor(text=[prompt] * 2, videos=takes)
+    cached = processor(text=[prompt] * 2, **cache.prompt_kwargs(uids))
+    assert torch.equal(cached["input_ids"], pixels["input_ids"])  # the same stated times
+    from_pixels = model(**{k: pixels[k] for k in processor.model_input_names}).logits
+    from_cache = model(input_ids=cached["input_ids"], attention_mask=cached["attention_mask"], video_features=features,
+                       view_mask=view_mask, time_mask=time_mask).logits
+    torch.testing.assert_close(from_cache, from_pixels, atol=1e-5, rtol=0)
+
+
+def test_a_cache_with_other_clip_settings_is_refused_naming_both(tiny_tokenizer, tmp_path):
+    from training.feature_cache import FeatureCache, StaleFeatureCacheError, build_manifest, sampling_spec
+
+    model, processor = _model_and_processor(tiny_tokenizer)
+    _clip_cache(model, processor, _short_and_long(tmp_path, 20, 20), tmp_path / "cache")
+    for other, message in (({"clip_seconds": 2.0}, r"clips.clip_seconds: cache has 4.0, expected 2.0"),
+                           ({"max_clips": 8}, r"clips.max_clips: cache has 64, expected 8"),
+                           ({"clip_seconds": None}, r'clips: cache has \{"clip_seconds": 4.0, "max_clips": 64\}, '
+                                                    r"expected null")):
+        settings = {"clip_seconds": CLIP_SECONDS, "max_clips": 64, **other}
+        if settings["clip_seconds"] is None:
+            del settings["max_clips"]
+        changed = tiny_profvlm(num_views=len(VIEWS), view_names=VIEWS, **settings)
+        changed.model.vision_tower.load_state_dict(model.model.vision_tower.state_dict())  # only the clips differ
+        with pytest.raises(StaleFeatureCacheError, match=message):
+            FeatureCache(tmp_path / "cache", build_manifest(changed, sampling_spec(processor), torch.float32))
+
+
+def test_a_cache_without_clips_keeps_its_manifest_and_fingerprint(tiny_tokenizer):
+    from dataset_scripts.hashing import sha256_of_json
+    from training.feature_cache import build_manifest, manifest_fingerprint
+
+    manifest = build_manifest(tiny_profvlm(), {"sampler": "uniform"}, torch.float32)
+    assert "clips" not in manifest  # read as one clip per view (K = 1), as every cache before clips
+    before_clips = ("format", "version", "tower_type", "tower", "sampling", "view_names", "feature_dim", "pooling",
+                    "temporal_tokens", "dtype")  # the fingerprint's keys when those caches were written
+    assert manifest_fingerprint(manifest) == sha256_of_json({k: manifest.get(k) for k in before_clips})
+
+
+def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path):
+    from profvlm.assemble import build_base_checkpoint
+    from training import extract_features, sft
+    from training.feature_cache import FeatureCache
+
+    base = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", clip_seconds=0.5, max_clips=4)
+    cache = tmp_path / "cache"
+    summary = extract_features.main(["--model", str(base), "--data_dir", str(tree), "--output_dir", str(cache),
+                                     "--dtype", "float32"])
+    takes = FeatureCache(cache)
+    uid = next(iter(sorted(p.stem for p in (cache / "features").glob("*.safetensors"))))
+    features, view_mask = takes[uid]
+    assert features.shape[1] == 2 and len(takes.times_of(uid)["times"]) == 2  # 1 s takes: 2 clips of 0.5 s, N = 1
+    assert summary["clips"] == 2 * int(sum(int(takes[u][1].sum()) for u in
+                                          (p.stem for p in (cache / "features").glob("*.safetensors"))))
+    assert summary["tower_seconds_per_clip"] > 0
+    final = sft.main(["--model", str(base), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
+                      str(tmp_path / "sft"), "--max_steps", "1", "--per_device_train_batch_size", "2",
+                      "--projector_alignment_steps", "2", "--eval_strategy", "no", "--save_strategy", "no",
+                      "--report_to", "none", "--use_cpu", "true"])
+    assert (final / "config.json").is_file()
+    from training.evaluate_profvlm import main as evaluate
+
+    evaluate(["--model", str(final), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
+              str(tmp_path / "eval"), "--max_new_tokens", "2", "--dtype", "float32"])
+    lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert lines and all(line["proficiency"] in PROFICIENCY_LABELS for line in lines if line.get("probabilities"))
 
 
 def test_takes_decoded_apart_are_padded_into_one_batch():

@@ -84,9 +84,10 @@ class ProfVLMCollator:
             uids = [row["take_uid"] for row in rows]
             batch = dict(self.processor(text=texts, return_tensors="pt", return_offsets_mapping=True,
                                         **self.features.prompt_kwargs(uids)))
-            cached = [self.features.features_of(row["take_uid"], row["view_names"]) for row in rows]
-            batch["video_features"] = torch.stack([f for f, _ in cached])  # [B, V, N, D]
-            batch["view_mask"] = torch.stack([m for _, m in cached])  # [B, V]
+            features, view_mask, time_mask = self.features.stack(uids, [row["view_names"] for row in rows])
+            batch["video_features"], batch["view_mask"] = features, view_mask  # [B, V, N or K x N, D], [B, V]
+            if time_mask is not None:  # clips over the take: each take's own clips, the rest padding
+                batch["time_mask"] = time_mask
         else:
             kwargs = {}
             if self.frame_sampler:

@@ -107,11 +107,13 @@ def batch_features(model, processor, rows: list[dict], cache=None
     if cache is not None:
         uids = [row["take_uid"] for row in rows]
         prompts = dict(processor(text=[prompt] * len(rows), return_tensors="pt", **cache.prompt_kwargs(uids)))
-        loaded = [cache.features_of(row["take_uid"], row["view_names"]) for row in rows]
+        features, view_mask, time_mask = cache.stack(uids, [row["view_names"] for row in rows])
         times = [cache.times_of(uid) for uid in uids]
         timing = {"durations": [None if t is None else t.get("duration") for t in times],
                   "token_times": [t["times"] for t in times] if processor.states_token_times else None}
-        return prompts, torch.stack([f for f, _ in loaded]), torch.stack([m for _, m in loaded]), None, timing
+        device = model.device
+        return (prompts, features.to(device), view_mask.to(device),
+                None if time_mask is None else time_mask.to(device), timing)
     batch = processor(text=[prompt] * len(rows), videos=[row_videos(r) for r in rows], return_tensors="pt",
                       return_metadata=True)
     metadata = batch.pop("video_metadata")

@@ -98,8 +98,9 @@ def prepare_cache(output: Path, manifest: dict, overwrite: bool, state: PartialS
 
 
 class TakeVideos(torch.utils.data.Dataset):
-    """(take_uid, pixel_values_videos (V, T, 3, H, W), view_mask (V,), token times or None) per take, decoded by
-    the processor. Token times are kept with N > 1 temporal tokens: the prompt states them."""
+    """(take_uid, pixel_values_videos (V, T, 3, H, W), or (V, K, T, 3, H, W) with clips over the take, view_mask (V,),
+    token times or None) per take, decoded by the processor. Token times are kept where the prompt states them (N > 1
+    temporal tokens, or clips)."""
 
     def __init__(self, takes: list[tuple[str, dict[str, str]]], processor):
         self.takes, self.processor = takes, processor
@@ -110,7 +111,8 @@ class TakeVideos(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         take_uid, videos = self.takes[i]
         out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
-        times = self.processor.token_times(out["video_metadata"])[0] if self.processor.temporal_tokens > 1 else None
+        # The prompt states the tokens' times with N > 1 temporal tokens or clips over the take: keep them.
+        times = self.processor.token_times(out["video_metadata"])[0] if self.processor.states_token_times else None
         return take_uid, out["pixel_values_videos"][0], out["view_mask"][0], times
 
 
@@ -122,7 +124,7 @@ def pending_takes(output: Path, takes: dict, manifest: dict) -> list[tuple[str, 
         if path.is_file():
             try:
                 read_take(path, manifest["view_names"], manifest["feature_dim"], fingerprint,
-                          manifest["temporal_tokens"])
+                          manifest["temporal_tokens"], max_clips=(manifest.get("clips") or {}).get("max_clips"))
                 continue
             except CorruptFeatureCacheError as err:
                 logger.warning("%s -- extracting it again.", err)
@@ -161,15 +163,22 @@ def extract(args: argparse.Namespace) -> dict:
                 len(shard), len(shard) - len(todo), len(todo), device, str(dtype).removeprefix("torch."))
     loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
     fingerprint, start = manifest_fingerprint(manifest), time.perf_counter()
+    tower_seconds, clips_encoded = 0.0, 0
     for take_uid, pixels, view_mask, times in tqdm(loader, total=len(todo), unit="take",
                                                    desc=f"rank {state.process_index}",
                                                    disable=not state.is_local_main_process):
+        began = time.perf_counter()
         features = encoder.encode_views(pixels[None].to(device, dtype), view_mask[None].to(device))[0]
+        tower_seconds += time.perf_counter() - began
+        # (V, K, T, 3, H, W) with clips over the take, (V, T, 3, H, W) with one clip per view
+        clips_encoded += int(view_mask.sum()) * (pixels.shape[1] if pixels.ndim == 6 else 1)
         write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint, times)
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
     summary = {"rank": state.process_index, "extracted": len(todo), "skipped": len(shard) - len(todo),
-               "seconds": round(seconds, 2), "takes_per_second": round(len(todo) / seconds, 3) if todo else None}
+               "seconds": round(seconds, 2), "takes_per_second": round(len(todo) / seconds, 3) if todo else None,
+               "clips": clips_encoded,  # present (view, clip) pairs through the tower
+               "tower_seconds_per_clip": round(tower_seconds / clips_encoded, 4) if clips_encoded else None}
     logger.info("rank %d done: %s", state.process_index, summary)
     if state.is_main_process:
         missing = [uid for uid in takes if not take_path(output, uid).is_file()]

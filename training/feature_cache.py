@@ -1,6 +1,8 @@
 # Frozen-tower feature cache: one safetensors file per take, one (N, D) tensor per present view (N temporal tokens)
 # plus the tokens' times, and a manifest that pins the tower (type, config, weights hash), the pooling, N and the
-# frame sampling and normalisation, so features made any other way are refused.
+# frame sampling and normalisation, so features made any other way are refused. A checkpoint with clips over the take
+# (`clip_seconds`) stores (K x N, D) per view, K = that take's clips (ragged: takes differ), and the manifest records
+# the clip settings.
 import hashlib
 import json
 import os
@@ -26,7 +28,7 @@ POOLING_TIME_BINS = "per-time-step mean of the patch tokens, then equal time bin
 _LEGACY_POOLING = "mean over all tower tokens (CLS + T*patches)"  # version 1's wording of the N = 1 pooling
 # Manifest keys that decide whether cached features equal what the model would compute from pixels.
 COMPATIBILITY_KEYS = ("format", "version", "tower_type", "tower", "sampling", "view_names", "feature_dim", "pooling",
-                      "temporal_tokens")
+                      "temporal_tokens", "clips")
 # Config entries that change between saves of the same tower and say nothing about its features.
 _VOLATILE_CONFIG_KEYS = {
     "transformers_version", "_name_or_path", "name_or_path", "dtype", "torch_dtype", "architectures",
@@ -83,14 +85,19 @@ def pooling_spec(temporal_tokens: int) -> dict:
     return {"method": method, "temporal_tokens": int(temporal_tokens)}
 
 
+def clip_spec(config) -> dict | None:
+    """A checkpoint's clips over the take as manifest data ({"clip_seconds", "max_clips"}), None without them (one
+    clip per view: today's caches, which have no such key)."""
+    seconds = getattr(config, "clip_seconds", None)
+    if seconds is None:
+        return None
+    return {"clip_seconds": float(seconds), "max_clips": int(config.max_clips)}
+
+
 def build_manifest(model, sampling: dict, dtype: torch.dtype, source: str | None = None) -> dict:
-    """Everything that determines the cached features of `model` (a ProfVLMForConditionalGeneration). A checkpoint
-    with clips over the take (`clip_seconds`) has no cache layout yet: a one-line ValueError says so."""
+    """Everything that determines the cached features of `model` (a ProfVLMForConditionalGeneration); with clips over
+    the take (`clip_seconds`) also the clip settings (`clip_spec`), so a cache built with other ones is refused."""
     config = model.config
-    if getattr(config, "clip_seconds", None) is not None:
-        raise ValueError(f"not yet: a feature cache for a checkpoint with clip_seconds={config.clip_seconds} (K clips "
-                         "per view); extract_features, --features and evaluation from a cache take one clip per view. "
-                         "Train and evaluate it from the videos (no --features).")
     manifest = {
         "format": CACHE_FORMAT,
         "version": CACHE_VERSION,
@@ -104,6 +111,9 @@ def build_manifest(model, sampling: dict, dtype: torch.dtype, source: str | None
         "dtype": str(dtype).removeprefix("torch."),
         "source_model": source,
     }
+    clips = clip_spec(config)
+    if clips is not None:  # absent otherwise: a cache made before clips existed keeps its manifest and fingerprint
+        manifest["clips"] = clips
     return json.loads(json.dumps(manifest, default=str))
 
 
@@ -130,7 +140,8 @@ def _short(value, limit: int = 120) -> str:
 
 def manifest_fingerprint(manifest: dict) -> str:
     """sha256 of the compatibility part of a manifest; stamped into every take file."""
-    part = {k: manifest.get(k) for k in COMPATIBILITY_KEYS + ("dtype",)}
+    # "clips" counts only where it is set, so the take files of a cache made before clips existed still match.
+    part = {k: manifest.get(k) for k in COMPATIBILITY_KEYS + ("dtype",) if k != "clips" or manifest.get(k) is not None}
     return sha256_of_json(part)
 
 
@@ -223,10 +234,12 @@ def write_take(cache_dir: str | Path, take_uid: str, features: torch.Tensor, vie
 
 
 def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerprint: str | None = None,
-              temporal_tokens: int = 1, legacy: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
+              temporal_tokens: int = 1, legacy: bool = False, max_clips: int | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
     """Load one take file as float32 features (V, N, D) with zeros for missing views, view_mask (V,) long and the
-    tokens' times (None when not stored). `legacy`: a version-1 file, (D,) per view, read as N = 1. Any problem
-    raises CorruptFeatureCacheError naming the file."""
+    tokens' times (None when not stored). `legacy`: a version-1 file, (D,) per view, read as N = 1. `max_clips`: a
+    cache of clips over the take, (K x N, D) per view for this take's K (1..max_clips, the same for every view).
+    Any problem raises CorruptFeatureCacheError naming the file."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -238,7 +251,12 @@ def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerp
         raise CorruptFeatureCacheError(f"{path}: corrupt feature-cache file, cannot be read ({err}). Re-run "
                                        "extract_features.py: it extracts this take again.") from err
     problem, times = None, None
-    shape = (feature_dim,) if legacy else (temporal_tokens, feature_dim)
+    steps = temporal_tokens
+    if max_clips is not None and tensors:  # this take's K, from its first view; every view must agree
+        rows = next(iter(tensors.values())).shape[0] if next(iter(tensors.values())).ndim == 2 else 0
+        if rows % temporal_tokens == 0 and 1 <= rows // temporal_tokens <= max_clips:
+            steps = rows
+    shape = (feature_dim,) if legacy else (steps, feature_dim)
     unknown = [k for k in keys if k not in view_names]
     if fingerprint is not None and metadata.get("fingerprint") != fingerprint:
         problem = "written for another tower/sampling than this cache's manifest (fingerprint mismatch)"
@@ -248,31 +266,35 @@ def read_take(path: str | Path, view_names: list[str], feature_dim: int, fingerp
         problem = "no view features at all"
     else:
         bad = [k for k, t in tensors.items() if tuple(t.shape) != shape or not t.is_floating_point()]
-        if bad:
+        if bad and max_clips is not None:
+            problem = (f"view(s) {bad} are not float tensors of one shape (K x {temporal_tokens}, {feature_dim}) "
+                       f"with 1 <= K <= max_clips={max_clips}")
+        elif bad:
             problem = f"view(s) {bad} are not float tensors of shape {shape}"
         elif not all(torch.isfinite(t).all() for t in tensors.values()):
             problem = "contains NaN or inf"
         elif "token_times" in metadata:
             try:
                 times = json.loads(metadata["token_times"])
-                if len(times["times"]) != temporal_tokens:
-                    problem = f"{len(times['times'])} token times for {temporal_tokens} temporal tokens"
+                if len(times["times"]) != steps:
+                    problem = f"{len(times['times'])} token times for {steps} time steps"
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 problem = f"unreadable token times ({err})"
     if problem:
         raise CorruptFeatureCacheError(f"{path}: corrupt feature-cache file: {problem}. Re-run "
                                        "extract_features.py: it extracts this take again.")
-    features = torch.zeros(len(view_names), temporal_tokens, feature_dim)
+    features = torch.zeros(len(view_names), steps, feature_dim)
     view_mask = torch.zeros(len(view_names), dtype=torch.long)
     for i, view in enumerate(view_names):
         if view in tensors:
-            features[i], view_mask[i] = tensors[view].float().reshape(temporal_tokens, feature_dim), 1
+            features[i], view_mask[i] = tensors[view].float().reshape(steps, feature_dim), 1
     return features, view_mask, times
 
 
 class FeatureCache:
     """Read side of a cache directory: checks the manifest against what the model expects, then serves
-    (features (V, N, D) float32, view_mask (V,)) by take_uid, and the tokens' times (`times_of`). Takes are loaded
+    (features (V, N, D) float32, or (V, K x N, D) with clips over the take, view_mask (V,)) by take_uid, batches of
+    them (`stack`), and the tokens' times (`times_of`). Takes are loaded
     once and kept in memory. A version-1 cache (one (D,) vector per view) is served as N = 1."""
 
     def __init__(self, cache_dir: str | Path, expected_manifest: dict | None = None):
@@ -284,6 +306,8 @@ class FeatureCache:
         self.view_names = list(self.manifest["view_names"])
         self.feature_dim = int(self.manifest["feature_dim"])
         self.temporal_tokens = int(self.manifest.get("temporal_tokens", 1))
+        clips = self.manifest.get("clips")
+        self.max_clips = None if clips is None else int(clips["max_clips"])  # None: one clip per view
         self.legacy = self.manifest.get("legacy_version") == LEGACY_VERSION
         # Take files carry the fingerprint of the manifest as written (a version-1 one for a legacy cache).
         self.fingerprint = manifest_fingerprint(read_raw_manifest(self.cache_dir) if self.legacy else self.manifest)
@@ -299,7 +323,7 @@ class FeatureCache:
                 raise KeyError(f"take {take_uid} is not in the feature cache {self.cache_dir} (no {path}); "
                                "run extract_features.py on the same --data_dir to add it.")
             self._loaded[take_uid] = read_take(path, self.view_names, self.feature_dim, self.fingerprint,
-                                               self.temporal_tokens, self.legacy)
+                                               self.temporal_tokens, self.legacy, self.max_clips)
         features, mask, _ = self._loaded[take_uid]
         return features, mask
 
@@ -310,6 +334,24 @@ class FeatureCache:
         keep = torch.tensor([name in views for name in self.view_names], dtype=mask.dtype)
         return features, mask * keep
 
+    def stack(self, take_uids: list[str], views: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A batch from the cache: (features (B, V, S, D), view_mask (B, V), time_mask) for the takes with only
+        their `views` present (`features_of`). One clip per view: S = N and time_mask None. Clips over the take:
+        each take's K x N steps padded with zeros to the batch's longest, and time_mask (B, K_max) long, 1 for a
+        take's own clips (what `ProfVLMModel.get_video_features` takes)."""
+        loaded = [self.features_of(uid, names) for uid, names in zip(take_uids, views)]
+        masks = torch.stack([mask for _, mask in loaded])
+        if self.max_clips is None:
+            return torch.stack([features for features, _ in loaded]), masks, None
+        clips = [features.shape[1] // self.temporal_tokens for features, _ in loaded]
+        longest = max(clips)
+        padded = torch.zeros(len(loaded), len(self.view_names), longest * self.temporal_tokens, self.feature_dim)
+        time_mask = torch.zeros(len(loaded), longest, dtype=torch.long)
+        for b, ((features, _), k) in enumerate(zip(loaded, clips)):
+            padded[b, :, : features.shape[1]] = features
+            time_mask[b, :k] = 1
+        return padded, masks, time_mask
+
     def times_of(self, take_uid: str) -> dict | None:
         """The take's token times {"times": [N seconds], "duration": seconds} as extracted, or None (not stored)."""
         self[take_uid]
@@ -318,13 +360,14 @@ class FeatureCache:
     def prompt_kwargs(self, take_uids) -> dict:
         """What ProfVLMProcessor.__call__ needs besides the text to build these takes' prompts from cached features:
         nothing with one temporal token; with N > 1 the tokens' times (`token_times`), which the prompt states."""
-        if self.temporal_tokens == 1:
+        if self.temporal_tokens == 1 and self.max_clips is None:
             return {}
         times = [self.times_of(uid) for uid in take_uids]
         missing = [uid for uid, t in zip(take_uids, times) if t is None]
         if missing:
             raise CorruptFeatureCacheError(f"{self.cache_dir}: take(s) {missing[:3]} have no token times, which "
-                                           f"temporal_tokens={self.temporal_tokens} prompts need; re-extract them.")
+                                           f"temporal_tokens={self.temporal_tokens} (or clips over the take) "
+                                           "prompts need; re-extract them.")
         return {"token_times": times}
 
     def preload(self, take_uids) -> None:
@@ -357,6 +400,7 @@ __all__ = [
     "StaleFeatureCacheError",
     "CorruptFeatureCacheError",
     "build_manifest",
+    "clip_spec",
     "pooling_spec",
     "upgrade_legacy_manifest",
     "read_raw_manifest",

@@ -38,11 +38,13 @@ def label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
 
 def align_projector(model, features: torch.Tensor, view_mask: torch.Tensor, targets: torch.Tensor,
                     label_ids: Sequence[int], steps: int, learning_rate: float = 1e-2, temperature: float = 0.1,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, time_mask: torch.Tensor | None = None) -> dict:
     """Train `model.model.multi_modal_projector` alone for `steps` full-batch Adam steps so that each take's mean
     video token has the highest cosine similarity with the input embedding of its label's token (`label_ids`, see
     `label_token_ids`; `targets` (B,) are label indices). `features` (B, V, N, D) and `view_mask` (B, V) are the
-    cached tower features of the training takes, one row per take. Returns {"loss": [first, last],
+    cached tower features of the training takes, one row per take; with clips over the take (B, V, K x N, D) and
+    `time_mask` (B, K) for takes of different lengths (`FeatureCache.stack`), each take's mean over its own tokens.
+    Returns {"loss": [first, last],
     "accuracy": [first, last]} (the cosine classifier on the training takes). Deterministic for a `seed`."""
     if steps <= 0:
         return {"loss": [], "accuracy": []}
@@ -61,8 +63,12 @@ def align_projector(model, features: torch.Tensor, view_mask: torch.Tensor, targ
     losses, accuracies = [], []
     try:
         for _ in range(steps):
-            tokens = inner.get_video_features(video_features=features, view_mask=view_mask).pooler_output
-            logits = F.normalize(tokens.float().mean(1), dim=-1) @ classes.T / temperature
+            tokens = inner.get_video_features(video_features=features, view_mask=view_mask,
+                                              time_mask=time_mask).pooler_output
+            # A list of each take's own tokens with a time_mask, else one (B, tokens, d) tensor
+            means = torch.stack([take.float().mean(0) for take in tokens]) if isinstance(tokens, list) else \
+                tokens.float().mean(1)
+            logits = F.normalize(means, dim=-1) @ classes.T / temperature
             loss = F.cross_entropy(logits, targets)
             optimizer.zero_grad()
             loss.backward()

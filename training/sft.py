@@ -328,19 +328,17 @@ def align_on_cache(model, processor, features: FeatureCache | None, train, label
     if features is None:
         raise ValueError(f"--projector_alignment_steps {script_args.projector_alignment_steps} needs --features: it "
                          "trains the projector on the feature cache (training/extract_features.py).")
-    taken, cached, masks, targets = set(), [], [], []
-    for row in train:
-        if row["take_uid"] in taken:
-            continue
-        taken.add(row["take_uid"])
-        feature, mask = features.features_of(row["take_uid"], row["view_names"])
-        cached.append(feature)
-        masks.append(mask)
-        targets.append(labels.index(row["label"]))
+    takes = {}
+    for row in train:  # one row per take
+        takes.setdefault(row["take_uid"], row)
+    cached, masks, time_mask = features.stack(list(takes), [row["view_names"] for row in takes.values()])
+    targets = [labels.index(row["label"]) for row in takes.values()]
     rate = script_args.projector_learning_rate or training_args.learning_rate
-    return align_projector(model, torch.stack(cached).to(model.device), torch.stack(masks).to(model.device),
-                           torch.tensor(targets, device=model.device), label_token_ids(processor.tokenizer, labels),
-                           script_args.projector_alignment_steps, learning_rate=rate, seed=training_args.seed)
+    device = model.device
+    return align_projector(model, cached.to(device), masks.to(device), torch.tensor(targets, device=device),
+                           label_token_ids(processor.tokenizer, labels), script_args.projector_alignment_steps,
+                           learning_rate=rate, seed=training_args.seed,
+                           time_mask=None if time_mask is None else time_mask.to(device))
 
 
 def resolve_resume(training_args: SFTConfig) -> str | None:
