@@ -304,7 +304,8 @@ class ProfVLMProcessor(ProcessorMixin):
 
     def _process_clips(self, takes: list, frame_sampler: str | None, seed: int | None) -> dict:
         """`process_videos` with clips over the whole take (`take_clips`): every view is probed first (the take's
-        windows need its length), then each view's K x T frames are read in one pass."""
+        windows need its length, and the output its size), then each view's clips are read a few at a time and
+        written into the output as pixels, so a long take never holds its decoded frames all at once."""
         num_views, size, frames = len(self.view_names), self.image_size, self.num_frames
         sampler = frame_sampler or self.frame_sampler
         views = [self._views_of(take, b) for b, take in enumerate(takes)]
@@ -318,26 +319,26 @@ class ProfVLMProcessor(ProcessorMixin):
             for (b, _, _), view in zip(jobs, probed):
                 durations[b] = max(durations[b], view.duration)
             windows = [clip_windows(d, self.clip_seconds, self.max_clips) for d in durations]
+            most = max((len(w) for w in windows), default=1)
+            pixels = torch.zeros(len(takes), num_views, most, frames, 3, size, size)
 
             def run(item):
                 (b, v, src), view = item
                 seed_b = None if seed is None else seed + b
-                rgb, meta = read_view_clips(src, self.view_names[v], view, windows[b], sampler, frames, seed_b,
-                                            self.snap_to_keyframes, threads)
+                # Each clip goes into its place in `pixels` as soon as it is read and resized.
+                _, meta = read_view_clips(src, self.view_names[v], view, windows[b], sampler, frames, seed_b,
+                                          self.snap_to_keyframes, threads, transform=self._to_pixels,
+                                          out=pixels[b, v, : len(windows[b])])
                 meta["clips_capped"] = clips_capped(durations[b], self.clip_seconds, self.max_clips)
-                return b, v, self._to_pixels(rgb), meta
+                return b, v, meta
 
             loaded = list(pool.map(run, zip(jobs, probed)))
-        most = max((len(w) for w in windows), default=1)
-        pixels = torch.zeros(len(takes), num_views, most, frames, 3, size, size)
         view_mask = torch.zeros(len(takes), num_views, dtype=torch.long)
         time_mask = torch.zeros(len(takes), most, dtype=torch.long)
         metadata = [[None] * num_views for _ in takes]
         for b, take_windows in enumerate(windows):
             time_mask[b, : len(take_windows)] = 1
-        for b, v, view_pixels, meta in loaded:
-            clips = len(windows[b])
-            pixels[b, v, :clips] = view_pixels.view(clips, frames, 3, size, size)
+        for b, v, meta in loaded:
             view_mask[b, v], metadata[b][v] = 1, meta
         return {"pixel_values_videos": pixels, "view_mask": view_mask, "time_mask": time_mask,
                 "video_metadata": metadata}

@@ -1,6 +1,7 @@
 # A take's views as K clips each (`ProfVLMConfig.clip_seconds`): probe a view, read its clips window by window, and
 # batch takes with different numbers of clips. The processor (`ProfVLMProcessor._process_clips`) drives these.
 import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -15,6 +16,11 @@ from processing.video_io import (
     probe_video,
     read_frames_with_times,
 )
+
+
+# Clips decoded per pass over a file: one pass (and one seek) per group keeps the decoder's run of nearby frames,
+# while only that many clips' full-resolution frames are held at once whatever the take's length.
+CLIPS_PER_READ = 8
 
 
 class ProbedView(NamedTuple):
@@ -40,30 +46,66 @@ def probe_view(src, view: str) -> ProbedView:
 
 
 def read_view_clips(src, view: str, probed: ProbedView, windows: list[tuple[float, float]], sampler: str,
-                    num_samples: int, seed: int | None = None, snap: bool = False,
-                    threads: int = 0) -> tuple[np.ndarray, dict]:
+                    num_samples: int, seed: int | None = None, snap: bool = False, threads: int = 0,
+                    transform: Callable[[np.ndarray], torch.Tensor] | None = None,
+                    out: torch.Tensor | None = None) -> tuple[np.ndarray | torch.Tensor, dict]:
     """One view's clips, one of `num_samples` frames per window (start, end) in seconds, sampled by presentation time
-    (`sample_window_indices`) and read in one pass: (K x T, H, W, 3) uint8 in time order and the view's metadata
+    (`sample_window_indices`): (K x T, H, W, 3) uint8 in time order and the view's metadata
     (`ProfVLMProcessor.process_videos` lists its keys). With `seed`, window k of every view of the take uses the same
-    seed, drawn from (seed, k); `snap` moves the frames to nearby keyframes (`snap_to_keyframes`)."""
+    seed, drawn from (seed, k); `snap` moves the frames to nearby keyframes (`snap_to_keyframes`).
+
+    A file is read `CLIPS_PER_READ` clips at a time, so only that many clips' decoded frames exist at once: with
+    `transform` (frames (T, H, W, 3) -> tensor (T, ...), e.g. the processor's resize and normalisation) each clip is
+    transformed as soon as its group is read and written into `out` (K, T, ...) when given, else concatenated; memory
+    then grows with the transformed clips kept, not with the video's resolution or length."""
     seeds = [None if seed is None else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
              for k in range(len(windows))]
     sampled = [sample_window_indices(sampler, window, num_samples, num_frames=probed.num_frames, fps=probed.fps,
                                      seed=clip_seed, times=probed.frame_times)
                for window, clip_seed in zip(windows, seeds)]
-    indices = [i for clip in sampled for i in clip.indices]
     meta = {"num_frames": probed.num_frames, "sampler": sampler, "clips": len(windows),
             "clip_windows": [[float(start), float(end)] for start, end in windows],
             "clip_seconds": max(end - start for start, end in windows),
             "repeated": any(clip.repeated for clip in sampled), "duration": probed.duration}
     if probed.info is None:  # decoded frames carry no timestamps
-        return probed.frames[indices], {**meta, "indices": indices, "fps": None, "source": "frames",
-                                        "times": [i / DEFAULT_FPS for i in indices], "times_assumed_fps": DEFAULT_FPS}
-    if snap:
-        indices = list(snap_to_keyframes(indices, keyframes_near(src, indices, view, probed.info)))
-    decoded = read_frames_with_times(src, indices, view, threads, probed.info)
-    return decoded.rgb, {**meta, "indices": indices, "fps": probed.info.fps, "source": str(src),
-                         "times": decoded.times, "times_assumed_fps": decoded.times_assumed_fps}
+        indices = [i for clip in sampled for i in clip.indices]
+        frames = probed.frames[indices]
+        if transform is not None:
+            frames = _transformed([frames[k * num_samples:(k + 1) * num_samples] for k in range(len(windows))],
+                                  transform, out)
+        return frames, {**meta, "indices": indices, "fps": None, "source": "frames",
+                        "times": [i / DEFAULT_FPS for i in indices], "times_assumed_fps": DEFAULT_FPS}
+    indices, times, assumed, kept = [], [], None, []
+    for first in range(0, len(sampled), CLIPS_PER_READ):
+        group = sampled[first:first + CLIPS_PER_READ]
+        wanted = [i for clip in group for i in clip.indices]
+        if snap:
+            wanted = list(snap_to_keyframes(wanted, keyframes_near(src, wanted, view, probed.info)))
+        decoded = read_frames_with_times(src, wanted, view, threads, probed.info)
+        indices += wanted
+        times += decoded.times
+        assumed = decoded.times_assumed_fps if assumed is None else assumed
+        for k in range(len(group)):
+            rgb = decoded.rgb[k * num_samples:(k + 1) * num_samples]
+            if transform is None:
+                kept.append(rgb)
+            elif out is not None:
+                out[first + k] = transform(rgb)
+            else:
+                kept.append(transform(rgb))
+    frames = out if out is not None and transform is not None else (
+        np.concatenate(kept) if transform is None else torch.cat(kept))
+    return frames, {**meta, "indices": indices, "fps": probed.info.fps, "source": str(src), "times": times,
+                    "times_assumed_fps": assumed}
+
+
+def _transformed(clips: list[np.ndarray], transform, out: torch.Tensor | None) -> torch.Tensor:
+    """Each clip through `transform`, into `out` (K, T, ...) when given, else concatenated."""
+    if out is None:
+        return torch.cat([transform(clip) for clip in clips])
+    for k, clip in enumerate(clips):
+        out[k] = transform(clip)
+    return out
 
 
 def concat_takes(parts: list[dict]) -> dict:

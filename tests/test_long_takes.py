@@ -88,6 +88,30 @@ def test_a_120_s_take_is_30_clips_per_view_each_from_its_own_window(timed_take, 
     assert logits.shape[:2] == out["input_ids"].shape
 
 
+
+def test_a_long_take_is_decoded_a_few_clips_at_a_time_into_the_same_pixels(timed_take, tiny_tokenizer, monkeypatch):
+    import processing.take_clips as take_clips
+
+    _, processor = _model_and_processor(tiny_tokenizer)
+    real, reads = take_clips.read_frames_with_times, []
+
+    def counting(src, indices, *args, **kwargs):
+        reads.append(len(indices))
+        return real(src, indices, *args, **kwargs)
+
+    monkeypatch.setattr(take_clips, "read_frames_with_times", counting)
+    streamed = processor.process_videos([timed_take])["pixel_values_videos"]
+    frames = processor.num_frames
+    # 30 clips per view read 8 at a time: never more than 8 clips' decoded frames held at once
+    assert take_clips.CLIPS_PER_READ == 8
+    assert sorted(reads) == sorted([6 * frames, 8 * frames, 8 * frames, 8 * frames] * len(VIEWS))
+    probed = take_clips.probe_view(timed_take["ego"], "ego")
+    windows = clip_windows(probed.duration, CLIP_SECONDS, 64)
+    rgb, _ = take_clips.read_view_clips(timed_take["ego"], "ego", probed, windows, processor.frame_sampler, frames)
+    assert rgb.shape[0] == 30 * frames  # every clip's frames, as one array
+    torch.testing.assert_close(streamed[0, 0].reshape(-1, *streamed.shape[-3:]), processor._to_pixels(rgb),
+                               atol=0, rtol=0)  # the same pixels as resizing all the frames at once
+
 def test_a_take_longer_than_max_clips_windows_gets_max_clips_equal_ones(tiny_tokenizer):
     _, processor = _model_and_processor(tiny_tokenizer, max_clips=4)
     frames = pattern_frames(600, 32, 32)  # decoded frames: 20 s at 30 fps
