@@ -49,8 +49,9 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
 
 
-def write_take(folder: Path, seconds: float, fps: int = 30) -> dict[str, str]:
-    """An ego (448x448) and four exo (796x448) x264 videos, like EgoExo4D's downscaled/448 files."""
+def write_take(folder: Path, seconds: float, fps: int = 30, gop: int | None = None) -> dict[str, str]:
+    """An ego (448x448) and four exo (796x448) x264 videos, like EgoExo4D's downscaled/448 files; `gop`: frames
+    between keyframes (None: the encoder's default, 250)."""
     import av
     import numpy as np
 
@@ -64,7 +65,8 @@ def write_take(folder: Path, seconds: float, fps: int = 30) -> dict[str, str]:
             continue
         yy, xx = np.mgrid[0:448, 0:width]
         with av.open(str(path), "w") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+            options = {"preset": "ultrafast", **({"g": str(gop)} if gop else {})}
+            stream = container.add_stream("libx264", rate=fps, options=options)
             stream.width, stream.height, stream.pix_fmt = width, 448, "yuv420p"
             for t in range(int(seconds * fps)):
                 img = np.stack([(xx + 4 * t + 40 * i) % 256, (yy + 2 * t) % 256, (xx + yy + t) % 256], -1)
