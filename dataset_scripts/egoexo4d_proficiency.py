@@ -70,6 +70,7 @@ DOWNLOAD_COMMANDS = {
 PSEUDO_CAMERAS = frozenset({"collage", "best_exo"})
 WALKAROUND_CAMERAS = frozenset({"mobile", "moblie"})
 EGO_RGB_STREAM = "rgb"
+EXO_STREAM = "0"  # a GoPro's one stream, in takes.json and in the released feature files' names
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 FEATURES = datasets.Features(
@@ -187,7 +188,7 @@ def views_from_take(take: dict) -> list[tuple[str, str]]:
         views.append((VIEW_NAMES[0], f"{root_dir}/{videos[ego[0]][EGO_RGB_STREAM]['relative_path']}"))
     exo = []
     for cam in sorted(videos):
-        stream = (videos[cam] or {}).get("0") or {}
+        stream = (videos[cam] or {}).get(EXO_STREAM) or {}
         if cam in PSEUDO_CAMERAS or cam in WALKAROUND_CAMERAS or cam in ego:
             continue
         if stream.get("relative_path"):

@@ -46,6 +46,7 @@ from dataset_scripts.egoexo4d_proficiency import SYNTHETIC_MARKER  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from dataset_scripts.synthetic_commentary import event_remark, expert_commentary  # noqa: E402
 from dataset_scripts.synthetic_events import TakeEvent, plan_events  # noqa: E402
+from dataset_scripts.synthetic_features import part_by_name, write_released_features  # noqa: E402
 from dataset_scripts.synthetic_motion import FPS, simulate_motion  # noqa: E402
 from dataset_scripts.synthetic_render import encode_yuv420, flash_events, render_view, view_cameras  # noqa: E402
 from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, VIEW_NAMES  # noqa: E402
@@ -349,6 +350,7 @@ def generate_synthetic_egoexo4d(
     progress: bool = True,
     write_videos: bool = True,
     events: bool = False,
+    released_features: tuple[str, ...] = (),
 ) -> Path:
     """Write a synthetic Ego-Exo4D tree with `num_takes` takes into `out` and return its path.
 
@@ -356,7 +358,9 @@ def generate_synthetic_egoexo4d(
     take length; `workers` processes render videos (default: up to 2); `write_videos=False` writes only the
     metadata and annotation files (e.g. to time the builder on a real-sized annotation set). `events`: performers
     slip or make a clean repetition at random seconds, flashed in some cameras and named with their times in the
-    commentary (`synthetic_events`; for config `demonstrator_moments`); off, the tree is what it always was."""
+    commentary (`synthetic_events`; for config `demonstrator_moments`); off, the tree is what it always was.
+    `released_features` (part names, e.g. `omnivore_video`): also that part's feature files for every take and camera,
+    measured from the same motion (`synthetic_features`)."""
     if num_takes < 1:
         raise ValueError(f"num_takes must be >= 1, got {num_takes}.")
     if size < 16 or size % 4:
@@ -365,6 +369,7 @@ def generate_synthetic_egoexo4d(
         raise ValueError(f"seconds must be > 0, got {seconds}.")
     if events and not plan_events(0, max(1, round(seconds * FPS))):
         raise ValueError(f"events need takes of at least 1 second (an event lasts about one), got seconds={seconds}.")
+    sources = [part_by_name(name) for name in released_features]  # an unknown part fails before anything is written
     root = Path(out)
     if (root / "takes.json").exists() and not overwrite:
         raise FileExistsError(f"{root / 'takes.json'} already exists; pass overwrite=True (--overwrite) to write "
@@ -377,6 +382,10 @@ def generate_synthetic_egoexo4d(
     marker = {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py", "takes": num_takes, "seed": seed,
               "size": size, "seconds": seconds}
     _dump_json(root / SYNTHETIC_MARKER, {**marker, "events": True} if events else marker)
+    for source in sources:
+        for p in plans:
+            motion = simulate_motion(p.level, p.scenario, num_frames, p.motion_seed)
+            write_released_features(root, p.take_uid, p.ego_cam, p.exo_cams, motion, source)
     jobs = [(root, p, size, num_frames, events) for p in plans] if write_videos else []
     if not jobs:
         return root
@@ -422,6 +431,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                              "--dataset_config demonstrator_moments) and in proficiency_demonstration_<split>.json "
                              "(clean repetitions as good_executions, slips as tips_for_improvement, at their "
                              "sub-second onsets; --dataset_config demonstration_moments)")
+    parser.add_argument("--released_features", nargs="+", default=[], metavar="PART",
+                        help="also write EgoExo4D's released-format feature files of these parts (omnivore_video, "
+                             "maws_clip_2b) for every take and camera under features/<part>/, measured from the "
+                             "synthetic motion (for `profvlm init --vision egoexo4d:<part>`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -431,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the tree the parsed options describe."""
     root = generate_synthetic_egoexo4d(args.output_dir, args.takes, args.seed, args.size, args.seconds, args.workers,
                                        args.overwrite, progress=not args.quiet, write_videos=not args.no_videos,
-                                       events=args.events)
+                                       events=args.events, released_features=tuple(args.released_features))
     print(f"wrote {args.takes} synthetic takes to {root}")
     return 0
 

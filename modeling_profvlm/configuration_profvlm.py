@@ -14,6 +14,7 @@ from .profvlm_facts import (
     check_clip_options,
     check_label_list,
     check_time_decimals,
+    released_feature_source,
 )
 from .tower_adapter import TOWER_PRESETS, check_temporal_tokens, tower_family, tower_num_frames
 
@@ -106,6 +107,13 @@ class ProfVLMConfig(PreTrainedConfig):
     # The dtype the training's cached tower features were made in ("bfloat16" / "float32"): inference runs the
     # tower in it unless told otherwise, so the projector sees features like those it was trained on.
     vision_feature_dtype: str | None = None
+    # A checkpoint with NO video tower: its per-view inputs are EgoExo4D's released pre-extracted vectors, named by
+    # their source (`profvlm_facts.RELEASED_FEATURE_SOURCES`, e.g. "egoexo4d:omnivore_video") and mean-pooled into the
+    # temporal tokens' spans by training/extract_features.py; `video_feature_dim` is their width (read from the files
+    # by `profvlm init --data_dir`, else the documented one). `vision_config` is then unused: no tower is built.
+    # None (the default, and config.json files from before these keys): a video tower per `vision_config`.
+    video_feature_source: str | None = None
+    video_feature_dim: int | None = None
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
@@ -126,9 +134,12 @@ class ProfVLMConfig(PreTrainedConfig):
             )
         if self.num_video_tokens < 1:
             raise ValueError(f"ProfVLMConfig: num_video_tokens must be >= 1, got {self.num_video_tokens}.")
-        check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
         self.time_decimals = check_time_decimals(self.time_decimals, "ProfVLMConfig.time_decimals")
         self.clip_seconds, self.max_clips = check_clip_options(self.clip_seconds, self.max_clips, "ProfVLMConfig")
+        if self.video_feature_source is None:
+            check_temporal_tokens(self.vision_config, self.temporal_tokens)  # also: the tower family is supported
+        else:
+            self.video_feature_dim = self._check_feature_source()
         self.image_mean, self.image_std = _check_normalisation(self.image_mean, self.image_std)
         if type(self).__module__ == "modeling_profvlm.configuration_profvlm":
             # Installed package: the registered pipeline serves the task. transformers would otherwise prefer
@@ -137,10 +148,35 @@ class ProfVLMConfig(PreTrainedConfig):
             self.__dict__.pop("custom_pipelines", None)
 
 
+    def _check_feature_source(self) -> int:
+        """The released vectors' width, after one-line ValueErrors for what a tower-less checkpoint cannot be."""
+        source = released_feature_source(self.video_feature_source, "ProfVLMConfig.video_feature_source")
+        if self.clip_seconds is not None:
+            raise ValueError(f"not yet: clips over the take (clip_seconds={self.clip_seconds}) with released features "
+                             f"({source.name}); such a checkpoint takes one span per temporal token over the whole "
+                             "take.")
+        tokens = self.temporal_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+            raise ValueError(f"ProfVLMConfig: temporal_tokens={self.temporal_tokens!r}; expected a whole number >= 1.")
+        dim = source.feature_dim if self.video_feature_dim is None else self.video_feature_dim
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"ProfVLMConfig: video_feature_dim={dim!r} for {source.name}; expected a width >= 1.")
+        return dim
+
     @property
     def num_frames(self) -> int:
-        """Frames per clip: the tower's (its config is the one owner of this number)."""
+        """Frames per clip: the tower's (its config is the one owner of this number). Without a tower (released
+        features) one per temporal token: the processor's token spans are then N equal parts of the take."""
+        if self.video_feature_source is not None:
+            return int(self.temporal_tokens)
         return tower_num_frames(self.vision_config)
+
+    @property
+    def video_feature_size(self) -> int:
+        """Width of the per-view features the projector takes: the released vectors' or the tower's hidden size."""
+        if self.video_feature_source is not None:
+            return int(self.video_feature_dim)
+        return int(self.vision_config.hidden_size)
 
     @property
     def num_tokens_per_take(self) -> int:
@@ -177,6 +213,16 @@ def _check_normalisation(mean, std) -> tuple[list[float] | None, list[float] | N
     return checked
 
 
+def raw_video_refused(feature_source: str, what: str) -> ValueError:
+    """The one-line error for raw video (`what`) given to a checkpoint whose per-view inputs are released features:
+    it names the feature source and what to pass instead."""
+    source = released_feature_source(feature_source)
+    return ValueError(f"{what}: this checkpoint has no video tower; its per-view inputs are EgoExo4D's released "
+                      f"{source.model} features ({source.name}), not video. Give it ROOT/{source.part}/"
+                      "<take_uid>_<cam_id>_<stream_id>.pt files instead: `profvlm predict --data_dir ROOT`, or a feature "
+                      "cache from `training/extract_features.py --data_dir ROOT` (video_features).")
+
+
 def require_profvlm_checkpoint(path: str | os.PathLike, what: str = "--model") -> Path:
     """`path` as a Path if it is a local ProfVLM checkpoint folder (config.json with model_type "profvlm"), else a
     FileNotFoundError / ValueError naming the option, the folder and what was expected."""
@@ -195,4 +241,4 @@ def require_profvlm_checkpoint(path: str | os.PathLike, what: str = "--model") -
     return folder
 
 
-__all__ = ["ProfVLMConfig", "require_profvlm_checkpoint", "PROFICIENCY_LABELS", "VIEW_NAMES", "VIDEO_TOKEN"]
+__all__ = ["ProfVLMConfig", "raw_video_refused", "require_profvlm_checkpoint", "PROFICIENCY_LABELS", "VIEW_NAMES", "VIDEO_TOKEN"]

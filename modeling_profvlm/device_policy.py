@@ -286,22 +286,25 @@ def _first(*dtypes: torch.dtype | None) -> torch.dtype:
 
 
 def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
-    """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower`, `.model.multi_modal_projector`,
-    `.model.language_model`, `.lm_head`) to `policy.device`: the tower in `tower_dtype`, the language model and LM
-    head in `lm_dtype`, the projector in float32. Tied input/output embeddings stay tied. Returns `model`."""
+    """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower` (None: no tower),
+    `.model.multi_modal_projector`, `.model.language_model`, `.lm_head`) to `policy.device`: the tower in
+    `tower_dtype`, the language model and LM head in `lm_dtype`, the projector in float32. Tied input/output
+    embeddings stay tied. Returns `model`."""
     inner = unwrap_peft(model)
     embeddings = inner.model.language_model.get_input_embeddings()
     tied = embeddings.weight is inner.lm_head.weight
 
     inner.to(policy.device)
-    inner.model.vision_tower.to(policy.tower_dtype)
+    tower = inner.model.vision_tower  # None for a checkpoint whose inputs are released features
+    if tower is not None:
+        tower.to(policy.tower_dtype)
     inner.model.multi_modal_projector.to(PROJECTOR_DTYPE)
     inner.model.language_model.to(policy.lm_dtype)
     inner.lm_head.to(policy.lm_dtype)
     # Any other floating parameters/buffers a subclass adds follow the language model's dtype.
-    covered = {id(t) for part in (inner.model.vision_tower, inner.model.multi_modal_projector,
-                                  inner.model.language_model, inner.lm_head)
-               for t in (*part.parameters(), *part.buffers())}
+    parts = [part for part in (tower, inner.model.multi_modal_projector, inner.model.language_model, inner.lm_head)
+             if part is not None]
+    covered = {id(t) for part in parts for t in (*part.parameters(), *part.buffers())}
     for tensor in (*inner.parameters(), *inner.buffers()):
         if id(tensor) not in covered and tensor.is_floating_point() and tensor.dtype != policy.lm_dtype:
             tensor.data = tensor.data.to(policy.lm_dtype)

@@ -12,7 +12,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import slice_logits_to_keep
 
-from .configuration_profvlm import ProfVLMConfig
+from .configuration_profvlm import ProfVLMConfig, raw_video_refused
 from .tower_adapter import pool_tokens, run_tower
 
 
@@ -101,7 +101,7 @@ class AttentiveGatedProjector(nn.Module):
 
     def __init__(self, config: ProfVLMConfig):
         super().__init__()
-        d_in, d_hidden = config.vision_config.hidden_size, config.projector_hidden_size
+        d_in, d_hidden = config.video_feature_size, config.projector_hidden_size
         self.d_out, self.num_tokens = config.text_config.hidden_size, config.num_video_tokens
         self.feature_norm = ViewFeatureStandardizer(d_in)
         self.view_norm = nn.LayerNorm(d_in)
@@ -201,12 +201,16 @@ class ProfVLMPreTrainedModel(PreTrainedModel):
 
 
 class ProfVLMModel(ProfVLMPreTrainedModel):
-    """Vision tower (frozen), multi-view projector and language model, without the LM head."""
+    """Vision tower (frozen), multi-view projector and language model, without the LM head. A checkpoint whose inputs
+    are released features (`config.video_feature_source`) has no tower (`vision_tower` is None) and takes
+    `video_features` only."""
 
     def __init__(self, config: ProfVLMConfig):
         super().__init__(config)
-        self.vision_tower = AutoModel.from_config(config.vision_config)
-        self.vision_tower.requires_grad_(False)  # frozen: ProfVLM never trains the tower
+        self.vision_tower = None
+        if config.video_feature_source is None:
+            self.vision_tower = AutoModel.from_config(config.vision_config)
+            self.vision_tower.requires_grad_(False)  # frozen: ProfVLM never trains the tower
         self.multi_modal_projector = AttentiveGatedProjector(config)
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
@@ -271,6 +275,8 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         clip, 0: padding after a shorter take; None: all K are the take's) -> (B, V, K x N, D_vision) in time order.
         The tower runs on the present (view, clip) pairs only, TOWER_CLIPS_PER_CHUNK clips at a time; missing views
         and padded clips hold zeros whatever their pixels were."""
+        if self.vision_tower is None:
+            raise raw_video_refused(self.config.video_feature_source, "pixel_values_videos")
         if pixel_values_videos.ndim == 7:
             return self._encode_clips(pixel_values_videos, view_mask, time_mask)
         if pixel_values_videos.ndim != 6:
@@ -304,7 +310,7 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         present_views = self._check_view_mask(view_mask, batch, device).bool()
         own = self._check_time_mask(time_mask, batch, clips, device)
         pairs = (present_views[:, :, None] & own[:, None, :]).nonzero()  # [n, 3]: (take, view, clip)
-        steps, dim = self.config.temporal_tokens, self.config.vision_config.hidden_size
+        steps, dim = self.config.temporal_tokens, self.config.video_feature_size
         features = None
         for chunk in pairs.split(TOWER_CLIPS_PER_CHUNK):
             b, v, k = chunk.unbind(1)
@@ -343,7 +349,7 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         steps, given = self.config.temporal_tokens, tuple(video_features.shape)
         if video_features.ndim == 3 and steps == 1:
             video_features = video_features.unsqueeze(2)
-        expected = (self.config.num_views, steps, self.config.vision_config.hidden_size)
+        expected = (self.config.num_views, steps, self.config.video_feature_size)
         if video_features.ndim != 4 or tuple(video_features.shape[1:]) != expected:
             raise ValueError(
                 f"video_features must have shape (batch, views, temporal_tokens, dim) = (batch, {expected[0]}, "
@@ -362,7 +368,7 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
     def _project_clips(self, video_features: torch.Tensor, view_mask: torch.Tensor | None,
                        time_mask: torch.Tensor | None) -> ProfVLMVideoOutput:
         """`get_video_features` for features of K clips per view: (B, V, K x N, D_vision) and `time_mask` (B, K)."""
-        per_clip, dim, given = self.config.temporal_tokens, self.config.vision_config.hidden_size, tuple(video_features.shape)
+        per_clip, dim, given = self.config.temporal_tokens, self.config.video_feature_size, tuple(video_features.shape)
         clips = given[2] // per_clip if video_features.ndim == 4 else 0
         if (video_features.ndim != 4 or given[1] != self.config.num_views or given[3] != dim
                 or given[2] % per_clip or not 1 <= clips <= self.config.max_clips):

@@ -5,6 +5,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 # EgoExo4D demonstrator proficiency, low -> high (ordinal).
 PROFICIENCY_LABELS: tuple[str, ...] = ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
@@ -55,6 +56,41 @@ def check_clip_options(clip_seconds, max_clips, where: str = "ProfVLMConfig") ->
     if isinstance(max_clips, bool) or not isinstance(max_clips, numbers.Integral) or max_clips < 1:
         raise ValueError(f"{where}: max_clips is {max_clips!r}; expected a whole number >= 1.")
     return clip_seconds, int(max_clips)
+
+
+@dataclass(frozen=True)
+class ReleasedFeatureSource:
+    """One part of EgoExo4D's released pre-extracted features (docs.ego-exo4d-data.org, data/features) as a
+    checkpoint's per-view input instead of a video tower (`ProfVLMConfig.video_feature_source`): its `egoexo` download
+    part (also its folder under the root), what made it, the documented width of its vectors, and where each vector
+    sits in time (one window of `window_seconds` every `stride_seconds`; None: one vector per frame)."""
+
+    name: str
+    part: str
+    model: str
+    feature_dim: int
+    feature_dim_confirmed: bool
+    window_seconds: float | None = None
+    stride_seconds: float | None = None
+
+
+# The released parts by the name `profvlm init --vision` takes. The MAWS width is NOT confirmed: 2560 is the ViT-2B
+# encoder width of the MAWS paper (arXiv 2303.13496), and whether the released vectors have it or a CLIP projection's
+# is unknown; `profvlm init --data_dir ROOT` reads the width from the files instead.
+RELEASED_FEATURE_SOURCES: dict[str, ReleasedFeatureSource] = {source.name: source for source in (
+    ReleasedFeatureSource("egoexo4d:omnivore_video", "features/omnivore_video", "Omnivore Swin-L (video head)", 1536,
+                          True, window_seconds=32 / 30, stride_seconds=16 / 30),
+    ReleasedFeatureSource("egoexo4d:maws_clip_2b", "features/maws_clip_2b", "MAWS CLIP ViT-2B (one vector per frame)",
+                          2560, False),
+)}
+
+
+def released_feature_source(name: str, where: str = "video_feature_source") -> ReleasedFeatureSource:
+    """The released feature part called `name`; a one-line ValueError listing the known ones otherwise."""
+    if name not in RELEASED_FEATURE_SOURCES:
+        raise ValueError(f"{where}: {name!r} is not a released feature source; known: "
+                         f"{', '.join(RELEASED_FEATURE_SOURCES)}.")
+    return RELEASED_FEATURE_SOURCES[name]
 
 
 def _check_seconds(seconds) -> float:
@@ -290,6 +326,9 @@ __all__ = [
     "check_time_decimals",
     "DEFAULT_MAX_CLIPS",
     "check_clip_options",
+    "ReleasedFeatureSource",
+    "RELEASED_FEATURE_SOURCES",
+    "released_feature_source",
     "floor_time",
     "format_timestamp",
     "parse_timestamp",

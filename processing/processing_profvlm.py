@@ -11,7 +11,7 @@ from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
-from modeling_profvlm.configuration_profvlm import ProfVLMConfig
+from modeling_profvlm.configuration_profvlm import ProfVLMConfig, raw_video_refused
 from modeling_profvlm.profvlm_facts import (
     DEFAULT_MAX_CLIPS,
     VIDEO_TOKEN,
@@ -27,7 +27,6 @@ from modeling_profvlm.tower_adapter import (
     frames_per_time_step,
     tower_family,
     tower_image_size,
-    tower_num_frames,
     token_start_frames,
 )
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
@@ -42,7 +41,8 @@ TIMESFORMER_STD = TOWER_FAMILIES["timesformer"].image_std
 # The processor's settings that are facts of its model (`model_facts`): a checkpoint's processor_config.json must
 # agree with its config.json on each.
 MODEL_FACTS = ("num_frames", "image_size", "frames_per_time_step", "image_mean", "image_std", "temporal_tokens",
-               "num_video_tokens", "video_token", "view_names", "time_decimals", "clip_seconds", "max_clips")
+               "num_video_tokens", "video_token", "view_names", "time_decimals", "clip_seconds", "max_clips",
+               "video_feature_source")
 
 
 # Enough for a batch of a few 5-view takes; decoding threads hold one view's frames each (~8 MB at 448 px).
@@ -76,6 +76,7 @@ class ProfVLMProcessor(ProcessorMixin):
         time_decimals: int = 0,
         clip_seconds: float | None = None,
         max_clips: int = DEFAULT_MAX_CLIPS,
+        video_feature_source: str | None = None,
         **kwargs,
     ):
         if num_frames is None or image_size is None:  # the tower's facts: the processor has no numbers of its own
@@ -91,6 +92,8 @@ class ProfVLMProcessor(ProcessorMixin):
         self.time_decimals = check_time_decimals(time_decimals, "ProfVLMProcessor time_decimals")
         # Clips over the whole take (the model's `clip_seconds` / `max_clips`; None: one clip over the whole take).
         self.clip_seconds, self.max_clips = check_clip_options(clip_seconds, max_clips, "ProfVLMProcessor")
+        # The model's released-feature source (`ProfVLMConfig.video_feature_source`): such a model takes no video.
+        self.video_feature_source = video_feature_source
         self.image_size, self.frame_sampler, self.snap_to_keyframes = image_size, frame_sampler, snap_to_keyframes
         self.image_mean = list(image_mean if image_mean is not None else TIMESFORMER_MEAN)
         self.image_std = list(image_std if image_std is not None else TIMESFORMER_STD)
@@ -273,7 +276,11 @@ class ProfVLMProcessor(ProcessorMixin):
         take's last clip (padded clips hold zeros). A take's windows come from its longest present view
         (`frame_sampling.clip_windows`) and are the same for all its views; a view's "indices"/"times" then hold
         K x T entries in time order, with "clips" (K), "clip_windows" ([start, end] seconds each), "clip_seconds"
-        (the windows' length: the model's, or longer when "clips_capped": the take needed more than max_clips)."""
+        (the windows' length: the model's, or longer when "clips_capped": the take needed more than max_clips).
+
+        A processor of a model without a tower (`video_feature_source`) refuses videos in one line."""
+        if self.video_feature_source is not None:
+            raise raw_video_refused(self.video_feature_source, "videos")
         takes = self._as_batch(videos)
         if self.clip_seconds is not None:
             return self._process_clips(takes, frame_sampler, seed)
@@ -398,15 +405,18 @@ def model_facts(config: ProfVLMConfig) -> dict:
     """The processor settings a model's config fixes (the keys of `MODEL_FACTS`): the tower's frame count, input
     size, frames per time step and normalisation (`config.tower_normalisation`: the recorded one, else the tower
     family's), the temporal tokens, the `<video>` token and its count, the view names, the digits of the prompt's
-    times (`time_decimals`) and the clips over the take (`clip_seconds`, `max_clips`)."""
-    vision = config.vision_config
+    times (`time_decimals`), the clips over the take (`clip_seconds`, `max_clips`) and the released-feature source of
+    a model without a tower (`video_feature_source`: one "frame" per temporal token, so the token spans are N equal
+    parts of the take)."""
+    vision, towerless = config.vision_config, config.video_feature_source is not None
     mean, std = config.tower_normalisation
-    return {"num_frames": tower_num_frames(vision), "image_size": tower_image_size(vision),
-            "frames_per_time_step": frames_per_time_step(vision), "image_mean": mean, "image_std": std,
+    return {"num_frames": config.num_frames, "image_size": tower_image_size(vision),
+            "frames_per_time_step": 1 if towerless else frames_per_time_step(vision), "image_mean": mean,
+            "image_std": std,
             "temporal_tokens": int(config.temporal_tokens), "num_video_tokens": int(config.num_video_tokens),
             "video_token": config.video_token, "view_names": list(config.view_names),
             "time_decimals": int(config.time_decimals), "clip_seconds": config.clip_seconds,
-            "max_clips": int(config.max_clips)}
+            "max_clips": int(config.max_clips), "video_feature_source": config.video_feature_source}
 
 
 def _same(got, want) -> bool:

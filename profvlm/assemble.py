@@ -9,7 +9,7 @@ from transformers.utils import cached_file
 
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
-from modeling_profvlm.profvlm_facts import VIDEO_TOKEN
+from modeling_profvlm.profvlm_facts import RELEASED_FEATURE_SOURCES, VIDEO_TOKEN
 from modeling_profvlm.tower_adapter import TOWER_PRESETS, check_temporal_tokens, supported_families, tower_family
 from processing.processing_profvlm import ProfVLMProcessor
 
@@ -107,13 +107,23 @@ def load_language_model(text: str):
 
 
 def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | None = None, **config_overrides):
-    """Build (model, tokenizer): tower weights, a fresh projector, the LM weights, `<video>` added to the vocab."""
-    tower, random_tower = load_vision_tower(vision, seed, num_frames)
-    # Before the language model loads: a temporal_tokens this tower cannot give fails at once.
-    check_temporal_tokens(tower.config, config_overrides.get("temporal_tokens", 1))
+    """Build (model, tokenizer): tower weights, a fresh projector, the LM weights, `<video>` added to the vocab.
+    `vision` naming a released feature source (`egoexo4d:omnivore_video`, ...) builds a model with no tower whose
+    per-view inputs are those vectors (`video_feature_dim` in `config_overrides`: their width, default documented)."""
+    tower, random_tower = None, False
+    if vision in RELEASED_FEATURE_SOURCES:
+        if num_frames is not None:
+            raise ValueError(f"--num_frames {num_frames}: --vision {vision} has no video tower, so no frames to "
+                             "choose.")
+        config_overrides["video_feature_source"] = vision
+        ProfVLMConfig(**config_overrides)  # before the language model loads: e.g. clip_seconds fails at once
+    else:
+        tower, random_tower = load_vision_tower(vision, seed, num_frames)
+        # Before the language model loads: a temporal_tokens this tower cannot give fails at once.
+        check_temporal_tokens(tower.config, config_overrides.get("temporal_tokens", 1))
+        config_overrides.setdefault("vision_tower_source", vision)
     lm, tokenizer = load_language_model(text)
-    config_overrides.setdefault("vision_tower_source", vision)
-    if "image_mean" not in config_overrides and "image_std" not in config_overrides:
+    if tower is not None and "image_mean" not in config_overrides and "image_std" not in config_overrides:
         # The config records the tower's own normalisation: the processor takes it from there.
         config_overrides["image_mean"], config_overrides["image_std"], _ = tower_normalisation(vision, tower.config)
     # The offline SmolLM2 (by name, or its converted folder) is the Hub model: name that (its licence and card apply).
@@ -124,7 +134,7 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | No
     text_config = lm.config
     text_config.vocab_size = max(len(tokenizer), text_config.vocab_size)
     config = ProfVLMConfig(
-        vision_config=tower.config.to_dict(),
+        vision_config=None if tower is None else tower.config.to_dict(),
         text_config=text_config.to_dict(),
         video_token_id=video_token_id,
         vision_tower_random_init=random_tower,
@@ -132,7 +142,8 @@ def assemble_profvlm(vision: str, text: str, seed: int = 0, num_frames: int | No
     )
     torch.manual_seed(seed)
     model = ProfVLMForConditionalGeneration(config)
-    model.model.vision_tower.load_state_dict(tower.state_dict())
+    if tower is not None:
+        model.model.vision_tower.load_state_dict(tower.state_dict())
     old_embed = lm.get_input_embeddings().weight.data
     lm.resize_token_embeddings(text_config.vocab_size, mean_resizing=False)
     # The `<video>` embedding is always overwritten by the projector (masked_scatter); start it at the mean.

@@ -47,6 +47,8 @@ class BatchOptions:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     challenge: bool = False
     progress: bool = True
+    # A checkpoint on released features (no tower) reads each take's feature files under this EgoExo4D root.
+    feature_root: str | None = None
 
 
 @dataclass
@@ -169,9 +171,10 @@ class DecodedTakes(Dataset):
         return found or [TakeError(job.take_name, None, None, one_line(err))]
 
 
-def decoded_takes(jobs: list[TakeJob], processor, num_workers: int):
-    """Decoded takes in order; with workers, decoded in other processes at most PREFETCH_PER_WORKER takes ahead."""
-    dataset = DecodedTakes(jobs, processor)
+def decoded_takes(jobs: list[TakeJob], processor, num_workers: int, dataset: Dataset | None = None):
+    """Decoded takes in order; with workers, decoded in other processes at most PREFETCH_PER_WORKER takes ahead.
+    `dataset`: what reads the takes instead of `DecodedTakes` (released feature files: `ReleasedFeatureTakes`)."""
+    dataset = DecodedTakes(jobs, processor) if dataset is None else dataset
     if num_workers <= 0:
         return (dataset[i] for i in range(len(dataset)))
     loader = DataLoader(dataset, batch_size=None, num_workers=min(num_workers, max(1, len(jobs))), collate_fn=_as_is,
@@ -190,8 +193,12 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
 
     model, processor = pipe.model, pipe.processor
     # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K]
-    batch = concat_takes(items)
+    batch = concat_takes(items) if "video_features" not in items[0] else {  # released features: [B, V, N, D]
+        "video_features": torch.cat([item["video_features"] for item in items]),
+        "view_mask": torch.cat([item["view_mask"] for item in items])}
     view_mask = batch["view_mask"]
+    for item, job in zip(items, jobs):  # a released-feature take knows its masked views only once its files are read
+        job.missing_views = item.get("missing_views", job.missing_views)
     times = [item["token_times"] for item in items]
     answered = answer_takes(model, processor, batch, prompt_rows=[item["prompt_row"] for item in items],
                             durations=[item["duration"] for item in items],
@@ -291,7 +298,12 @@ def predict_shard(pipe, shard: list[TakeJob], unreadable: list[TakeError], predi
                 bar.update(len(waiting))
                 waiting.clear()
 
-        for item in decoded_takes(shard, pipe.processor, options.num_workers):
+        reader = None
+        if options.feature_root is not None:
+            from .released_takes import ReleasedFeatureTakes
+
+            reader = ReleasedFeatureTakes(shard, pipe.processor, pipe.model.config, options.feature_root)
+        for item in decoded_takes(shard, pipe.processor, options.num_workers, reader):
             if "errors" in item:
                 for record in item["errors"]:
                     append_line(errors, record)
@@ -334,8 +346,11 @@ def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str 
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
 
+    released = config.video_feature_source is not None  # no tower: the takes' feature files, not their videos
+    options.feature_root = data_dir if released else None
+
     def find():  # rank 0 builds an EgoExo4D split first; the other ranks then reuse its Arrow cache
-        return find_takes(data_dir, view_names, split, takes_file, rebuild=rank == 0)
+        return find_takes(data_dir, view_names, split, takes_file, rebuild=rank == 0, verify_files=not released)
 
     if state is None:
         kind, jobs, unreadable = find()

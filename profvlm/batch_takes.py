@@ -70,11 +70,14 @@ def read_takes_file(path: str | os.PathLike) -> list[str]:
     return [n.strip() for n in names]
 
 
-def _split_jobs(root: Path, split: str, view_names: list[str], rebuild: bool) -> list[TakeJob]:
-    """The labelled takes of one split through the dataset loaders (EgoExo4D builder or folder dataset)."""
+def _split_jobs(root: Path, split: str, view_names: list[str], rebuild: bool, verify_files: bool = True
+                ) -> list[TakeJob]:
+    """The labelled takes of one split through the dataset loaders (EgoExo4D builder or folder dataset);
+    `verify_files=False` lists every view, its video on disk or not."""
     from dataset_scripts.proficiency_data import load_proficiency_split
 
-    rows = load_proficiency_split(root, "demonstrator", split, rebuild=rebuild)
+    rows = load_proficiency_split(root, "demonstrator", split, rebuild=rebuild,
+                                  **({} if verify_files else {"verify_files": False}))
     names = rows.features["proficiency"].names
     return [TakeJob(row["take_uid"], row["take_name"] or row["take_uid"],
                     dict(zip(row["view_names"], row["video_paths"])), names[row["proficiency"]],
@@ -82,11 +85,12 @@ def _split_jobs(root: Path, split: str, view_names: list[str], rebuild: bool) ->
 
 
 def egoexo4d_jobs(root: Path, view_names: list[str], split: str | None, takes_file: str | None,
-                  rebuild: bool = True) -> tuple[list[TakeJob], list[TakeError]]:
+                  rebuild: bool = True, verify_files: bool = True) -> tuple[list[TakeJob], list[TakeError]]:
     """EgoExo4D takes: a labelled `split` (the builder's rows), or the takes of `takes_file` in its order, found in
-    takes.json by name (or uid) with their downscaled videos; a take with none of its videos on disk is an error."""
+    takes.json by name (or uid) with their downscaled videos; a take with none of its videos on disk is an error
+    (`verify_files=False`: every listed view, for a checkpoint that reads released feature files instead)."""
     if split is not None:
-        return _split_jobs(root, split, view_names, rebuild), []
+        return _split_jobs(root, split, view_names, rebuild, verify_files), []
     takes = load_takes(root)
     by_name = {t["take_name"]: t for t in takes.values()}
     wanted = read_takes_file(takes_file)
@@ -94,7 +98,7 @@ def egoexo4d_jobs(root: Path, view_names: list[str], split: str | None, takes_fi
     if unknown:
         raise ValueError(f"--takes_file {takes_file}: {len(unknown)} take(s) not in {root / 'takes.json'}, e.g. "
                          f"{unknown[:3]}; the list and the metadata download must be of the same release.")
-    resolver, jobs, errors = VideoResolver(root, verify=True), [], []
+    resolver, jobs, errors = VideoResolver(root, verify=verify_files), [], []
     for name in wanted:
         take = by_name.get(name) or takes[name]
         listed = [(view, rel) for view, rel in views_from_take(take) if view in view_names]
@@ -167,8 +171,10 @@ def plain_jobs(root: Path, view_names: list[str]) -> tuple[list[TakeJob], list[T
 
 
 def find_takes(data_dir: str | os.PathLike, view_names: list[str], split: str | None = None,
-               takes_file: str | None = None, rebuild: bool = True) -> tuple[str, list[TakeJob], list[TakeError]]:
-    """(kind, takes to predict, takes that cannot be read) of any kind of `data_dir`, for a checkpoint's views."""
+               takes_file: str | None = None, rebuild: bool = True,
+               verify_files: bool = True) -> tuple[str, list[TakeJob], list[TakeError]]:
+    """(kind, takes to predict, takes that cannot be read) of any kind of `data_dir`, for a checkpoint's views.
+    `verify_files=False` (EgoExo4D only: a checkpoint on released features) lists views whose video is not on disk."""
     root = Path(data_dir).expanduser().absolute()
     kind = data_kind(root)
     if split is not None and takes_file is not None:
@@ -177,7 +183,10 @@ def find_takes(data_dir: str | os.PathLike, view_names: list[str], split: str | 
         if split is None and takes_file is None:
             raise ValueError(f"--data_dir {root} is an EgoExo4D root: pass --split (train, validation) or --takes_file "
                              "(a JSON list of take names, e.g. the official test list).")
-        return kind, *egoexo4d_jobs(root, view_names, split, takes_file, rebuild)
+        return kind, *egoexo4d_jobs(root, view_names, split, takes_file, rebuild, verify_files)
+    if not verify_files:
+        raise ValueError(f"--data_dir {root}: released EgoExo4D features need an EgoExo4D root (takes.json); this "
+                         "checkpoint has no video tower for another dataset.")
     if takes_file is not None:
         raise ValueError(f"--takes_file applies to an EgoExo4D root (takes.json), and {root} is not one.")
     if kind == FOLDER:

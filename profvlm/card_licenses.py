@@ -71,7 +71,12 @@ def language_model_license(config) -> ComponentLicense:
 
 
 def tower_license(config) -> ComponentLicense:
-    """The video tower's licence: none for a random tower, the known one for a known tower, else unknown."""
+    """The video tower's licence: none for a random tower, the known one for a known tower, else unknown. A checkpoint
+    on EgoExo4D's released features has no tower: its inputs are EgoExo4D data, under EgoExo4D's licence."""
+    if getattr(config, "video_feature_source", None) is not None:
+        return ComponentLicense("Video features", f"EgoExo4D's released features ({config.video_feature_source}), no "
+                                "tower", "other", "EgoExo4D's own licence, signed by each user", EGOEXO4D_LICENSE_LINK,
+                                license_name="ego-exo4d-license")
     source = config.vision_tower_source
     if config.vision_tower_random_init:
         return ComponentLicense("Video tower", f"randomly initialised ({source or 'random'})", None,

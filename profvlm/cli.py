@@ -52,6 +52,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                              "over the whole take.")
         max_clips = DEFAULT_MAX_CLIPS if args.max_clips is None else args.max_clips
         overrides["clip_seconds"], overrides["max_clips"] = check_clip_options(args.clip_seconds, max_clips, "profvlm init")
+    width_source = released_feature_width(args.vision, args.data_dir, overrides)
     out = build_base_checkpoint(args.vision, args.text, args.output_dir, seed=args.seed, num_frames=args.num_frames,
                                 **overrides)
     print(f"Base ProfVLM checkpoint written to {out}")
@@ -63,7 +64,28 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  times written with {overrides['time_decimals']} decimal(s) of a second")
     if "clip_seconds" in overrides:
         print(f"  one clip per {overrides['clip_seconds']:g} s of a take, at most {overrides['max_clips']} per view")
+    if width_source is not None:
+        print(f"  no video tower: per-view inputs are {args.vision} vectors of width {width_source}")
     return 0
+
+
+def released_feature_width(vision: str, data_dir: str | None, overrides: dict) -> str | None:
+    """For `--vision egoexo4d:<part>` (no tower, EgoExo4D's released features): set `video_feature_dim` in `overrides`
+    from the files under `data_dir` when there are some, and return how the width was chosen; None for a tower."""
+    from modeling_profvlm.profvlm_facts import RELEASED_FEATURE_SOURCES
+
+    source = RELEASED_FEATURE_SOURCES.get(vision)
+    if source is None:
+        return None
+    if data_dir:
+        from dataset_scripts.egoexo4d_features import released_feature_width as width_from_files
+
+        width = width_from_files(data_dir, source)
+        if width is not None:
+            overrides["video_feature_dim"] = width
+            return f"{width} (read from {data_dir}/{source.part})"
+    confirmed = "documented" if source.feature_dim_confirmed else "NOT confirmed: pass --data_dir to read it"
+    return f"{source.feature_dim} (no file under --data_dir read; {confirmed})"
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -106,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vision", required=True,
                    help="Hub id or folder of a TimeSformer, VideoMAE, V-JEPA 2 (vjepa2) or ViViT model, or an offline "
                         "random tower: random-base / random-tiny (TimeSformer), random-<family>-<base|tiny> "
-                        "(family: timesformer, videomae, vjepa2, vivit)")
+                        "(family: timesformer, videomae, vjepa2, vivit); or egoexo4d:omnivore_video / "
+                        "egoexo4d:maws_clip_2b: NO tower, the per-view inputs are EgoExo4D's released features (their "
+                        "width read from --data_dir's files when given)")
     p.add_argument("--text", required=True, help="Hub id or folder of a causal LM, or smollm2-offline")
     p.add_argument("--output_dir", required=True, help="output folder (the base checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inits (default 0)")

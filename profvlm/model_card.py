@@ -8,6 +8,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_profvlm.configuration_profvlm import ProfVLMConfig, require_profvlm_checkpoint
+from modeling_profvlm.profvlm_facts import released_feature_source
 from modeling_profvlm.tower_adapter import tower_family, tower_image_size
 from training.evaluation_predictions import view_setting_title
 from training.evaluation_provenance import synthetic_dataset_name
@@ -241,7 +242,30 @@ def _training_section(config: ProfVLMConfig, training: dict | None) -> str:
             "`SFTTrainer` and the loss on the assistant answer only. The paper trains 6 epochs.")
 
 
+def _released_usage(config: ProfVLMConfig) -> str:
+    """The usage section of a checkpoint on EgoExo4D's released features: what it needs instead of video."""
+    source = released_feature_source(config.video_feature_source)
+    return f"""## Usage
+
+This checkpoint has **no video tower**: its per-view inputs are EgoExo4D's released {source.model} features
+(`{source.name}`, {config.video_feature_dim}-d vectors), so it cannot take video files (the pipeline, the processor and
+`profvlm predict --ego/--exo` refuse them in one line). It needs each take's feature files,
+`ROOT/{source.part}/<take_uid>_<cam_id>_<stream_id>.pt` (or the flat `ROOT/features/`), with the take metadata and
+annotations; download only that part (licence signed at ego-exo4d-data.org):
+
+```bash
+egoexo -o ROOT --parts metadata annotations {source.part}
+profvlm predict --model DIR --data_dir ROOT --split validation --output_dir OUT
+python training/extract_features.py --model DIR --data_dir ROOT --output_dir CACHE   # the feature cache for training
+```
+
+A view whose file is missing or unreadable is masked, as a missing video would be.
+"""
+
+
 def _usage(config: ProfVLMConfig, repo_id: str) -> str:
+    if config.video_feature_source is not None:
+        return _released_usage(config)
     views = list(config.view_names)
     take = ", ".join(f'"{v}": "{v}.mp4"' for v in views[:3])
     if "ego" in views:
@@ -299,6 +323,13 @@ def _body(config: ProfVLMConfig, repo_id: str, metrics: dict | None, plots: list
     pooling = ("tokens mean-pooled per view (one temporal token)" if steps == 1 else
                f"tokens pooled per time step into {steps} time bins per view (temporal tokens, each stated with its "
                "time in the prompt)")
+    view_input = f"{config.num_frames} frames each"
+    encoder = f"{tower}, {tower_image_size(config.vision_config)} px, {pooling}"
+    if config.video_feature_source is not None:  # no tower: EgoExo4D's released vectors
+        source = released_feature_source(config.video_feature_source)
+        view_input = f"EgoExo4D's released `{source.part}` vectors"
+        encoder = (f"none: EgoExo4D's released {source.model} features (`{source.name}`, "
+                   f"{config.video_feature_dim}-d), mean-pooled into {steps} equal span(s) of the take per view")
     return f"""# ProfVLM
 
 ProfVLM estimates the proficiency of a performer from the camera views of one take ({views}) and writes
@@ -308,8 +339,8 @@ Proficiency Estimation* (Bianchi, Staiano, Liotta; arXiv 2509.26278) as a Huggin
 
 {warning}## Model
 
-- Views: {views} ({config.num_frames} frames each); missing views are masked.
-- Video encoder: {tower}, {tower_image_size(config.vision_config)} px, {pooling}.
+- Views: {views} ({view_input}); missing views are masked.
+- Video encoder: {encoder}.
 - Fusion: AttentiveGatedProjector (attention across the views of each time step, gated MLP, hidden
   {config.projector_hidden_size}), {config.num_tokens_per_take} video token(s) in the language model's input; its view
   attention tells which cameras mattered.

@@ -258,10 +258,12 @@ def run_under_device_policy(model, device: str | None = None, dtype: str | None 
 
 
 def open_feature_cache(cache_dir: str | Path, model, processor):
-    """The feature cache at `cache_dir`, refused when another tower, frame sampling or view set made it."""
-    from training.feature_cache import FeatureCache, build_manifest, sampling_spec
+    """The feature cache at `cache_dir`, refused when another tower (or released-feature source), frame sampling or view
+    set made it."""
+    from training.feature_cache import FeatureCache
+    from training.released_features import cache_manifest
 
-    return FeatureCache(cache_dir, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
+    return FeatureCache(cache_dir, expected_manifest=cache_manifest(model, processor, model.dtype))
 
 
 def evaluated_views(data_dir: str | Path, checkpoint_views: list[str], selected: list[str] | None = None
@@ -308,14 +310,16 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     view_names = evaluated_views(data_dir, list(model.config.view_names), views)
     settings = view_settings_for(dataset_kind(data_dir), list(model.config.view_names))
     words, words_source = resolve_max_feedback_words(max_feedback_words, model.config)
-    label_rows = load_rows(data_dir, "demonstrator", split, labels, views=view_names)
+    # A checkpoint on released features reads feature files: its takes' videos need not be on disk.
+    listed = {} if model.config.video_feature_source is None else {"verify_files": False}
+    label_rows = load_rows(data_dir, "demonstrator", split, labels, views=view_names, **listed)
     if not label_rows:
         raise ValueError(f"{data_dir}: the `demonstrator` config has no labelled takes in split {split!r}.")
     feedback_config = ("demonstration_moments" if demonstration else "demonstrator_moments" if moments
                        else "demonstrator_commentary")
     moments = moments or demonstration
     commentary_rows = [r for r in load_rows(data_dir, feedback_config, split, labels, views=view_names,
-                                            max_feedback_words=words) if r["feedback"]]
+                                            max_feedback_words=words, **listed) if r["feedback"]]
     if moments and not any(r.get("moments") for r in commentary_rows):
         raise ValueError(f"{data_dir}: --moments, but no {split} take has reference moments (EgoExo4D: timed expert "
                          f"commentary; a folder: a moments column).")
@@ -345,7 +349,8 @@ def evaluation_provenance(model, processor, data_dir: str | Path, split: str, se
 
     return {
         "tool": "training/evaluate_profvlm.py",
-        "dataset": dataset_provenance(data_dir, split, config=["demonstrator", feedback_config]),
+        "dataset": dataset_provenance(data_dir, split, config=["demonstrator", feedback_config],
+                                      verify_files=model.config.video_feature_source is None),
         "split": split,
         "labels": list(model.config.proficiency_labels),
         "view_settings": list(settings),

@@ -51,23 +51,26 @@ def dataset_identity(data_dir: str | os.PathLike, name: str | None = None) -> tu
     return synthetic_dataset_name(name or default, synthetic), dataset_id, synthetic
 
 
-def labelled_takes_per_split(data_dir: str | os.PathLike) -> dict[str, int]:
-    """Labelled takes with at least one video, per split. EgoExo4D reuses the `demonstrator` build when it exists
-    (the builder makes every split at once); a folder counts the splits its metadata has."""
+def labelled_takes_per_split(data_dir: str | os.PathLike, verify_files: bool = True) -> dict[str, int]:
+    """Labelled takes with at least one video, per split (`verify_files=False`: every labelled take, its videos on
+    disk or not, as a checkpoint on released features sees them). EgoExo4D reuses the `demonstrator` build when it
+    exists (the builder makes every split at once); a folder counts the splits its metadata has."""
     root = Path(data_dir)
     if dataset_kind(root) == EGOEXO4D:
         splits = EGOEXO4D_SPLITS
     else:
         present = {take.split for take in read_folder(root)[3]}
         splits = tuple(s for s in FOLDER_SPLITS if s in present)
-    return {split: len(set(load_proficiency_split(root, "demonstrator", split, rebuild=False)["take_uid"]))
+    listed = {} if verify_files else {"verify_files": False}
+    return {split: len(set(load_proficiency_split(root, "demonstrator", split, rebuild=False, **listed)["take_uid"]))
             for split in splits}
 
 
 def dataset_provenance(data_dir: str | os.PathLike, split: str, takes: dict[str, int] | None = None,
-                       config: str | None = None, name: str | None = None) -> dict:
+                       config: str | None = None, name: str | None = None, verify_files: bool = True) -> dict:
     """The dataset block: name, id, kind, synthetic, builder + config (EgoExo4D) or loader (folder), path, the split
-    used, takes per split (counted when not given) and the sha256 of the annotation files."""
+    used, takes per split (counted when not given, `labelled_takes_per_split`) and the sha256 of the annotation
+    files."""
     root = Path(data_dir).expanduser().absolute()
     kind = dataset_kind(root)
     name, dataset_id, synthetic = dataset_identity(root, name)
@@ -81,7 +84,7 @@ def dataset_provenance(data_dir: str | os.PathLike, split: str, takes: dict[str,
         block["synthetic_marker"] = SYNTHETIC_MARKER
     block |= {
         "split": split,
-        "takes": dict(takes) if takes is not None else labelled_takes_per_split(root),
+        "takes": dict(takes) if takes is not None else labelled_takes_per_split(root, verify_files),
         "annotation_files": [f.relative_to(root).as_posix() for f in files],
         "annotation_sha256": sha256_of_files(files, root),
     }

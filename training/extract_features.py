@@ -1,4 +1,7 @@
 """Run ProfVLM's frozen video tower once per take and view and cache the pooled features (V, N, D).
+A checkpoint on EgoExo4D's released features (`profvlm init --vision egoexo4d:omnivore_video`) has no tower: the same
+cache is filled from ROOT/features/<part>/<take_uid>_<cam_id>_<stream_id>.pt, each view's vectors mean-pooled into
+its temporal tokens' spans (training/released_features.py); a missing or unreadable file masks that view.
 
     python training/extract_features.py --model CKPT --data_dir ROOT --output_dir CACHE
     accelerate launch training/extract_features.py ...           (takes are sharded across the processes)
@@ -35,16 +38,15 @@ from training.feature_cache import (  # noqa: E402
     LEGACY_VERSION,
     CorruptFeatureCacheError,
     StaleFeatureCacheError,
-    build_manifest,
     check_manifest,
     manifest_fingerprint,
     read_raw_manifest,
     read_take,
-    sampling_spec,
     take_path,
     write_manifest,
     write_take,
 )
+from training.released_features import cache_manifest, take_features  # noqa: E402
 from training.sft_data import load_splits, row_videos  # noqa: E402
 
 logger = logging.getLogger("training.extract_features")
@@ -69,10 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def collect_takes(data_dir: str, dataset_config: str, splits: list[str], rebuild: bool = True,
-                  views: list[str] | None = None) -> dict[str, dict[str, str]]:
-    """{take_uid: {view: path}} over the splits, sorted by take_uid (every rank sees the same order)."""
+                  views: list[str] | None = None, **config_kwargs) -> dict[str, dict[str, str]]:
+    """{take_uid: {view: path}} over the splits, sorted by take_uid (every rank sees the same order).
+    `config_kwargs` go to the loader (`verify_files=False`: every listed view, videos on disk or not)."""
     takes = {}
-    for dataset in load_splits(data_dir, dataset_config, splits, rebuild, views=views).values():
+    for dataset in load_splits(data_dir, dataset_config, splits, rebuild, views=views, **config_kwargs).values():
         for row in dataset:
             takes.setdefault(row["take_uid"], row_videos(row))
     return dict(sorted(takes.items()))
@@ -142,13 +145,15 @@ def extract(args: argparse.Namespace) -> dict:
     state = PartialState(cpu=cpu)
     model = ProfVLMForConditionalGeneration.from_pretrained(require_profvlm_checkpoint(args.model), dtype=torch.float32)
     processor = ProfVLMProcessor.from_pretrained(args.model)
+    if model.config.video_feature_source is not None:  # no tower: the released vectors fill the cache
+        return extract_released(args, model.config, processor, state)
     # The tower in bf16 on a GPU or a CPU with native bf16, float32 elsewhere (or as --dtype says).
     # One process may run on the device asked for; ranks of a launch get theirs from accelerate.
     device = torch.device(args.device) if args.device and state.num_processes == 1 else state.device
     policy = resolve_device_policy(device, args.dtype)
     dtype, device = policy.tower_dtype, policy.device
     output = Path(args.output_dir)
-    manifest = build_manifest(model, sampling_spec(processor), dtype, source=str(args.model))  # hashes fp32 weights
+    manifest = cache_manifest(model, processor, dtype, source_model=str(args.model))  # hashes fp32 weights
     prepare_cache(output, manifest, args.overwrite, state)
     encoder = model.model
     del encoder.language_model, model.lm_head  # only the tower runs here; free the LM's memory
@@ -185,6 +190,46 @@ def extract(args: argparse.Namespace) -> dict:
         if missing:
             raise RuntimeError(f"{output}: {len(missing)} take(s) missing after extraction, e.g. {missing[:3]}.")
         logger.info("Feature cache %s complete: %d takes.", output, len(takes))
+    return summary
+
+
+def extract_released(args: argparse.Namespace, config, processor, state: PartialState) -> dict:
+    """`extract` for a checkpoint on released features: this rank's shard of the takes from their feature files. The
+    summary counts the views masked because their file is missing or unreadable, and the takes with no file at all
+    (not cached: a take needs one view)."""
+    from dataset_scripts.dataset_export import SkipReport
+    from dataset_scripts.egoexo4d_proficiency import load_takes
+    from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind
+    from training.released_features import released_manifest
+
+    if dataset_kind(args.data_dir) != EGOEXO4D:
+        raise ValueError(f"--data_dir {args.data_dir}: {config.video_feature_source} features exist for EgoExo4D roots "
+                         "(takes.json) only; this checkpoint has no video tower for another dataset.")
+    output = Path(args.output_dir)
+    manifest = released_manifest(config, processor, source_model=str(args.model))
+    prepare_cache(output, manifest, args.overwrite, state)
+    with state.local_main_process_first():  # every listed view: the videos need not be on disk, the features must
+        takes = collect_takes(args.data_dir, args.dataset_config, args.splits, rebuild=state.is_local_main_process,
+                              views=args.views, verify_files=False)
+    metadata = load_takes(Path(args.data_dir))
+    shard = dict(list(takes.items())[state.process_index :: state.num_processes])
+    todo = pending_takes(output, shard, manifest)
+    fingerprint, report, start = manifest_fingerprint(manifest), SkipReport(), time.perf_counter()
+    for take_uid, videos in tqdm(todo, unit="take", desc=f"rank {state.process_index}",
+                                 disable=not state.is_local_main_process):
+        entry = take_features(args.data_dir, config, processor, metadata[take_uid], videos, report)
+        if entry is not None:
+            features, view_mask, times = entry
+            write_take(output, take_uid, features, view_mask, manifest["view_names"], fingerprint,
+                       times if processor.temporal_tokens > 1 else None)
+            report.rows += 1
+    report.log(f"{config.video_feature_source} features of rank {state.process_index} -> {output}")
+    seconds = time.perf_counter() - start
+    state.wait_for_everyone()
+    summary = {"rank": state.process_index, "extracted": report.rows, "skipped": len(shard) - len(todo),
+               "masked_views": report.missing_videos, "masked_per_view": dict(report.missing_files),
+               "takes_without_features": report.takes_without_video, "seconds": round(seconds, 2)}
+    logger.info("rank %d done: %s", state.process_index, summary)
     return summary
 
 

@@ -33,7 +33,8 @@ from modeling_profvlm.device_policy import resolve_device_policy  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
-from training.feature_cache import FeatureCache, build_manifest, sampling_spec  # noqa: E402
+from training.feature_cache import FeatureCache  # noqa: E402
+from training.released_features import cache_manifest  # noqa: E402
 from training.sft_data import check_views, label_names, load_splits, to_training_rows  # noqa: E402
 from training.trl_compat import score_only_labelled_positions_on_cpu  # noqa: E402
 
@@ -143,10 +144,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[ProfVLMArguments, SFTConf
 
 
 def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, labels: list[str], view_names: list[str],
-                  time_decimals: int = 0):
+                  time_decimals: int = 0, verify_files: bool = True):
     """(train rows, eval rows or None), checked against the checkpoint's `labels` and `view_names`; moments are
-    written with the checkpoint's `time_decimals`. The local main process builds the dataset first; the other ranks
-    reuse its Arrow cache instead of rebuilding it under their feet."""
+    written with the checkpoint's `time_decimals`. `verify_files=False` keeps every listed view whether its video is
+    on disk or not (a checkpoint on released features reads feature files, not videos). The local main process builds
+    the dataset first; the other ranks reuse its Arrow cache instead of rebuilding it under their feet."""
     from dataset_scripts.proficiency_data import available_splits
 
     splits = [script_args.train_split]
@@ -159,7 +161,8 @@ def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, label
     with training_args.main_process_first(desc="load dataset"):
         loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
                              rebuild=training_args.local_process_index == 0,
-                             max_feedback_words=script_args.max_feedback_words, views=script_args.views)
+                             max_feedback_words=script_args.max_feedback_words, views=script_args.views,
+                             **({} if verify_files else {"verify_files": False}))
     for split, dataset in loaded.items():  # labels first: a dataset of another label set is the likelier mistake
         label_names(dataset, labels)
         check_views(dataset, view_names, f"{script_args.data_dir} ({split})")
@@ -181,7 +184,7 @@ def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, label
 
 def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
     """Open the cache, refuse it if another tower or sampling made it, and load every take the data needs."""
-    cache = FeatureCache(path, expected_manifest=build_manifest(model, sampling_spec(processor), model.dtype))
+    cache = FeatureCache(path, expected_manifest=cache_manifest(model, processor, model.dtype))
     cache.preload([uid for ds in datasets if ds is not None for uid in ds["take_uid"]])
     return cache
 
@@ -269,7 +272,7 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     processor = ProfVLMProcessor.from_pretrained(base)
     labels = list(model.config.proficiency_labels)
     train, evaluation = load_datasets(script_args, training_args, labels, list(model.config.view_names),
-                                      model.config.time_decimals)
+                                      model.config.time_decimals, model.config.video_feature_source is None)
     features = None
     if script_args.features:
         features = load_feature_cache(script_args.features, model, processor, (train, evaluation))

@@ -1,0 +1,250 @@
+"""[released features] EgoExo4D's released pre-extracted features as a checkpoint's per-view input, with no video tower:
+`profvlm init --vision egoexo4d:omnivore_video`, the feature cache filled from the files (both layouts, both shapes, an
+Aria id other than aria01, missing and unreadable files masked and reported), 2 SFT steps and `profvlm predict
+--data_dir` on it, raw video refused in one line, and the synthetic tree's released-format files."""
+import json
+import logging
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from dataset_scripts.egoexo4d_features import (
+    UnreadableFeatureFile,
+    read_feature_file,
+    released_feature_width,
+    take_timing,
+    vector_count,
+    vector_times,
+)
+from dataset_scripts.synthetic_egoexo4d import generate_synthetic_egoexo4d, plan_takes
+from modeling_profvlm.configuration_profvlm import ProfVLMConfig
+from modeling_profvlm.profvlm_facts import RELEASED_FEATURE_SOURCES
+from tests.training_helpers import run_script
+
+SOURCE = "egoexo4d:omnivore_video"
+OMNIVORE = RELEASED_FEATURE_SOURCES[SOURCE]
+PART = "features/omnivore_video"
+TAKES, SECONDS, WIDTH = 8, 4.0, 1536
+# A 4 s take has 7 windows (every 16/30 s, the last one [4 - 32/30, 4)); their centres fall 3 in [0, 2) and 4 in [2, 4].
+WINDOWS = 7
+
+
+def _windows(offset: float) -> torch.Tensor:
+    """(7, WIDTH): window i holds offset + i in every channel."""
+    return (offset + torch.arange(WINDOWS, dtype=torch.float32))[:, None].expand(WINDOWS, WIDTH).clone()
+
+
+@pytest.fixture(scope="module")
+def released_tree(tmp_path_factory):
+    """A synthetic tree (no videos) with released-format files from `--released_features`, then edited by hand: the
+    aria02 take's ego file (T, 1, C) and its exo1 file moved to the flat features/ layout (T, C) hold known values;
+    four other views are missing, corrupt, not a tensor, or of the wrong shape."""
+    root = tmp_path_factory.mktemp("released") / "egoexo"
+    generate_synthetic_egoexo4d(root, TAKES, seed=0, size=32, seconds=SECONDS, progress=False, write_videos=False,
+                                released_features=("omnivore_video",))
+    plans = plan_takes(TAKES, 0)
+    hand = next(p for p in plans if p.ego_cam == "aria02")
+    part = root / PART
+    torch.save(_windows(0.0)[:, None], part / f"{hand.take_uid}_aria02_rgb.pt")  # (T, 1, C)
+    (part / f"{hand.take_uid}_{hand.exo_cams[0]}_0.pt").unlink()
+    torch.save(_windows(10.0), root / "features" / f"{hand.take_uid}_{hand.exo_cams[0]}_0.pt")  # flat layout, (T, C)
+    others = [p for p in plans if p is not hand]
+    broken = {
+        "missing": (others[0], 2),
+        "corrupt": (others[1], 3),
+        "not_a_tensor": (others[2], 4),
+        "wrong_shape": (others[3], 1),
+    }
+    for kind, (plan, exo) in broken.items():
+        path = part / f"{plan.take_uid}_{plan.exo_cams[exo - 1]}_0.pt"
+        if kind == "missing":
+            path.unlink()
+        elif kind == "corrupt":
+            path.write_bytes(b"not a torch file")
+        elif kind == "not_a_tensor":
+            torch.save({"features": torch.zeros(WINDOWS, WIDTH)}, path)
+        else:
+            torch.save(torch.zeros(WINDOWS, 2, WIDTH), path)
+    return root, plans, hand, broken
+
+
+@pytest.fixture(scope="module")
+def released_checkpoint(tiny_text_dir, released_tree, tmp_path_factory):
+    """`profvlm init --vision egoexo4d:omnivore_video --data_dir ROOT --temporal_tokens 2` with the tiny LM."""
+    from profvlm.cli import main
+
+    out = tmp_path_factory.mktemp("released_ckpt") / "ckpt"
+    assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(out),
+                 "--data_dir", str(released_tree[0]), "--temporal_tokens", "2"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def released_cache(released_checkpoint, released_tree, tmp_path_factory):
+    """The feature cache extract_features.py fills from the files; (cache folder, its summary, its log)."""
+    from training.extract_features import main
+
+    cache = tmp_path_factory.mktemp("released_cache") / "cache"
+    handler = _Records()
+    logging.getLogger().addHandler(handler)
+    try:
+        summary = main(["--model", str(released_checkpoint), "--data_dir", str(released_tree[0]),
+                        "--output_dir", str(cache)])
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return cache, summary, "\n".join(handler.lines)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def _cached(cache, take_uid):
+    with safe_open(str(cache / "features" / f"{take_uid}.safetensors"), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["token_times"])
+
+
+def test_windows_sit_where_the_docs_put_them_and_frames_at_their_rate():
+    assert vector_count(OMNIVORE, 4.0, 30.0) == WINDOWS
+    assert vector_count(OMNIVORE, 4 * 16 / 30 + 16 / 30, 30.0) == 4  # the stride ends exactly at the take's end
+    assert vector_count(OMNIVORE, 0.5, 30.0) == 1
+    centres = vector_times(OMNIVORE, WINDOWS, 4.0, 30.0)
+    assert centres[:6] == pytest.approx([(i * 16 + 16) / 30 for i in range(6)])
+    assert centres[6] == pytest.approx(4.0 - 16 / 30)  # the last window is [4 - 32/30, 4)
+    maws = RELEASED_FEATURE_SOURCES["egoexo4d:maws_clip_2b"]
+    assert take_timing({"duration_sec": 4.0, "timesync_start_idx": 10, "timesync_end_idx": 110}) == (4.0, 25.0)
+    assert take_timing({}) == (None, 30.0)
+    assert vector_times(maws, 3, 4.0, 25.0) == pytest.approx([0.0, 0.04, 0.08])
+
+
+def test_files_of_both_shapes_are_read_and_bad_ones_refused(tmp_path):
+    torch.save(torch.ones(3, 1, 8), tmp_path / "a.pt")
+    torch.save(torch.ones(3, 8, dtype=torch.float16), tmp_path / "b.pt")
+    assert read_feature_file(tmp_path / "a.pt", 8).shape == (3, 8)
+    assert read_feature_file(tmp_path / "b.pt").dtype == torch.float32
+    torch.save([torch.ones(3, 8)], tmp_path / "c.pt")
+    (tmp_path / "d.pt").write_text("garbage")
+    for name, expected in (("a.pt", "(T, 4)"), ("c.pt", "not a tensor"), ("d.pt", "cannot be read")):
+        with pytest.raises(UnreadableFeatureFile, match=expected):
+            read_feature_file(tmp_path / name, 4)
+    # `profvlm init --data_dir` reads the width from the first readable file (flat features/ layout here)
+    flat = tmp_path / "root" / "features"
+    flat.mkdir(parents=True)
+    (flat / "x_cam01_0.pt").write_text("garbage")
+    torch.save(torch.ones(2, 1, 12), flat / "y_cam01_0.pt")
+    assert released_feature_width(tmp_path / "root", OMNIVORE) == 12
+
+
+def test_the_config_names_the_source_and_width_and_refuses_what_it_cannot_be():
+    assert ProfVLMConfig(video_feature_source=SOURCE).video_feature_size == 1536  # the documented width
+    maws = ProfVLMConfig(video_feature_source="egoexo4d:maws_clip_2b")
+    assert maws.video_feature_dim == 2560  # a fallback, not confirmed: init reads the width from the files
+    assert not RELEASED_FEATURE_SOURCES[maws.video_feature_source].feature_dim_confirmed
+    with pytest.raises(ValueError, match="not yet"):
+        ProfVLMConfig(video_feature_source=SOURCE, clip_seconds=4.0)
+    with pytest.raises(ValueError, match="egoexo4d:omnivore_video"):
+        ProfVLMConfig(video_feature_source="egoexo4d:slowfast")
+
+
+def test_init_makes_a_checkpoint_with_no_tower(released_checkpoint):
+    config = json.loads((released_checkpoint / "config.json").read_text())
+    assert (config["video_feature_source"], config["video_feature_dim"]) == (SOURCE, WIDTH)  # read from the files
+    with safe_open(str(released_checkpoint / "model.safetensors"), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any("vision_tower" in key for key in keys)
+    assert any("multi_modal_projector.fc_in" in key for key in keys)
+
+
+def test_extraction_pools_each_window_into_its_token_span_and_masks_bad_files(released_cache, released_tree):
+    cache, summary, log = released_cache
+    root, plans, hand, broken = released_tree
+    assert summary["extracted"] == TAKES and summary["takes_without_features"] == 0
+    assert summary["masked_views"] == 4 and summary["masked_per_view"] == {"exo1": 1, "exo2": 1, "exo3": 1, "exo4": 1}
+    # the skip report counts the masked views per camera; each unreadable file is named with why
+    assert "exo1: 1 file missing, exo2: 1 file missing, exo3: 1 file missing, exo4: 1 file missing" in log
+    reasons = {"corrupt": "cannot be read", "not_a_tensor": "not a tensor", "wrong_shape": "(7, 2, 1536)"}
+    for kind, reason in reasons.items():
+        plan, exo = broken[kind]
+        assert any(f"{plan.take_uid}_{plan.exo_cams[exo - 1]}_0.pt" in line and reason in line
+                   for line in log.splitlines()), kind
+    tensors, times = _cached(cache, hand.take_uid)
+    # ego (aria02, (T, 1, C)): windows 0-2 in the first 2 s, 3-6 in the last; exo1 from the flat layout: 10 + the same
+    assert torch.equal(tensors["ego"], torch.tensor([[1.0], [4.5]]).expand(2, WIDTH))
+    assert torch.equal(tensors["exo1"], torch.tensor([[11.0], [14.5]]).expand(2, WIDTH))
+    assert times == {"times": [1.0, 3.0], "duration": 4.0}
+    for kind, (plan, exo) in broken.items():
+        tensors, _ = _cached(cache, plan.take_uid)
+        assert sorted(tensors) == sorted({"ego", "exo1", "exo2", "exo3", "exo4"} - {f"exo{exo}"}), kind
+
+
+def test_two_sft_steps_evaluate_and_predict_read_the_released_features(released_checkpoint, released_cache, released_tree,
+                                                               tmp_path, capsys):
+    from profvlm.cli import main
+
+    root, plans, hand, broken = released_tree
+    run_script([sys.executable, "training/sft.py", "--model", str(released_checkpoint), "--data_dir", str(root),
+                "--features", str(released_cache[0]), "--output_dir", str(tmp_path / "sft"), "--dataset_config",
+                "demonstrator", "--eval_split", "none", "--max_steps", "2", "--per_device_train_batch_size", "2",
+                "--report_to", "none", "--save_strategy", "no"])
+    final = tmp_path / "sft" / "final"
+    assert json.loads((final / "config.json").read_text())["video_feature_source"] == SOURCE
+    run_script([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir", str(root),
+                "--split", "validation", "--features", str(released_cache[0]), "--output_dir", str(tmp_path / "eval"),
+                "--max_new_tokens", "2"])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["num_samples"] == sum(p.split == "val" for p in plans)  # the videos are not on disk: features only
+    assert main(["predict", "--model", str(final), "--data_dir", str(root), "--split", "train", "--output_dir",
+                 str(tmp_path / "pred"), "--num_workers", "0", "--no_feedback"]) == 0
+    lines = {json.loads(line)["take_uid"]: json.loads(line)
+             for line in (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()}
+    train = [p for p in plans if p.split == "train"]
+    assert sorted(lines) == sorted(p.take_uid for p in train)
+    assert [step["time"] for step in lines[hand.take_uid]["timeline"]] == [1.0, 3.0]
+    for kind, (plan, exo) in broken.items():
+        if plan.split == "train":
+            assert lines[plan.take_uid]["missing_views"] == [f"exo{exo}"], kind
+
+
+def test_raw_video_is_refused_in_one_line_naming_the_source(released_checkpoint, tmp_path, capsys):
+    from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration
+    from processing.processing_profvlm import ProfVLMProcessor
+    from profvlm.cli import main
+
+    assert main(["predict", "--model", str(released_checkpoint), "--ego", str(tmp_path / "ego.mp4")]) == 1
+    # one line (the weight-loading progress bar aside), naming the feature source and what to give instead
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "Loading weights" not in line]
+    assert len(err) == 1 and err[0].startswith("profvlm predict: ") and SOURCE in err[0] and "--data_dir" in err[0]
+    processor = ProfVLMProcessor.from_pretrained(released_checkpoint)
+    with pytest.raises(ValueError, match=SOURCE):
+        processor(text=["<video>"], videos=[{"ego": str(tmp_path / "ego.mp4")}])
+    model = ProfVLMForConditionalGeneration.from_pretrained(released_checkpoint)
+    assert model.model.vision_tower is None
+    with pytest.raises(ValueError, match=SOURCE):
+        model.get_video_features(pixel_values_videos=torch.zeros(1, 5, 2, 3, 8, 8), view_mask=torch.ones(1, 5))
+
+
+def test_the_synthetic_flag_writes_deterministic_learnable_files(tmp_path):
+    roots = [generate_synthetic_egoexo4d(tmp_path / name, TAKES, seed=0, size=32, seconds=SECONDS, progress=False,
+                                         write_videos=False, released_features=("omnivore_video",))
+             for name in ("a", "b")]
+    plans = plan_takes(TAKES, 0)
+    means = []
+    for plan in plans:
+        names = [f"{plan.take_uid}_{plan.ego_cam}_rgb.pt"] + [f"{plan.take_uid}_{cam}_0.pt" for cam in plan.exo_cams]
+        for name in names:
+            assert (roots[0] / PART / name).read_bytes() == (roots[1] / PART / name).read_bytes()
+        ego = torch.load(roots[0] / PART / names[0], weights_only=True)
+        exo = torch.load(roots[0] / PART / names[1], weights_only=True)
+        assert ego.shape == (WINDOWS, 1, WIDTH) and exo.shape == (WINDOWS, WIDTH)
+        means.append(exo.mean(0))
+    assert len(list((roots[0] / PART).iterdir())) == sum(1 + len(p.exo_cams) for p in plans)
+    # The label is in the vectors: every take's nearest other take (mean exo1 vector) is of the same level.
+    distances = torch.cdist(torch.stack(means), torch.stack(means)).fill_diagonal_(float("inf"))
+    assert [plans[int(j)].level for j in distances.argmin(1)] == [p.level for p in plans]

@@ -1,0 +1,124 @@
+# A checkpoint without a tower reads EgoExo4D's released vectors: each view's vectors mean-pooled into the spans of its
+# N temporal tokens, in the feature cache's own format, so training, evaluation and prediction use them like tower
+# features.
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from dataset_scripts.dataset_export import SkipReport
+from dataset_scripts.egoexo4d_features import (
+    UnreadableFeatureFile,
+    feature_duration,
+    find_feature_file,
+    read_feature_file,
+    take_timing,
+    vector_times,
+)
+from modeling_profvlm.profvlm_facts import released_feature_source
+from modeling_profvlm.tower_adapter import time_bins
+from processing.frame_sampling import sample_frame_indices
+from training.feature_cache import CACHE_FORMAT, CACHE_VERSION, build_manifest, sampling_spec
+
+logger = logging.getLogger(__name__)
+
+RELEASED_POOLING = "mean of the released vectors whose time falls in each temporal token's span (the nearest when none)"
+
+
+def released_manifest(config, processor, source_model: str | None = None) -> dict:
+    """The feature-cache manifest of a checkpoint whose inputs are released features: the part, its width and timing in
+    place of a tower's identity, the processor's token sampling, and the pooling into spans (always float32)."""
+    source = released_feature_source(config.video_feature_source)
+    dim, tokens = int(config.video_feature_dim), int(config.temporal_tokens)
+    manifest = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "tower_type": source.name,
+        "tower": {"released_features": source.part, "model": source.model, "feature_dim": dim,
+                  "window_seconds": source.window_seconds, "stride_seconds": source.stride_seconds},
+        "sampling": sampling_spec(processor),
+        "view_names": list(config.view_names),
+        "feature_dim": dim,
+        "temporal_tokens": tokens,
+        "pooling": {"method": RELEASED_POOLING, "temporal_tokens": tokens},
+        "dtype": "float32",
+        "source_model": source_model,
+    }
+    return json.loads(json.dumps(manifest))
+
+
+def cache_manifest(model, processor, dtype: torch.dtype, source_model: str | None = None) -> dict:
+    """What a feature cache of `model` must say: `released_manifest` for a checkpoint on released features, else the
+    tower's (`feature_cache.build_manifest`)."""
+    if model.config.video_feature_source is not None:
+        return released_manifest(model.config, processor, source_model)
+    return build_manifest(model, sampling_spec(processor), dtype, source=source_model)
+
+
+def token_spans(processor, duration: float, fps: float) -> tuple[list[tuple[float, float]], dict]:
+    """([start, end) in seconds of each of the processor's N temporal tokens over a take, their times as the prompt
+    states them). The processor's uniform sampler picks one frame in each of its T equal parts of the take and
+    `time_bins` groups the parts into tokens, so a token spans its parts; its time is what `token_times` gives for
+    those frames (the same code the video path runs)."""
+    frames = max(1, round(duration * fps))
+    sampled = sample_frame_indices("uniform", frames, processor.num_frames, fps=fps)
+    times = processor.token_times([[{"times": [i / fps for i in sampled.indices], "duration": duration}]])[0]
+    steps = max(1, processor.num_frames // processor.frames_per_time_step)
+    bins, part = time_bins(steps, processor.temporal_tokens), duration / steps
+    spans = [(bins.index(k) * part, (len(bins) - bins[::-1].index(k)) * part) for k in range(processor.temporal_tokens)]
+    return spans, times
+
+
+def pool_into_spans(vectors: torch.Tensor, times: list[float], spans: list[tuple[float, float]]) -> torch.Tensor:
+    """(T, C) vectors at `times` -> (N, C): the mean of the vectors in each [start, end) span (the last span includes
+    its end); a span no vector falls in (a take shorter than a window) takes the vector nearest its centre."""
+    at = torch.tensor(times, dtype=torch.float64)
+    pooled = []
+    for k, (start, end) in enumerate(spans):
+        inside = (at >= start) & ((at <= end) if k == len(spans) - 1 else (at < end))
+        if not inside.any():
+            inside = torch.zeros_like(inside)
+            inside[int((at - (start + end) / 2).abs().argmin())] = True
+        pooled.append(vectors[inside].mean(0))
+    return torch.stack(pooled)
+
+
+def take_features(root: str | Path, config, processor, take: dict, videos: dict[str, str],
+                  report: SkipReport) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
+    """One take's cache entry from its feature files: features (V, N, D), view_mask (V,) and the token times. `videos`
+    ({view: video path}, the dataset row's) names its cameras; a view whose file is missing or unreadable is masked and
+    counted in `report`, like a missing video. None when no view has a readable file."""
+    source = released_feature_source(config.video_feature_source)
+    duration, fps = take_timing(take)
+    views, dim = list(config.view_names), int(config.video_feature_dim)
+    loaded: dict[int, torch.Tensor] = {}
+    for v, view in enumerate(views):
+        if view not in videos:
+            continue
+        path, expected = find_feature_file(root, source, take["take_uid"], view, videos[view])
+        if path is None:
+            report.missing_video(view, expected)
+            continue
+        try:
+            loaded[v] = read_feature_file(path, dim)
+        except UnreadableFeatureFile as err:
+            logger.warning("%s -- view %s masked.", err, view)
+            report.missing_video(view, path)
+    if not loaded:
+        report.takes_without_video += 1
+        return None
+    if duration is None:  # the longest view says how long the take is
+        duration = max(feature_duration(source, len(vectors), fps) for vectors in loaded.values())
+    spans, times = token_spans(processor, duration, fps)
+    features = torch.zeros(len(views), config.temporal_tokens, dim)
+    view_mask = torch.zeros(len(views), dtype=torch.long)
+    for v, vectors in loaded.items():
+        features[v] = pool_into_spans(vectors, vector_times(source, len(vectors), duration, fps), spans)
+        view_mask[v] = 1
+    return features, view_mask, times
+
+
+__all__ = ["RELEASED_POOLING", "released_manifest", "cache_manifest", "token_spans", "pool_into_spans", "take_features"]
