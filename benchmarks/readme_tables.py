@@ -281,6 +281,7 @@ TABLES = {
     "avx2_recipes": ("learnability_avx2_recipes.json", render_record),
     "learnability": ("bench_learnability.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
+    "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),
