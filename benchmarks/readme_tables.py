@@ -221,6 +221,34 @@ def render_batch_predict(report: dict) -> list[str]:
     return lines
 
 
+def render_long_takes(report: dict) -> list[str]:
+    """bench_long_takes.py's report (or several, under "reports"): per tower and take length, clips, decode and tower
+    seconds, extraction seconds per minute of video, the pipeline call and peak RSS; then each tower's ratios."""
+    lines = []
+    for part in report.get("reports", [report]):
+        settings, targets = part["settings"], part["targets"]
+        caption = (f"`bench_long_takes.py`, clips of {settings['clip_seconds']:g} s, at most {settings['max_clips']} "
+                   f"(all clips up to {part['full_clips_seconds']:g} s), 5 views (448x448 ego, 796x448 exo, x264 at "
+                   f"{settings['fps']} fps, a keyframe every {settings['gop_seconds']:g} s), the real SmolLM2; "
+                   f"{describe_machine(part['cpu_kind'], [part['date']])}.")
+        rows = [[f"random-{run['tower']}", f"{run['seconds']:g} s", str(run["clips"]), f"{run['decode_s']:.2f}",
+                 f"{run['tower_s']:.2f}", f"{run['tower_s_per_view_clip']:.4f}",
+                 f"{run['extraction_s_per_minute']:.2f}", f"{run['pipeline_s']:.2f}", f"{run['peak_rss_gb']:.2f}"]
+                for run in part["runs"]]
+        columns = ["tower", "take", "clips", "decode s", "tower s", "tower s per view-clip",
+                   "extraction s per minute of video", "pipeline() s", "peak RSS GB"]
+        lines += [caption, "", *markdown_table(columns, rows), ""]
+        for tower, summary in part["summary"].items():
+            lines.append(f"random-{tower}: extraction per minute up to {part['full_clips_seconds']:g} s within "
+                         f"{summary['per_minute_spread_up_to_full_clips']}x (target <= "
+                         f"{targets['per_minute_spread_up_to_full_clips']}x); the longest take's pipeline() against "
+                         f"the {part['full_clips_seconds']:g} s take's {summary['longest_vs_full_clips_time']}x "
+                         f"(target <= {targets['longest_vs_full_clips_time']}x); peak RSS {summary['peak_rss_gb']} GB "
+                         f"(target <= {targets['peak_rss_gb']} GB).")
+            lines.append("")
+    return lines[:-1]
+
+
 # Every generated table: its name in the README markers -> (its JSON file under benchmarks/results/, its renderer).
 def render_demonstration(report: dict) -> list[str]:
     """bench_learnability.py --demonstration's report: per seed and time digits, accuracy, mAP per threshold, time."""
@@ -282,6 +310,7 @@ TABLES = {
     "learnability": ("bench_learnability.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
+    "long_takes": ("bench_long_takes.json", render_long_takes),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),

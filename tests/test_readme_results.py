@@ -129,3 +129,22 @@ def test_learnability_shows_the_blind_base_rate_where_the_report_has_it():
     assert "| 0 | 50.0% (1 of 2) | 0.600 | 0.662 | 10 s (2 steps) |" in lines
     del run["measured"]["time_grounding_f1_every_token"]
     assert not any("blind" in line for line in readme_tables.render_learnability(report))
+
+
+def test_long_takes_renders_the_shape_bench_long_takes_writes():
+    from benchmarks import bench_long_takes
+
+    run = {"clips": 64, "decode_s": 3.15, "tower_s": 0.1, "tower_s_per_view_clip": 0.0003, "extraction_s": 3.25,
+           "pipeline_s": 3.69, "proficiency": "Novice", "peak_rss_gb": 2.702, "tower": "tiny", "seconds": 256.0,
+           "video_written_s": 0.0, "extraction_s_per_minute": 0.762}
+    part = {"benchmark": "long_takes", "date": "2026-12-07", "settings": {"clip_seconds": 4.0, "max_clips": 64,
+                                                                            "fps": 10, "gop_seconds": 8.0},
+            "cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": True}, "full_clips_seconds": 256.0,
+            "targets": bench_long_takes.TARGETS, "runs": [run],
+            "summary": {"tiny": {"peak_rss_gb": 2.839, "per_minute_spread_up_to_full_clips": 1.076,
+                                 "longest_vs_full_clips_time": 2.856, "longest_vs_full_clips_extraction": 3.05}}}
+    lines = readme_tables.render_long_takes({"reports": [part, part]})
+    assert lines.count("| random-tiny | 256 s | 64 | 3.15 | 0.10 | 0.0003 | 0.76 | 3.69 | 2.70 |") == 2
+    assert ("random-tiny: extraction per minute up to 256 s within 1.076x (target <= 1.1x); the longest take's "
+            "pipeline() against the 256 s take's 2.856x (target <= 1.2x); peak RSS 2.839 GB (target <= 3.0 GB).") in lines
+    assert "a keyframe every 8 s" in lines[0] and "Some CPU, 2 cores, native bf16, 2026-12-07" in lines[0]
