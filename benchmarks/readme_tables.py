@@ -249,6 +249,18 @@ def render_long_takes(report: dict) -> list[str]:
     return lines[:-1]
 
 
+def render_released_features(report: dict) -> list[str]:
+    """bench_released_features.py's report: one row per way in (videos through a tower, released feature files)."""
+    settings = report["settings"]
+    caption = (f"`bench_released_features.py`: the same {settings['takes']} synthetic takes "
+               f"({settings['seconds']:g} s, 5 views, {settings['size']} px videos and released-format omnivore_video "
+               f"files) extracted into a feature cache each way; {describe_machine(report['cpu_kind'], [report['date']])}.")
+    rows = [[way, f"{run['loop_takes_per_second']:g}", f"{run['wall_takes_per_second']:g}", f"{run['wall_s']:.2f}"]
+            for way, run in report["runs"].items()]
+    columns = ["way in", "takes/s (extraction loop)", "takes/s (whole command, model load included)", "seconds"]
+    return [caption, "", *markdown_table(columns, rows)]
+
+
 # Every generated table: its name in the README markers -> (its JSON file under benchmarks/results/, its renderer).
 def render_demonstration(report: dict) -> list[str]:
     """bench_learnability.py --demonstration's report: per seed and time digits, accuracy, mAP per threshold, time."""
@@ -311,6 +323,7 @@ TABLES = {
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
     "long_takes": ("bench_long_takes.json", render_long_takes),
+    "released_features": ("bench_released_features.json", render_released_features),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),

@@ -148,3 +148,16 @@ def test_long_takes_renders_the_shape_bench_long_takes_writes():
     assert ("random-tiny: extraction per minute up to 256 s within 1.076x (target <= 1.1x); the longest take's "
             "pipeline() against the 256 s take's 2.856x (target <= 1.2x); peak RSS 2.839 GB (target <= 3.0 GB).") in lines
     assert "a keyframe every 8 s" in lines[0] and "Some CPU, 2 cores, native bf16, 2026-12-07" in lines[0]
+
+
+def test_released_features_renders_one_row_per_way_in():
+    report = {"date": "2026-12-07", "cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": False},
+              "settings": {"takes": 24, "seconds": 8.0, "size": 224, "towers": ["tiny"]},
+              "runs": {"video, random-tiny TimeSformer": {"loop_takes_per_second": 36.36, "wall_takes_per_second": 20.077,
+                                                          "wall_s": 1.2},
+                       "released omnivore_video files": {"loop_takes_per_second": 300.0,
+                                                         "wall_takes_per_second": 71.738, "wall_s": 0.33}}}
+    lines = readme_tables.render_released_features(report)
+    assert "| video, random-tiny TimeSformer | 36.36 | 20.077 | 1.20 |" in lines
+    assert "| released omnivore_video files | 300 | 71.738 | 0.33 |" in lines
+    assert "the same 24 synthetic takes (8 s," in lines[0] and "no native bf16 (float32)" in lines[0]
