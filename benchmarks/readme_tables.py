@@ -254,7 +254,8 @@ def render_released_features(report: dict) -> list[str]:
     settings = report["settings"]
     caption = (f"`bench_released_features.py`: the same {settings['takes']} synthetic takes "
                f"({settings['seconds']:g} s, 5 views, {settings['size']} px videos and released-format omnivore_video "
-               f"files) extracted into a feature cache each way; {describe_machine(report['cpu_kind'], [report['date']])}.")
+               f"files) extracted into a feature cache each way; "
+               f"{describe_machine(report['cpu_kind'], [report['date']])}.")
     rows = [[way, f"{run['loop_takes_per_second']:g}", f"{run['wall_takes_per_second']:g}", f"{run['wall_s']:.2f}"]
             for way, run in report["runs"].items()]
     columns = ["way in", "takes/s (extraction loop)", "takes/s (whole command, model load included)", "seconds"]
