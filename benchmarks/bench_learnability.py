@@ -205,7 +205,7 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
     measured = {"accuracy": metrics["accuracy"], "rouge_l": metrics["feedback"]["rouge_l"],
                 "training_seconds": timings["training_s"], "training_steps": trained_steps(out)}
     if timed_answer:
-        from training.time_grounding import tolerance_key
+        from training.time_grounding import every_token_f1_of_run, tolerance_key
 
         measured["time_grounding_f1"] = metrics["time_grounding"]["overall"][tolerance_key(bin_seconds)]["f1"]
         measured["time_grounding_tolerance_s"] = bin_seconds
@@ -224,34 +224,6 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
             "settings": {"frames": processor.num_frames, "image_size": processor.image_size,
                          "temporal_tokens": model.config.temporal_tokens,
                          "time_decimals": model.config.time_decimals}}
-
-
-def every_token_f1(lines: list[dict], token_times: dict[str, list[float]], tolerance: float,
-                   decimals: int = 0) -> float | None:
-    """The moments F1 (within `tolerance` s) of an answer that names every temporal token's time in every take
-    (`token_times`: take_uid -> the tokens' start times, floored as the answers write them) and looks at nothing:
-    the base rate a model's F1 has to beat before it can be said to read the video. The synthetic takes have an
-    event in one to three of their four seconds, so naming all four already scores well. Same predictions.jsonl
-    `lines`, references and matching as the model's own figure (`time_grounding_from_predictions`); None when no
-    line has reference moments."""
-    from modeling_profvlm.profvlm_facts import floor_time
-    from training.time_grounding import time_grounding_from_predictions, tolerance_key
-
-    blind = [{**line, "predicted_moments": [{"time": floor_time(t, decimals), "text": ""}
-                                            for t in token_times[line["take_uid"]]]}
-             for line in lines if "reference_moments" in line]
-    grounding = time_grounding_from_predictions(blind, (tolerance,))
-    return None if grounding is None else grounding["overall"][tolerance_key(tolerance)]["f1"]
-
-
-def every_token_f1_of_run(predictions: Path, cache: Path, tolerance: float, decimals: int) -> float | None:
-    """`every_token_f1` of an evaluation's predictions.jsonl, with the token times its feature cache stored."""
-    from training.feature_cache import FeatureCache
-
-    lines = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
-    features = FeatureCache(cache)
-    times = {line["take_uid"]: features.times_of(line["take_uid"])["times"] for line in lines}
-    return every_token_f1(lines, times, tolerance, decimals)
 
 
 def targets_for(args: argparse.Namespace) -> dict:

@@ -171,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
              str(paths["features"]), *moments_flags(args, temporal_tokens), *words, *device], "evaluate")
-    print("      " + evaluation_line(json.loads(metrics_file.read_text())))
+    metrics = json.loads(metrics_file.read_text())
+    print("      " + evaluation_line(metrics))
+    if (metrics.get("time_grounding") or {}).get("overall"):
+        print("      " + blind_line(metrics, paths["eval"] / "predictions.jsonl", paths["features"],
+                                    json.loads((final / "config.json").read_text()).get("time_decimals") or 0))
     done(t, f"{metrics_file}, predictions.jsonl, confusion_matrix.png, per_scenario.png, reliability_diagram.png")
 
     t = stage(7, total, "Prediction on a held-out take, then the model card")
@@ -251,6 +255,17 @@ def evaluation_line(metrics: dict) -> str:
 
         line += "; moments F1 " + ", ".join(f"{f1(v)} within {k} s" for k, v in grounding.items())
     return line
+
+
+def blind_line(metrics: dict, predictions: Path, features: Path, decimals: int) -> str:
+    """The F1 an answer naming every temporal token's time would score without looking at the video, at the same
+    tolerances: the base rate the moments F1 above has to beat before it shows the model reads the video."""
+    from training.time_grounding import every_token_f1_of_run
+
+    tolerances = metrics["time_grounding"]["tolerances"]
+    blind = [every_token_f1_of_run(predictions, features, float(k), decimals) for k in tolerances]
+    shown = ", ".join(f"{'n/a' if f1 is None else format(f1, '.3f')} within {k:g} s" for k, f1 in zip(tolerances, blind))
+    return f"(naming every temporal token's time, blind, would score F1 {shown}: the base rate the model has to beat)"
 
 
 def held_out_take(data_dir: Path) -> tuple[str, list[str]]:

@@ -89,6 +89,8 @@ def test_the_moments_demo_is_the_default_and_scores_time_grounding(smollm2_dir, 
     assert metrics["time_grounding"]["tolerances"] == pytest.approx([0.25, 2.0, 5.0])
     evaluation_line = next(line for line in run.stdout.splitlines() if "held-out accuracy" in line)
     assert "moments F1" in evaluation_line and "within 0.25 s" in evaluation_line
+    blind = next(line for line in run.stdout.splitlines() if "blind" in line)  # the base rate beside it
+    assert "would score F1" in blind and "within 0.25 s" in blind and "within 5 s" in blind
     lines = [json.loads(line) for line in (out / "evaluation_moments" / "predictions.jsonl").read_text().splitlines()]
     assert all("reference_moments" in line for line in lines if line["view_setting"] == "ego_exos")
     # trained with the label's and the times' tokens weighted up as cpu_demo.yaml says, and the checkpoint records it

@@ -103,20 +103,6 @@ def test_sft_step_renders_every_case_bench_sft_step_writes():
                for line in lines)
 
 
-def test_every_token_base_rate_is_the_f1_of_naming_every_token_blind():
-    # Take "a": tokens at 0-3 s, two experts ([1.1]; [0.0, 3.5]); take "b": tokens at 0.4 and 2.57 s (written
-    # floored: 0 and 2), one expert who named nothing. Within 1 s: a/1 matches 1 of 4, a/2 matches 2 of 4
-    # (0-0.0, 3-3.5), b matches 0 of 2: F1 = 2 x 3 / (10 predicted + 3 references).
-    lines = [{"take_uid": "a", "reference_moments": [[{"time": 1.1, "text": "x"}],
-                                                     [{"time": 0.0, "text": "y"}, {"time": 3.5, "text": "z"}]]},
-             {"take_uid": "a", "view_setting": "ego"},  # a line without references counts for nothing
-             {"take_uid": "b", "reference_moments": [[]]}]
-    times = {"a": [0.0, 1.0, 2.0, 3.0], "b": [0.4, 2.57]}
-    assert bench_learnability.every_token_f1(lines, times, 1.0) == pytest.approx(6 / 13)
-    assert bench_learnability.every_token_f1(lines, times, 0.05) == pytest.approx(2 * 1 / 13)  # only 0-0.0
-    assert bench_learnability.every_token_f1([lines[1]], times, 1.0) is None
-
-
 def test_learnability_shows_the_blind_base_rate_where_the_report_has_it():
     run = {"seed": 0, "measured": {"accuracy": 0.5, "training_seconds": 10.0, "training_steps": 2,
                                    "time_grounding_f1": 0.6, "time_grounding_tolerance_s": 1.0,

@@ -3,7 +3,13 @@ pairs first; precision / recall / F1 pooled over takes, time error and ROUGE-L o
 value below is worked out by hand in the comments."""
 import pytest
 
-from training.time_grounding import check_tolerances, match_times, time_grounding, time_grounding_from_predictions
+from training.time_grounding import (
+    check_tolerances,
+    every_token_f1,
+    match_times,
+    time_grounding,
+    time_grounding_from_predictions,
+)
 
 
 def m(time, text="x"):
@@ -220,3 +226,18 @@ def test_evaluating_a_folder_with_moments_end_to_end(tiny_text_dir, tmp_path, on
     written = json.loads((out / "metrics.json").read_text())
     assert written["time_grounding"] == metrics_from_predictions(out / "predictions.jsonl", FOLDER_LABELS,
                                                                  (1.0, 3.0))["time_grounding"]
+
+
+def test_every_token_base_rate_is_the_f1_of_naming_every_token_blind():
+    # Take "a": tokens at 0-3 s, two experts ([1.1]; [0.0, 3.5]); take "b": tokens at 0.4 and 2.57 s (written
+    # floored: 0 and 2), one expert who named nothing. Within 1 s: a/1 matches 1 of 4, a/2 matches 2 of 4
+    # (0-0.0, 3-3.5), b matches 0 of 2: F1 = 2 x 3 / (10 predicted + 3 references).
+    lines = [{"take_uid": "a", "reference_moments": [[{"time": 1.1, "text": "x"}],
+                                                     [{"time": 0.0, "text": "y"}, {"time": 3.5, "text": "z"}]]},
+             {"take_uid": "a", "view_setting": "ego"},  # a line without references counts for nothing
+             {"take_uid": "b", "reference_moments": [[]]}]
+    times = {"a": [0.0, 1.0, 2.0, 3.0], "b": [0.4, 2.57]}
+    assert every_token_f1(lines, times, 1.0) == pytest.approx(6 / 13)
+    assert every_token_f1(lines, times, 0.05) == pytest.approx(2 * 1 / 13)  # only 0-0.0
+    assert every_token_f1([lines[1]], times, 1.0) is None
+

@@ -1,11 +1,14 @@
 # Time grounding of timed feedback: do the moments a model names ("[0:27] elbow flares") fall where the reference
 # moments are? Precision / recall / F1 under one-to-one matching within a tolerance, the time error of the matches and
 # how alike the matched texts are.
+import json
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import Path
 
-from modeling_profvlm.profvlm_facts import parse_moments
+from modeling_profvlm.profvlm_facts import floor_time, parse_moments
+from training.feature_cache import FeatureCache
 from training.evaluation_metrics import rouge_l_scores
 
 # Seconds: about one comment's reaction delay, a few seconds of action, one longer phrase of a take.
@@ -126,5 +129,28 @@ def time_grounding_from_predictions(lines: list[dict], tolerances: Sequence[floa
     return time_grounding([p for p, _, _ in items], [r for _, r, _ in items], [s for _, _, s in items], tolerances)
 
 
+def every_token_f1(lines: list[dict], token_times: dict[str, list[float]], tolerance: float,
+                   decimals: int = 0) -> float | None:
+    """The moments F1 (within `tolerance` s) of an answer that names every temporal token's time in every take
+    (`token_times`: take_uid -> the tokens' start times, floored as the answers write them) and looks at nothing:
+    the base rate a model's F1 has to beat before it can be said to read the video (where events fall in most of a
+    take's token spans, naming them all already scores well). Same predictions.jsonl
+    `lines`, references and matching as the model's own figure (`time_grounding_from_predictions`); None when no
+    line has reference moments."""
+    blind = [{**line, "predicted_moments": [{"time": floor_time(t, decimals), "text": ""}
+                                            for t in token_times[line["take_uid"]]]}
+             for line in lines if "reference_moments" in line]
+    grounding = time_grounding_from_predictions(blind, (tolerance,))
+    return None if grounding is None else grounding["overall"][tolerance_key(tolerance)]["f1"]
+
+
+def every_token_f1_of_run(predictions: Path, cache: Path, tolerance: float, decimals: int) -> float | None:
+    """`every_token_f1` of an evaluation's predictions.jsonl, with the token times its feature cache stored."""
+    lines = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    features = FeatureCache(cache)
+    times = {line["take_uid"]: features.times_of(line["take_uid"])["times"] for line in lines}
+    return every_token_f1(lines, times, tolerance, decimals)
+
+
 __all__ = ["DEFAULT_TIME_TOLERANCES", "tolerance_key", "check_tolerances", "match_times", "time_grounding",
-           "moment_fields", "time_grounding_from_predictions"]
+           "moment_fields", "time_grounding_from_predictions", "every_token_f1", "every_token_f1_of_run"]
