@@ -262,6 +262,18 @@ def render_released_features(report: dict) -> list[str]:
     return [caption, "", *markdown_table(columns, rows)]
 
 
+def render_tower_chunk(report: dict) -> list[str]:
+    """bench_tower_chunk.py's report: one row per run (chunk size alternating), peaks and encode time."""
+    runs = report["runs"]
+    caption = (f"`bench_tower_chunk.py`: a {runs[0]['clips']}-clip, {runs[0]['views']}-view take through the random "
+               f"{report['tower']} (hidden size {report['tower_hidden_size']}) with the real SmolLM2 loaded, each run "
+               f"a fresh process, sizes alternating; {describe_machine(report['cpu_kind'], [report['date']])}.")
+    rows = [[str(run["chunk"]), f"{run['encode_s']:.1f}", f"{run['peak_gb_loaded']:.2f}",
+             f"{run['peak_gb_decoded']:.2f}", f"{run['peak_gb_encoded']:.2f}"] for run in runs]
+    columns = ["clips per tower call", "encode s", "peak GB after loading", "after decoding", "after encoding"]
+    return [caption, "", *markdown_table(columns, rows)]
+
+
 # Every generated table: its name in the README markers -> (its JSON file under benchmarks/results/, its renderer).
 def render_demonstration(report: dict) -> list[str]:
     """bench_learnability.py --demonstration's report: per seed and time digits, accuracy, mAP per threshold, time."""
@@ -325,6 +337,7 @@ TABLES = {
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
     "long_takes": ("bench_long_takes.json", render_long_takes),
     "released_features": ("bench_released_features.json", render_released_features),
+    "tower_chunk": ("bench_tower_chunk.json", render_tower_chunk),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),

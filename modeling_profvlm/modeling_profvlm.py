@@ -17,8 +17,10 @@ from .tower_adapter import pool_tokens, run_tower
 
 
 # Clips the frozen tower encodes at once when a view is K clips (`encode_views`): bounds its activation memory on a
-# long take (5 views x 30 clips of a 2-minute take would otherwise be one batch of 150 clips).
-TOWER_CLIPS_PER_CHUNK = 16
+# long take (5 views x 30 clips of a 2-minute take would otherwise be one batch of 150 clips). 4 rather than 16: on a
+# CPU the base TimeSformer's peak memory stayed at the decoded batch's and its encoding was faster
+# (benchmarks/results/bench_tower_chunk.json).
+TOWER_CLIPS_PER_CHUNK = 4
 
 
 @dataclass

@@ -147,3 +147,13 @@ def test_released_features_renders_one_row_per_way_in():
     assert "| video, random-tiny TimeSformer | 36.36 | 20.077 | 1.20 |" in lines
     assert "| released omnivore_video files | 300 | 71.738 | 0.33 |" in lines
     assert "the same 24 synthetic takes (8 s," in lines[0] and "no native bf16 (float32)" in lines[0]
+
+
+def test_tower_chunk_renders_every_run():
+    run = {"chunk": 4, "clips": 15, "views": 5, "encode_s": 91.78, "peak_gb_loaded": 1.845, "peak_gb_decoded": 3.207,
+           "peak_gb_encoded": 3.207}
+    report = {"date": "2026-12-07", "cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": True},
+              "tower": "timesformer", "tower_hidden_size": 768, "runs": [{**run, "chunk": 16}, run]}
+    lines = readme_tables.render_tower_chunk(report)
+    assert "| 4 | 91.8 | 1.84 | 3.21 | 3.21 |" in lines and "| 16 | 91.8 | 1.84 | 3.21 | 3.21 |" in lines
+    assert lines[0].startswith("`bench_tower_chunk.py`: a 15-clip, 5-view take through the random timesformer")
