@@ -274,6 +274,17 @@ def render_tower_chunk(report: dict) -> list[str]:
     return [caption, "", *markdown_table(columns, rows)]
 
 
+def render_clip_reads(report: dict) -> list[str]:
+    """bench_clip_reads.py's report: one row per run (take, clips decoded per pass), decode seconds and peaks."""
+    caption = (f"`bench_clip_reads.py`: the takes of the long-take table, 5 views decoded in parallel into the "
+               f"base checkpoint's 224 px batch, each run a fresh process, sizes alternating; "
+               f"{describe_machine(report['cpu_kind'], [report['date']])}.")
+    rows = [[run["take"], str(run["clips"]), str(run["clips_per_read"]), f"{run['decode_s']:.2f}",
+             f"{run['batch_gb']:.2f}", f"{run['peak_gb']:.2f}"] for run in report["runs"]]
+    columns = ["take", "clips", "clips per pass", "decode s", "batch GB", "peak RSS GB"]
+    return [caption, "", *markdown_table(columns, rows)]
+
+
 # Every generated table: its name in the README markers -> (its JSON file under benchmarks/results/, its renderer).
 def render_demonstration(report: dict) -> list[str]:
     """bench_learnability.py --demonstration's report: per seed and time digits, accuracy, mAP per threshold, time."""
@@ -338,6 +349,7 @@ TABLES = {
     "long_takes": ("bench_long_takes.json", render_long_takes),
     "released_features": ("bench_released_features.json", render_released_features),
     "tower_chunk": ("bench_tower_chunk.json", render_tower_chunk),
+    "clip_reads": ("bench_clip_reads.json", render_clip_reads),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),

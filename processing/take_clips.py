@@ -19,8 +19,10 @@ from processing.video_io import (
 
 
 # Clips decoded per pass over a file: one pass (and one seek) per group keeps the decoder's run of nearby frames,
-# while only that many clips' full-resolution frames are held at once whatever the take's length.
-CLIPS_PER_READ = 8
+# while only that many clips' full-resolution frames are held at once whatever the take's length. 2 rather than 8:
+# with five views decoding in parallel, 8 held more than the whole resized batch of a 64-clip take, and 2 decoded
+# no slower (benchmarks/results/bench_clip_reads.json).
+CLIPS_PER_READ = 2
 
 
 class ProbedView(NamedTuple):

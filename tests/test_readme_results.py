@@ -157,3 +157,12 @@ def test_tower_chunk_renders_every_run():
     lines = readme_tables.render_tower_chunk(report)
     assert "| 4 | 91.8 | 1.84 | 3.21 | 3.21 |" in lines and "| 16 | 91.8 | 1.84 | 3.21 | 3.21 |" in lines
     assert lines[0].startswith("`bench_tower_chunk.py`: a 15-clip, 5-view take through the random timesformer")
+
+
+def test_clip_reads_renders_every_run():
+    run = {"clips_per_read": 2, "take": "take_256s", "clips": 64, "views": 5, "decode_s": 4.42, "peak_gb_before": 0.44,
+           "peak_gb": 2.562, "batch_gb": 1.436}
+    report = {"date": "2026-12-07", "cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": True}, "runs": [run]}
+    lines = readme_tables.render_clip_reads(report)
+    assert "| take_256s | 64 | 2 | 4.42 | 1.44 | 2.56 |" in lines
+    assert "Some CPU, 2 cores, native bf16, 2026-12-07" in lines[0]
