@@ -7,7 +7,6 @@ memory, on takes with clips over them. Each run is a fresh process that loads on
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, peak_rss_gb, write_report  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,10 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return reject_renamed_flags(parser).parse_args(argv)
 
 
-def _peak_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)  # Linux: KiB
-
-
 def child(checkpoint: str, size: int, take_dir: str) -> dict:
     """One size and take in this process: the processor's decode of the take, its seconds and the peaks."""
     import processing.take_clips as take_clips
@@ -47,13 +42,13 @@ def child(checkpoint: str, size: int, take_dir: str) -> dict:
 
     take_clips.CLIPS_PER_READ = size
     processor = ProfVLMProcessor.from_pretrained(checkpoint)
-    before = _peak_gb()
+    before = peak_rss_gb()
     take = {p.stem: str(p) for p in sorted(Path(take_dir).glob("*.mp4"))}
     began = time.perf_counter()
     out = processor.process_videos([take])
     return {"clips_per_read": size, "take": Path(take_dir).name, "clips": int(out["time_mask"].sum()),
             "views": len(take), "decode_s": round(time.perf_counter() - began, 2), "peak_gb_before": before,
-            "peak_gb": _peak_gb(), "batch_gb": round(out["pixel_values_videos"].numel() * 4 / 1024**3, 3)}
+            "peak_gb": peak_rss_gb(), "batch_gb": round(out["pixel_values_videos"].numel() * 4 / 1024**3, 3)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -13,7 +13,6 @@ K x S seconds, where the clips stop growing: up to it the cost per minute should
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, peak_rss_gb, write_report  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,7 +78,7 @@ def child(checkpoint: str, take_dir: str) -> dict:
             "tower_s_per_view_clip": round((encoded - decoded) / (clips * views), 4),
             "extraction_s": round(encoded - started, 2), "pipeline_s": round(answered - began, 2),
             "proficiency": result["proficiency"],
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)}
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def build_checkpoint(tower: str, out: Path, clip_seconds: float, max_clips: int) -> Path:

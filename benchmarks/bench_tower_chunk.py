@@ -8,7 +8,6 @@ falls on both. Reported per run: the peak RSS after loading, after decoding and 
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import RESULTS_DIR, cpu_kind, write_report  # noqa: E402
+from benchmarks.report import RESULTS_DIR, cpu_kind, peak_rss_gb, write_report  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,10 +36,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return reject_renamed_flags(parser).parse_args(argv)
 
 
-def _peak_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)  # Linux: KiB
-
-
 def child(args: argparse.Namespace) -> dict:
     """One chunk size in this process: load, decode, encode; the peaks after each and the encode seconds."""
     import torch
@@ -51,16 +46,16 @@ def child(args: argparse.Namespace) -> dict:
 
     modeling.TOWER_CLIPS_PER_CHUNK = args.child
     pipe = load_proficiency_pipeline(args.checkpoint)
-    loaded = _peak_gb()
+    loaded = peak_rss_gb()
     take = {p.stem: str(p) for p in sorted(Path(args.take_dir).glob("*.mp4"))}
     out = pipe.processor.process_videos([take])
-    decoded = _peak_gb()
+    decoded = peak_rss_gb()
     began = time.perf_counter()
     with torch.no_grad():
         pipe.model.model.encode_views(out["pixel_values_videos"], out["view_mask"], out["time_mask"])
     return {"chunk": args.child, "clips": int(out["time_mask"].sum()), "views": len(take),
             "encode_s": round(time.perf_counter() - began, 2), "peak_gb_loaded": loaded,
-            "peak_gb_decoded": decoded, "peak_gb_encoded": _peak_gb()}
+            "peak_gb_decoded": decoded, "peak_gb_encoded": peak_rss_gb()}
 
 
 def main(argv: list[str] | None = None) -> dict:

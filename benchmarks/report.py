@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import resource
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # every report's default folder (--output_dir)
@@ -42,4 +43,9 @@ def write_report(path: str | os.PathLike, report: dict, shown: dict | None = Non
     print(json.dumps(report if shown is None else shown, indent=2))
 
 
-__all__ = ["RESULTS_DIR", "cpu_kind", "write_report"]
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
+
+
+__all__ = ["RESULTS_DIR", "cpu_kind", "peak_rss_gb", "write_report"]
