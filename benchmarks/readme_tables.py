@@ -230,7 +230,8 @@ def render_long_takes(report: dict) -> list[str]:
         caption = (f"`bench_long_takes.py`, clips of {settings['clip_seconds']:g} s, at most {settings['max_clips']} "
                    f"(all clips up to {part['full_clips_seconds']:g} s), 5 views (448x448 ego, 796x448 exo, x264 at "
                    f"{settings['fps']} fps, a keyframe every {settings['gop_seconds']:g} s), the real SmolLM2; "
-                   f"{describe_machine(part['cpu_kind'], [part['date']])}.")
+                   f"{describe_machine(part['cpu_kind'], [part['date']])}."
+                   + (f" {part['note']}" if part.get("note") else ""))
         rows = [[f"random-{run['tower']}", f"{run['seconds']:g} s", str(run["clips"]), f"{run['decode_s']:.2f}",
                  f"{run['tower_s']:.2f}", f"{run['tower_s_per_view_clip']:.4f}",
                  f"{run['extraction_s_per_minute']:.2f}", f"{run['pipeline_s']:.2f}", f"{run['peak_rss_gb']:.2f}"]
@@ -239,13 +240,15 @@ def render_long_takes(report: dict) -> list[str]:
                    "extraction s per minute of video", "pipeline() s", "peak RSS GB"]
         lines += [caption, "", *markdown_table(columns, rows), ""]
         for tower, summary in part["summary"].items():
-            lines.append(f"random-{tower}: extraction per minute up to {part['full_clips_seconds']:g} s within "
-                         f"{summary['per_minute_spread_up_to_full_clips']}x (target <= "
-                         f"{targets['per_minute_spread_up_to_full_clips']}x); the longest take's pipeline() against "
-                         f"the {part['full_clips_seconds']:g} s take's {summary['longest_vs_full_clips_time']}x "
-                         f"(target <= {targets['longest_vs_full_clips_time']}x); peak RSS {summary['peak_rss_gb']} GB "
-                         f"(target <= {targets['peak_rss_gb']} GB).")
-            lines.append("")
+            full = f"{part['full_clips_seconds']:g} s"
+            said = [f"extraction per minute up to {full} within {summary['per_minute_spread_up_to_full_clips']}x "
+                    f"(target <= {targets['per_minute_spread_up_to_full_clips']}x)"
+                    if summary.get("per_minute_spread_up_to_full_clips") is not None else None,
+                    f"the longest take's pipeline() against the {full} take's {summary['longest_vs_full_clips_time']}x "
+                    f"(target <= {targets['longest_vs_full_clips_time']}x)"
+                    if summary.get("longest_vs_full_clips_time") is not None else None,
+                    f"peak RSS {summary['peak_rss_gb']} GB (target <= {targets['peak_rss_gb']} GB)"]
+            lines += [f"random-{tower}: " + "; ".join(part for part in said if part) + ".", ""]
     return lines[:-1]
 
 
