@@ -102,9 +102,14 @@ def test_a_long_take_is_decoded_a_few_clips_at_a_time_into_the_same_pixels(timed
     monkeypatch.setattr(take_clips, "read_frames_with_times", counting)
     streamed = processor.process_videos([timed_take])["pixel_values_videos"]
     frames = processor.num_frames
-    # 30 clips per view read 2 at a time: never more than 2 clips' decoded frames held at once
-    assert take_clips.CLIPS_PER_READ == 2
-    assert reads == [2 * frames] * 15 * len(VIEWS)
+    # 30 clips per view read CLIPS_PER_READ at a time: never more clips' decoded frames than that held at once
+    per_read = take_clips.CLIPS_PER_READ
+    groups = [per_read] * (30 // per_read) + ([30 % per_read] if 30 % per_read else [])
+    assert sorted(reads) == sorted([g * frames for g in groups] * len(VIEWS))
+    monkeypatch.setattr(take_clips, "CLIPS_PER_READ", 7)  # the grouping follows the setting: 7, 7, 7, 7, 2
+    reads.clear()
+    assert torch.equal(processor.process_videos([timed_take])["pixel_values_videos"], streamed)
+    assert sorted(reads) == sorted([7 * frames] * 4 * len(VIEWS) + [2 * frames] * len(VIEWS))
     probed = take_clips.probe_view(timed_take["ego"], "ego")
     windows = clip_windows(probed.duration, CLIP_SECONDS, 64)
     rgb, _ = take_clips.read_view_clips(timed_take["ego"], "ego", probed, windows, processor.frame_sampler, frames)
@@ -393,7 +398,10 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path):
     evaluate(["--model", str(final), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
               str(tmp_path / "eval"), "--max_new_tokens", "2", "--dtype", "float32"])
     lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
-    assert lines and all(line["proficiency"] in PROFICIENCY_LABELS for line in lines if line.get("probabilities"))
+    scored = [line for line in lines if line["view_setting"] == "ego_exos"]
+    assert scored and len(scored) == len({line["take_uid"] for line in scored})  # every validation take, once
+    assert all(line["proficiency"] in PROFICIENCY_LABELS and sum(line["probabilities"].values()) == pytest.approx(1.0)
+               for line in scored)
 
 
 def test_takes_decoded_apart_are_padded_into_one_batch():
