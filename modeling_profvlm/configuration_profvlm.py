@@ -98,9 +98,10 @@ class ProfVLMConfig(PreTrainedConfig):
     vision_tower_source: str | None = None
     language_model_source: str | None = None
     # Facts of the training run, written by training/sft.py into the final checkpoint so that evaluation, the card
-    # and the demo need not be told again: the feedback word limit, the label and moment-time tokens' loss weights
-    # and the training data's provenance.
+    # and the demo need not be told again: the feedback word limit (and each moment's, None = the dataset's), the
+    # label and moment-time tokens' loss weights and the training data's provenance.
     max_feedback_words: int | None = None
+    max_moment_words: int | None = None
     label_loss_weight: float | None = None
     time_loss_weight: float | None = None
     training_data: dict | None = None

@@ -372,10 +372,11 @@ def test_a_cache_without_clips_keeps_its_manifest_and_fingerprint(tiny_tokenizer
     assert manifest_fingerprint(manifest) == sha256_of_json({k: manifest.get(k) for k in before_clips})
 
 
-def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path):
+def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, monkeypatch):
     from profvlm.assemble import build_base_checkpoint
-    from training import extract_features, sft
+    from training import extract_features, projector_alignment, sft
     from training.feature_cache import FeatureCache
+    from training.sft_data import load_split
 
     base = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", clip_seconds=0.5, max_clips=4)
     cache = tmp_path / "cache"
@@ -388,11 +389,28 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path):
     assert summary["clips"] == 2 * int(sum(int(takes[u][1].sum()) for u in
                                           (p.stem for p in (cache / "features").glob("*.safetensors"))))
     assert summary["tower_seconds_per_clip"] > 0
+    aligned = []
+    real_align = projector_alignment.align_projector
+    monkeypatch.setattr(projector_alignment, "align_projector",
+                        lambda *args, **kwargs: aligned.append(kwargs) or real_align(*args, **kwargs))
     final = sft.main(["--model", str(base), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
                       str(tmp_path / "sft"), "--max_steps", "1", "--per_device_train_batch_size", "2",
+                      "--dataset_config", "demonstrator_moments", "--projector_alignment_moments", "true",
                       "--projector_alignment_steps", "2", "--eval_strategy", "no", "--save_strategy", "no",
                       "--report_to", "none", "--use_cpu", "true"])
     assert (final / "config.json").is_file()
+    # The moments alignment saw each training take's clips: a step is marked where an expert names a moment, the
+    # padding after a shorter take is not scored, and a take without moments has none marked.
+    rows = list(load_split(str(tree), "demonstrator_moments", "train"))
+    uids = list(dict.fromkeys(row["take_uid"] for row in rows))
+    steps = aligned[0]["step_targets"]
+    assert steps.shape[0] == len(uids)
+    for uid, marks in zip(uids, steps.tolist()):
+        own = len(takes.times_of(uid)["times"])
+        assert marks[own:] == [-100] * (len(marks) - own) and set(marks[:own]) <= {0, 1}
+        named = {m["time"] for row in rows if row["take_uid"] == uid for m in row.get("moments") or []}
+        assert (1 in marks) == bool(named), uid
+    assert any(1 in marks for marks in steps.tolist())
     from training.evaluate_profvlm import main as evaluate
 
     evaluate(["--model", str(final), "--data_dir", str(tree), "--features", str(cache), "--output_dir",

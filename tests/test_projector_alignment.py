@@ -76,3 +76,54 @@ def test_sft_aligns_before_peft_only_when_asked_and_only_with_a_cache(tiny_check
     assert any(not torch.equal(p, projector_weights(aligned)[n]) for n, p in projector_weights(plain).items())
     with pytest.raises(ValueError, match="--projector_alignment_steps 5 needs --features"):
         build_trainer(*parse_args([*common, "--projector_alignment_steps", "5"]))
+
+
+def test_moment_step_targets_mark_the_step_whose_stated_time_a_moment_falls_in():
+    from training.projector_alignment import moment_step_targets
+
+    # Take 0: 4 steps stated as 0:00..0:03 (starts a little after each second); moments at 1.17 s and 3.0 s (two
+    # experts naming the same second count once). Take 1: 2 steps, a moment at 0.5 s; its padding is -100.
+    targets = moment_step_targets([[1.17, 3.0, 3.02], [0.5]], [[0.06, 1.06, 2.06, 3.06], [0.1, 1.1]])
+    assert targets.tolist() == [[0, 1, 0, 1], [1, 0, -100, -100]]
+    # Two tokens per step: each step's mark repeated for both of its tokens.
+    assert moment_step_targets([[1.5]], [[0.0, 1.0]], per_token=2).tolist() == [[0, 0, 1, 1]]
+    # Tenths: steps stated 0:00.0, 0:00.5, 0:01.0; a moment at 0.47 s belongs to the first, one at 0.5 s to the second.
+    assert moment_step_targets([[0.47]], [[0.0, 0.5, 1.0]], decimals=1).tolist() == [[1, 0, 0]]
+    assert moment_step_targets([[0.5]], [[0.0, 0.5, 1.0]], decimals=1).tolist() == [[0, 1, 0]]
+
+
+def test_alignment_with_moment_steps_points_each_steps_token_at_its_moment_word(tiny_checkpoint):
+    from training.projector_alignment import MOMENT_WORDS, moment_word_ids
+
+    model = ProfVLMForConditionalGeneration.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = ProfVLMProcessor.from_pretrained(tiny_checkpoint).tokenizer
+    ids = label_token_ids(tokenizer, PROFICIENCY_LABELS)
+    words = moment_word_ids(tokenizer)
+    assert len(set(words)) == len(MOMENT_WORDS)
+    for token, word in zip(words, MOMENT_WORDS):  # each id is its word's first token
+        assert word.startswith(tokenizer.decode([token])), (token, word)
+    generator = torch.Generator().manual_seed(1)
+    features, mask, targets = _takes(generator, model.config)
+    # A step with a moment has its own direction added (as a flash changes the synthetic frames); half the takes of
+    # every label have one, so the label alone cannot tell them.
+    step_targets = torch.zeros(len(features), model.config.temporal_tokens, dtype=torch.long)
+    flashed = (torch.arange(len(features)) // len(PROFICIENCY_LABELS)) % 2 == 0
+    step_targets[flashed, 0] = 1
+    features[flashed, :, 0] += 3 * torch.randn(features.shape[-1], generator=generator)
+
+    def step_word_accuracy() -> float:
+        """How often a step's token is closer to (its take's label word + the right moment word) than to (label word
+        + the other moment word): what the LM reads at that step."""
+        with torch.no_grad():
+            tokens = F.normalize(model.model.get_video_features(video_features=features, view_mask=mask)
+                                 .pooler_output.float(), dim=-1)  # (B, steps, d)
+            table = model.model.get_input_embeddings().weight.float()
+            pairs = F.normalize(table[[ids[t] for t in targets]][:, None, :] + table[words][None, :, :], dim=-1)
+            chosen = torch.einsum("bsd,bwd->bsw", tokens, pairs).argmax(-1)
+        return float((chosen == step_targets).float().mean())
+
+    start = step_word_accuracy()
+    report = align_projector(model, features, mask, targets, ids, steps=80, learning_rate=1e-2, seed=0,
+                             step_targets=step_targets, step_ids=words)
+    assert step_word_accuracy() == 1.0 > start and report["step_accuracy"][1] == 1.0
+    assert _cosine_accuracy(model, features, mask, targets, ids) == 1.0  # the label is still read from the mean

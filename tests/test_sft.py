@@ -272,6 +272,25 @@ def test_max_feedback_words_cuts_the_training_targets(tiny_checkpoint, tree, tmp
     assert len(short) == len(default) and 0 < max(short) <= 6
 
 
+def test_max_moment_words_cuts_each_moments_text_and_keeps_every_marker(tiny_checkpoint, tree, tmp_path):
+    from modeling_profvlm.profvlm_facts import parse_moments
+    from training.sft import load_datasets, training_facts
+
+    def moments(*extra):
+        script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree), "--output_dir",
+                                        str(tmp_path), "--dataset_config", "demonstrator_moments", *extra])
+        train, _ = load_datasets(script_args, args, list(PROFICIENCY_LABELS), ["ego", "exo1", "exo2", "exo3", "exo4"])
+        return [parse_moments(text) for text in train["feedback"]], script_args
+
+    (default, default_args), (short, short_args) = moments(), moments("--max_moment_words", "3")
+    assert max(len(m["text"].split()) for row in default for m in row) > 3  # something to cut
+    assert [[m["time"] for m in row] for row in short] == [[m["time"] for m in row] for row in default]
+    assert all(0 < len(m["text"].split()) <= 3 for row in short for m in row)
+    # The final checkpoint records it, so evaluation cuts its references the same way.
+    assert training_facts(short_args, None, list(PROFICIENCY_LABELS))["max_moment_words"] == 3
+    assert training_facts(default_args, None, list(PROFICIENCY_LABELS))["max_moment_words"] is None
+
+
 def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_logits_loss(tiny_checkpoint, tree,
                                                                                           tmp_path, monkeypatch):
     import trl.trainer.utils as trl_utils

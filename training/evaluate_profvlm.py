@@ -318,6 +318,8 @@ def evaluate_checkpoint(model, processor, data_dir: str | Path, split: str, outp
     feedback_config = ("demonstration_moments" if demonstration else "demonstrator_moments" if moments
                        else "demonstrator_commentary")
     moments = moments or demonstration
+    if moments and model.config.max_moment_words is not None:  # references cut as the training targets were
+        listed["max_moment_words"] = int(model.config.max_moment_words)
     commentary_rows = [r for r in load_rows(data_dir, feedback_config, split, labels, views=view_names,
                                             max_feedback_words=words, **listed) if r["feedback"]]
     if moments and not any(r.get("moments") for r in commentary_rows):

@@ -32,6 +32,7 @@ from modeling_profvlm.cpu_attention import use_cpu_training_attention  # noqa: E
 from modeling_profvlm.device_policy import resolve_device_policy  # noqa: E402
 from modeling_profvlm.lora import count_parameters, default_lora_config  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
+from modeling_profvlm.profvlm_facts import parse_moments  # noqa: E402
 from training.collator import ProfVLMCollator  # noqa: E402
 from training.feature_cache import FeatureCache  # noqa: E402
 from training.released_features import cache_manifest  # noqa: E402
@@ -55,6 +56,12 @@ class ProfVLMArguments:
     max_feedback_words: int = field(
         default=DEFAULT_MAX_FEEDBACK_WORDS,
         metadata={"help": "Feedback targets are cut to this many words, at a sentence boundary when possible."},
+    )
+    max_moment_words: int | None = field(
+        default=None,
+        metadata={"help": "Moments data: each moment's text is cut to this many words, after its last full sentence "
+                          "when one ends inside the limit (default: the dataset's). A step's cost grows with the "
+                          "answer's tokens, and the moment markers get a larger share of them."},
     )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     eval_split: str = field(default="validation", metadata={"help": "Split evaluated each epoch; `none` to skip."})
@@ -88,6 +95,19 @@ class ProfVLMArguments:
         metadata={"help": "Before SFT, train the projector alone for this many full-batch steps on the feature cache so "
                           "that each take's video tokens point towards the LM's embedding of its label's first "
                           "token (training/projector_alignment.py; needs --features). 0: off."},
+    )
+    projector_alignment_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the alignment stage (default: --projector_learning_rate, else "
+                          "--learning_rate). A lower --projector_learning_rate after it keeps SFT from undoing what "
+                          "the alignment taught the video tokens."},
+    )
+    projector_alignment_moments: bool = field(
+        default=False,
+        metadata={"help": "With --projector_alignment_steps on moments data: also pull each video time step's token "
+                          "towards the LM's embedding of a word for 'a moment is named here' or one for 'none' "
+                          "(training/projector_alignment.py), so the LM starts from tokens that say where the "
+                          "moments are."},
     )
     lora_b_learning_rate_ratio: float = field(
         default=1.0,
@@ -162,6 +182,8 @@ def load_datasets(script_args: ProfVLMArguments, training_args: SFTConfig, label
         loaded = load_splits(script_args.data_dir, script_args.dataset_config, splits,
                              rebuild=training_args.local_process_index == 0,
                              max_feedback_words=script_args.max_feedback_words, views=script_args.views,
+                             **({} if script_args.max_moment_words is None else
+                                {"max_moment_words": script_args.max_moment_words}),
                              **({} if verify_files else {"verify_files": False}))
     for split, dataset in loaded.items():  # labels first: a dataset of another label set is the likelier mistake
         label_names(dataset, labels)
@@ -279,7 +301,7 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
-    for option in ("projector_learning_rate", "lora_b_learning_rate_ratio"):
+    for option in ("projector_learning_rate", "projector_alignment_learning_rate", "lora_b_learning_rate_ratio"):
         value = getattr(script_args, option)
         if value is not None and value <= 0:
             raise ValueError(f"--{option} {value}: expected a number > 0.")
@@ -336,12 +358,30 @@ def align_on_cache(model, processor, features: FeatureCache | None, train, label
         takes.setdefault(row["take_uid"], row)
     cached, masks, time_mask = features.stack(list(takes), [row["view_names"] for row in takes.values()])
     targets = [labels.index(row["label"]) for row in takes.values()]
-    rate = script_args.projector_learning_rate or training_args.learning_rate
+    rate = (script_args.projector_alignment_learning_rate or script_args.projector_learning_rate
+            or training_args.learning_rate)
     device = model.device
+    steps = {}
+    if script_args.projector_alignment_moments:
+        from training.projector_alignment import moment_step_targets, moment_word_ids
+
+        moments = {uid: [] for uid in takes}
+        for row in train:  # every expert's moments of the take
+            moments[row["take_uid"]] += [m["time"] for m in parse_moments(row["feedback"] or "")]
+        times = features.prompt_kwargs(list(takes)).get("token_times")
+        if times is None or not any(moments.values()):
+            # One token per take has no time steps to tell apart, and data without moments nothing to point at.
+            logger.info("--projector_alignment_moments: %s; the projector is aligned to the labels only.",
+                        "one video token per take (no time steps)" if times is None else "the data has no moments")
+        else:
+            steps = {"step_targets": moment_step_targets([moments[uid] for uid in takes], [t["times"] for t in times],
+                                                         model.config.num_video_tokens,
+                                                         model.config.time_decimals).to(device),
+                     "step_ids": moment_word_ids(processor.tokenizer)}
     return align_projector(model, cached.to(device), masks.to(device), torch.tensor(targets, device=device),
                            label_token_ids(processor.tokenizer, labels), script_args.projector_alignment_steps,
                            learning_rate=rate, seed=training_args.seed,
-                           time_mask=None if time_mask is None else time_mask.to(device))
+                           time_mask=None if time_mask is None else time_mask.to(device), **steps)
 
 
 def resolve_resume(training_args: SFTConfig) -> str | None:
@@ -396,6 +436,7 @@ def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str])
     feature_dtype = read_manifest(script_args.features).get("dtype") if script_args.features else None
     return {
         "max_feedback_words": int(script_args.max_feedback_words),
+        "max_moment_words": script_args.max_moment_words,
         "label_loss_weight": float(script_args.label_loss_weight),
         "time_loss_weight": float(script_args.time_loss_weight),
         "proficiency_labels": list(labels),
