@@ -78,18 +78,19 @@ def test_sft_aligns_before_peft_only_when_asked_and_only_with_a_cache(tiny_check
         build_trainer(*parse_args([*common, "--projector_alignment_steps", "5"]))
 
 
-def test_moment_step_targets_mark_the_step_whose_stated_time_a_moment_falls_in():
+def test_moment_step_targets_mark_the_step_whose_start_is_nearest_each_moment():
     from training.projector_alignment import moment_step_targets
 
-    # Take 0: 4 steps stated as 0:00..0:03 (starts a little after each second); moments at 1.17 s and 3.0 s (two
-    # experts naming the same second count once). Take 1: 2 steps, a moment at 0.5 s; its padding is -100.
+    # Take 0: 4 steps starting a little after each second; moments at 1.17 s and 3.0 s (two experts naming the same
+    # second count once). Take 1: 2 steps, a moment at 0.5 s; its padding is -100.
     targets = moment_step_targets([[1.17, 3.0, 3.02], [0.5]], [[0.06, 1.06, 2.06, 3.06], [0.1, 1.1]])
     assert targets.tolist() == [[0, 1, 0, 1], [1, 0, -100, -100]]
-    # Two tokens per step: each step's mark repeated for both of its tokens.
-    assert moment_step_targets([[1.5]], [[0.0, 1.0]], per_token=2).tolist() == [[0, 0, 1, 1]]
-    # Tenths: steps stated 0:00.0, 0:00.5, 0:01.0; a moment at 0.47 s belongs to the first, one at 0.5 s to the second.
-    assert moment_step_targets([[0.47]], [[0.0, 0.5, 1.0]], decimals=1).tolist() == [[1, 0, 0]]
-    assert moment_step_targets([[0.5]], [[0.0, 0.5, 1.0]], decimals=1).tolist() == [[0, 1, 0]]
+    # Steps mid-second (one uniform frame each), events just after a whole second: the step that shows the event.
+    assert moment_step_targets([[1.1], [0.1, 3.2]], [[0.5, 1.5, 2.5, 3.5]] * 2).tolist() == [
+        [0, 1, 0, 0], [1, 0, 0, 1]]
+    # A tie goes to the later step; two tokens per step repeat the step's mark.
+    assert moment_step_targets([[0.25]], [[0.0, 0.5]]).tolist() == [[0, 1]]
+    assert moment_step_targets([[1.6]], [[0.0, 1.0]], per_token=2).tolist() == [[0, 0, 1, 1]]
 
 
 def test_alignment_with_moment_steps_points_each_steps_token_at_its_moment_word(tiny_checkpoint):

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from modeling_profvlm.label_scoring import label_continuation_ids
-from modeling_profvlm.profvlm_facts import floor_time
 
 logger = logging.getLogger(__name__)
 
@@ -124,20 +123,20 @@ def moment_word_ids(tokenizer) -> list[int]:
 
 
 def moment_step_targets(moment_times: Sequence[Sequence[float]], token_times: Sequence[Sequence[float]],
-                        per_token: int = 1, decimals: int = 0) -> torch.Tensor:
-    """(B, max steps x `per_token`) long: 1 for a video time step whose stated time (its start, floored to `decimals`
-    as the prompt writes it) is the latest at or before a moment's time, 0 for the other steps, -100 after a take's
-    own steps. `moment_times`: each take's moment times in seconds (every expert's); `token_times`: each take's step
-    start times (`FeatureCache.prompt_kwargs`)."""
+                        per_token: int = 1) -> torch.Tensor:
+    """(B, max steps x `per_token`) long: 1 for the video time step whose start is nearest a moment's time (the later
+    one on a tie), 0 for the other steps, -100 after a take's own steps. Nearest rather than the last start before it:
+    a step's frames are spread after its start, so an event that begins just before a step's first frame is what that
+    step shows (the synthetic takes' uniform frames sit mid-second, their events begin just after a whole second).
+    `moment_times`: each take's moment times in seconds (every expert's); `token_times`: each take's step start
+    times (`FeatureCache.prompt_kwargs`)."""
     most = max(len(times) for times in token_times)
     out = torch.full((len(token_times), most * per_token), -100, dtype=torch.long)
     for b, (moments, times) in enumerate(zip(moment_times, token_times)):
-        stated = [floor_time(t, decimals) for t in times]
         row = [0] * len(times)
         for moment in moments:
-            at = [k for k, start in enumerate(stated) if start <= floor_time(moment, decimals)]
-            if at:
-                row[at[-1]] = 1
+            # min over (distance, -index): the nearest start, the later step on a tie
+            row[min(range(len(times)), key=lambda k: (abs(times[k] - moment), -k))] = 1
         out[b, : len(times) * per_token] = torch.tensor(row).repeat_interleave(per_token)
     return out
 

@@ -375,8 +375,7 @@ def align_on_cache(model, processor, features: FeatureCache | None, train, label
                         "one video token per take (no time steps)" if times is None else "the data has no moments")
         else:
             steps = {"step_targets": moment_step_targets([moments[uid] for uid in takes], [t["times"] for t in times],
-                                                         model.config.num_video_tokens,
-                                                         model.config.time_decimals).to(device),
+                                                         model.config.num_video_tokens).to(device),
                      "step_ids": moment_word_ids(processor.tokenizer)}
     return align_projector(model, cached.to(device), masks.to(device), torch.tensor(targets, device=device),
                            label_token_ids(processor.tokenizer, labels), script_args.projector_alignment_steps,
