@@ -152,10 +152,6 @@ class ProfVLMConfig(PreTrainedConfig):
     def _check_feature_source(self) -> int:
         """The released vectors' width, after one-line ValueErrors for what a tower-less checkpoint cannot be."""
         source = released_feature_source(self.video_feature_source, "ProfVLMConfig.video_feature_source")
-        if self.clip_seconds is not None:
-            raise ValueError(f"not yet: clips over the take (clip_seconds={self.clip_seconds}) with released features "
-                             f"({source.name}); such a checkpoint takes one span per temporal token over the whole "
-                             "take.")
         tokens = self.temporal_tokens
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
             raise ValueError(f"ProfVLMConfig: temporal_tokens={self.temporal_tokens!r}; expected a whole number >= 1.")

@@ -127,4 +127,20 @@ def concat_takes(parts: list[dict]) -> dict:
     return {"pixel_values_videos": torch.cat(pixels), "view_mask": view_mask, "time_mask": torch.cat(masks)}
 
 
-__all__ = ["ProbedView", "concat_takes", "probe_view", "read_view_clips"]
+def concat_feature_takes(parts: list[dict], per_clip: int) -> dict:
+    """Takes given as per-view features ("video_features" (1, V, steps, D), "view_mask" (1, V), and with clips over
+    the take "time_mask" (1, K), steps = K x `per_clip`) as one batch: each take's steps padded with zeros to the
+    most and "time_mask" with 0s, as `concat_takes` pads pixels."""
+    view_mask = torch.cat([part["view_mask"] for part in parts])
+    if all(part.get("time_mask") is None for part in parts):
+        return {"video_features": torch.cat([part["video_features"] for part in parts]), "view_mask": view_mask}
+    most = max(part["video_features"].shape[2] for part in parts)
+    features, masks = [], []
+    for part in parts:
+        own, missing = part["video_features"], most - part["video_features"].shape[2]
+        features.append(torch.cat([own, own.new_zeros(*own.shape[:2], missing, own.shape[3])], 2))
+        masks.append(torch.cat([part["time_mask"], part["time_mask"].new_zeros(1, missing // per_clip)], 1))
+    return {"video_features": torch.cat(features), "view_mask": view_mask, "time_mask": torch.cat(masks)}
+
+
+__all__ = ["ProbedView", "concat_feature_takes", "concat_takes", "probe_view", "read_view_clips"]

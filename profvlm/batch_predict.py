@@ -189,13 +189,13 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
     tower features."""
     from .challenge_submission import challenge_entries
 
-    from processing.take_clips import concat_takes
+    from processing.take_clips import concat_feature_takes, concat_takes
 
     model, processor = pipe.model, pipe.processor
-    # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K]
-    batch = concat_takes(items) if "video_features" not in items[0] else {  # released features: [B, V, N, D]
-        "video_features": torch.cat([item["video_features"] for item in items]),
-        "view_mask": torch.cat([item["view_mask"] for item in items])}
+    # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K].
+    # Released features: [B, V, N, D], with clips [B, V, K x N, D] padded the same way.
+    batch = concat_takes(items) if "video_features" not in items[0] else concat_feature_takes(
+        items, processor.temporal_tokens)
     view_mask = batch["view_mask"]
     for item, job in zip(items, jobs):  # a released-feature take knows its masked views only once its files are read
         job.missing_views = item.get("missing_views", job.missing_views)

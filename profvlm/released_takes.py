@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from dataset_scripts.dataset_export import SkipReport
@@ -45,7 +46,10 @@ class ReleasedFeatureTakes(Dataset):
         batch = self.processor(text=[self.prompt], token_times=token_times, return_tensors="pt")
         masked = [view for view, present in zip(self.processor.view_names, view_mask.tolist()) if not present]
         return {"index": index, "prompt_row": unpadded_rows(batch["input_ids"], batch.get("attention_mask"))[0],
-                "video_features": features[None], "view_mask": view_mask[None], "time_mask": None,
+                "video_features": features[None], "view_mask": view_mask[None],
+                # clips over the take: all K of this take's own (the batch pads shorter takes after them)
+                "time_mask": None if self.processor.clip_seconds is None else
+                torch.ones(1, features.shape[1] // self.processor.temporal_tokens, dtype=torch.long),
                 "duration": times["duration"], "token_times": times["times"] if token_times else None,
                 "missing_views": masked}
 

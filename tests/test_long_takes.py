@@ -422,6 +422,21 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
                for line in scored)
 
 
+def test_feature_takes_of_different_lengths_are_padded_into_one_batch():
+    from processing.take_clips import concat_feature_takes
+
+    short = {"video_features": torch.ones(1, 2, 2, 3), "view_mask": torch.tensor([[1, 0]]),
+             "time_mask": torch.ones(1, 1, dtype=torch.long)}  # 1 clip x 2 tokens
+    long = {"video_features": torch.full((1, 2, 6, 3), 2.0), "view_mask": torch.tensor([[1, 1]]),
+            "time_mask": torch.ones(1, 3, dtype=torch.long)}  # 3 clips x 2 tokens
+    batch = concat_feature_takes([short, long], per_clip=2)
+    assert batch["video_features"].shape == (2, 2, 6, 3)
+    assert batch["video_features"][0, :, :2].eq(1).all() and batch["video_features"][0, :, 2:].eq(0).all()
+    assert batch["time_mask"].tolist() == [[1, 0, 0], [1, 1, 1]] and batch["view_mask"].tolist() == [[1, 0], [1, 1]]
+    one_clip = concat_feature_takes([{**short, "time_mask": None}, {**short, "time_mask": None}], per_clip=2)
+    assert "time_mask" not in one_clip and one_clip["video_features"].shape == (2, 2, 2, 3)
+
+
 def test_takes_decoded_apart_are_padded_into_one_batch():
     from processing.take_clips import concat_takes
 

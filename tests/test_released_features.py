@@ -147,8 +147,7 @@ def test_the_config_names_the_source_and_width_and_refuses_what_it_cannot_be():
     maws = ProfVLMConfig(video_feature_source="egoexo4d:maws_clip_2b")
     assert maws.video_feature_dim == 2560  # a fallback, not confirmed: init reads the width from the files
     assert not RELEASED_FEATURE_SOURCES[maws.video_feature_source].feature_dim_confirmed
-    with pytest.raises(ValueError, match="not yet"):
-        ProfVLMConfig(video_feature_source=SOURCE, clip_seconds=4.0)
+    assert ProfVLMConfig(video_feature_source=SOURCE, clip_seconds=4.0).clip_seconds == 4.0  # clips: pooled per window
     with pytest.raises(ValueError, match="egoexo4d:omnivore_video"):
         ProfVLMConfig(video_feature_source="egoexo4d:slowfast")
 
@@ -248,3 +247,73 @@ def test_the_synthetic_flag_writes_deterministic_learnable_files(tmp_path):
     # The label is in the vectors: every take's nearest other take (mean exo1 vector) is of the same level.
     distances = torch.cdist(torch.stack(means), torch.stack(means)).fill_diagonal_(float("inf"))
     assert [plans[int(j)].level for j in distances.argmin(1)] == [p.level for p in plans]
+
+
+def test_clips_over_the_take_pool_each_window_and_train_evaluate_and_predict(tiny_text_dir, released_tree, tmp_path):
+    """`--clip_seconds 1.5` on 4 s takes: windows [0, 1.5), [1.5, 3), [3, 4], one token each (N = 1); each token is the
+    mean of the released vectors whose window centre falls in its window, the cache is ragged with the clip settings in
+    its manifest, and SFT, evaluation and `profvlm predict --data_dir` run on it."""
+    from profvlm.cli import main
+    from training.extract_features import main as extract
+    from training.feature_cache import FeatureCache
+
+    root, plans, hand, broken = released_tree
+    checkpoint = tmp_path / "ckpt"
+    assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(checkpoint),
+                 "--data_dir", str(root), "--clip_seconds", "1.5", "--max_clips", "8"]) == 0
+    cache = tmp_path / "cache"
+    summary = extract(["--model", str(checkpoint), "--data_dir", str(root), "--output_dir", str(cache)])
+    assert summary["extracted"] == TAKES
+    assert FeatureCache(cache).manifest["clips"] == {"clip_seconds": 1.5, "max_clips": 8}
+    tensors, times = _cached(cache, hand.take_uid)
+    centres = vector_times(OMNIVORE, WINDOWS, SECONDS, 30.0)  # the documented window times, not the pooling code
+    windows = [(0.0, 1.5), (1.5, 3.0), (3.0, 4.0)]
+    expected = [sum(i for i, c in enumerate(centres) if start <= c < end or (end == 4.0 and c == end)) /
+                sum(1 for c in centres if start <= c < end or (end == 4.0 and c == end)) for start, end in windows]
+    assert torch.allclose(tensors["ego"][:, 0], torch.tensor(expected))  # window i of the ego file holds i
+    assert torch.allclose(tensors["exo1"][:, 0], 10 + torch.tensor(expected))
+    assert len(times["times"]) == 3 and all(start <= t < end for t, (start, end) in zip(times["times"], windows))
+
+    run_script([sys.executable, "training/sft.py", "--model", str(checkpoint), "--data_dir", str(root), "--features",
+                str(cache), "--output_dir", str(tmp_path / "sft"), "--dataset_config", "demonstrator", "--eval_split",
+                "none", "--max_steps", "2", "--per_device_train_batch_size", "2", "--report_to", "none",
+                "--save_strategy", "no"])
+    final = tmp_path / "sft" / "final"
+    run_script([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir", str(root),
+                "--split", "validation", "--features", str(cache), "--output_dir", str(tmp_path / "eval"),
+                "--max_new_tokens", "2"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_samples"] == sum(
+        p.split == "val" for p in plans)
+    assert main(["predict", "--model", str(final), "--data_dir", str(root), "--split", "train", "--output_dir",
+                 str(tmp_path / "pred"), "--num_workers", "0", "--no_feedback", "--batch_size", "4"]) == 0
+    lines = {json.loads(line)["take_uid"]: json.loads(line)
+             for line in (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()}
+    assert sorted(lines) == sorted(p.take_uid for p in plans if p.split == "train")
+    assert [step["time"] for step in lines[hand.take_uid]["timeline"]] == times["times"]  # one step per clip
+
+
+def test_a_take_with_no_feature_file_is_left_out_of_training_with_a_warning(released_checkpoint, released_tree,
+                                                                           tmp_path, caplog):
+    import shutil
+
+    from training.extract_features import main as extract
+    from training.sft import build_trainer, parse_args
+
+    root, plans, hand, broken = released_tree
+    copy = tmp_path / "egoexo"
+    shutil.copytree(root, copy)
+    gone = next(p for p in plans if p.split == "train" and p is not hand and p not in [b for b, _ in broken.values()])
+    for path in list((copy / "features").rglob(f"{gone.take_uid}_*.pt")):
+        path.unlink()
+    summary = extract(["--model", str(released_checkpoint), "--data_dir", str(copy), "--output_dir",
+                       str(tmp_path / "cache")])
+    assert summary["takes_without_features"] == 1
+    with caplog.at_level(logging.WARNING, logger="training.sft"):
+        trainer = build_trainer(*parse_args(["--model", str(released_checkpoint), "--data_dir", str(copy),
+                                             "--features", str(tmp_path / "cache"), "--output_dir",
+                                             str(tmp_path / "sft"), "--dataset_config", "demonstrator",
+                                             "--eval_split", "none", "--max_steps", "1"]))
+    uids = set(trainer.train_dataset["take_uid"])
+    assert gone.take_uid not in uids and uids == {p.take_uid for p in plans if p.split == "train"} - {gone.take_uid}
+    assert any("1 take(s) have no released feature file" in r.getMessage() and gone.take_uid in r.getMessage()
+               for r in caplog.records)

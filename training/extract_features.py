@@ -221,7 +221,7 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
         if entry is not None:
             features, view_mask, times = entry
             write_take(output, take_uid, features, view_mask, manifest["view_names"], fingerprint,
-                       times if processor.temporal_tokens > 1 else None)
+                       times if processor.states_token_times else None)
             report.rows += 1
     report.log(f"{config.video_feature_source} features of rank {state.process_index} -> {output}")
     seconds = time.perf_counter() - start

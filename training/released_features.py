@@ -20,8 +20,8 @@ from dataset_scripts.egoexo4d_features import (
 )
 from modeling_profvlm.profvlm_facts import released_feature_source
 from modeling_profvlm.tower_adapter import time_bins
-from processing.frame_sampling import sample_frame_indices
-from training.feature_cache import CACHE_FORMAT, CACHE_VERSION, build_manifest, sampling_spec
+from processing.frame_sampling import clip_windows, sample_frame_indices, sample_window_indices
+from training.feature_cache import CACHE_FORMAT, CACHE_VERSION, build_manifest, clip_spec, sampling_spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ def released_manifest(config, processor, source_model: str | None = None) -> dic
         "dtype": "float32",
         "source_model": source_model,
     }
+    clips = clip_spec(config)
+    if clips is not None:  # as a tower's cache: a cache built with other clip settings is refused
+        manifest["clips"] = clips
     return json.loads(json.dumps(manifest))
 
 
@@ -59,17 +62,32 @@ def cache_manifest(model, processor, dtype: torch.dtype, source_model: str | Non
 
 
 def token_spans(processor, duration: float, fps: float) -> tuple[list[tuple[float, float]], dict]:
-    """([start, end) in seconds of each of the processor's N temporal tokens over a take, their times as the prompt
+    """([start, end) in seconds of each of the processor's temporal tokens over a take, their times as the prompt
     states them). The processor's uniform sampler picks one frame in each of its T equal parts of the take and
     `time_bins` groups the parts into tokens, so a token spans its parts; its time is what `token_times` gives for
-    those frames (the same code the video path runs)."""
+    those frames (the same code the video path runs). With clips over the take (`clip_seconds`) the same holds inside
+    each of the K windows (`clip_windows`): K x N spans and times, in time order."""
     frames = max(1, round(duration * fps))
-    sampled = sample_frame_indices("uniform", frames, processor.num_frames, fps=fps)
-    times = processor.token_times([[{"times": [i / fps for i in sampled.indices], "duration": duration}]])[0]
     steps = max(1, processor.num_frames // processor.frames_per_time_step)
-    bins, part = time_bins(steps, processor.temporal_tokens), duration / steps
-    spans = [(bins.index(k) * part, (len(bins) - bins[::-1].index(k)) * part) for k in range(processor.temporal_tokens)]
+    bins = time_bins(steps, processor.temporal_tokens)
+    if processor.clip_seconds is None:
+        sampled = sample_frame_indices("uniform", frames, processor.num_frames, fps=fps)
+        times = processor.token_times([[{"times": [i / fps for i in sampled.indices], "duration": duration}]])[0]
+        return _spans_in((0.0, duration), steps, bins, processor.temporal_tokens), times
+    windows = clip_windows(duration, processor.clip_seconds, processor.max_clips)
+    spans, frame_times = [], []
+    for window in windows:
+        sampled = sample_window_indices("uniform", window, processor.num_frames, num_frames=frames, fps=fps)
+        frame_times += [i / fps for i in sampled.indices]
+        spans += _spans_in(window, steps, bins, processor.temporal_tokens)
+    times = processor.token_times([[{"times": frame_times, "duration": duration, "clips": len(windows)}]])[0]
     return spans, times
+
+
+def _spans_in(window: tuple[float, float], steps: int, bins: list[int], tokens: int) -> list[tuple[float, float]]:
+    # The window's `steps` equal parts, grouped into `tokens` spans as `time_bins` groups them.
+    start, part = window[0], (window[1] - window[0]) / steps
+    return [(start + bins.index(k) * part, start + (len(bins) - bins[::-1].index(k)) * part) for k in range(tokens)]
 
 
 def pool_into_spans(vectors: torch.Tensor, times: list[float], spans: list[tuple[float, float]]) -> torch.Tensor:
@@ -88,7 +106,8 @@ def pool_into_spans(vectors: torch.Tensor, times: list[float], spans: list[tuple
 
 def take_features(root: str | Path, config, processor, take: dict, videos: dict[str, str],
                   report: SkipReport) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
-    """One take's cache entry from its feature files: features (V, N, D), view_mask (V,) and the token times. `videos`
+    """One take's cache entry from its feature files: features (V, N, D) (with clips over the take (V, K x N, D)),
+    view_mask (V,) and the token times. `videos`
     ({view: video path}, the dataset row's) names its cameras; a view whose file is missing or unreadable is masked and
     counted in `report`, like a missing video. None when no view has a readable file."""
     source = released_feature_source(config.video_feature_source)
@@ -113,7 +132,7 @@ def take_features(root: str | Path, config, processor, take: dict, videos: dict[
     if duration is None:  # the longest view says how long the take is
         duration = max(feature_duration(source, len(vectors), fps) for vectors in loaded.values())
     spans, times = token_spans(processor, duration, fps)
-    features = torch.zeros(len(views), config.temporal_tokens, dim)
+    features = torch.zeros(len(views), len(spans), dim)  # N, or K x N with clips over the take
     view_mask = torch.zeros(len(views), dtype=torch.long)
     for v, vectors in loaded.items():
         features[v] = pool_into_spans(vectors, vector_times(source, len(vectors), duration, fps), spans)

@@ -211,6 +211,25 @@ def load_feature_cache(path: str, model, processor, datasets) -> FeatureCache:
     return cache
 
 
+def drop_takes_without_feature_files(path: str, datasets: list) -> list:
+    """A checkpoint on released features: the rows of takes that have no feature file of any view are left out (the
+    extraction reported them: `takes_without_features`), with a warning naming how many and a few; a tower's cache
+    that lacks takes is still an error (`load_feature_cache`), since extracting again fills it."""
+    cached = {p.stem for p in (Path(path) / "features").glob("*.safetensors")}
+    kept = []
+    for dataset in datasets:
+        if dataset is None:
+            kept.append(None)
+            continue
+        missing = sorted({uid for uid in dataset["take_uid"] if uid not in cached})
+        if missing:
+            logger.warning("%d take(s) have no released feature file of any view and are left out: %s%s.",
+                           len(missing), ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
+            dataset = dataset.filter(lambda uid: uid in cached, input_columns="take_uid")
+        kept.append(dataset)
+    return kept
+
+
 class ProfVLMSFTTrainer(SFTTrainer):
     """SFTTrainer that drops the collator's `take_uids` before the forward, optionally logging them per rank, weights
     the proficiency label's tokens by `label_loss_weight` and the moment markers' tokens by `time_loss_weight` (the
@@ -297,6 +316,10 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
                                       model.config.time_decimals, model.config.video_feature_source is None)
     features = None
     if script_args.features:
+        if model.config.video_feature_source is not None:
+            train, evaluation = drop_takes_without_feature_files(script_args.features, [train, evaluation])
+            if len(train) == 0:
+                raise ValueError(f"--features {script_args.features}: no training take has a released feature file.")
         features = load_feature_cache(script_args.features, model, processor, (train, evaluation))
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
