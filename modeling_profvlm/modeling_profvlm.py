@@ -301,6 +301,19 @@ class ProfVLMModel(ProfVLMPreTrainedModel):
         features[present] = pooled
         return features
 
+    def encode_clip(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """One clip of one view, (T, 3, H, W) -> (N, D_vision): what `encode_views` computes for each (view, clip)
+        pair of a take with clips over it. For callers that stream a long take clip by clip instead of holding all
+        its pixels (`ProfVLMProcessor(..., clip_encoder=model.model.encode_clip)`)."""
+        if self.vision_tower is None:
+            raise raw_video_refused(self.config.video_feature_source, "pixel_values")
+        if pixel_values.ndim != 4:
+            raise ValueError(f"encode_clip takes one clip (frames, 3, height, width), got shape "
+                             f"{tuple(pixel_values.shape)}.")
+        tower = self.vision_tower
+        tokens = run_tower(tower, pixel_values[None].to(device=tower.device, dtype=tower.dtype))
+        return pool_tokens(tokens, self.config.vision_config, self.config.temporal_tokens, pixel_values.shape[0])[0]
+
     def _encode_clips(self, pixel_values_videos: torch.Tensor, view_mask: torch.Tensor | None,
                       time_mask: torch.Tensor | None) -> torch.Tensor:
         """`encode_views` for (B, V, K, T, 3, H, W) clips: (B, V, K x N, D_vision)."""

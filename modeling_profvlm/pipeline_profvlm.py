@@ -66,13 +66,17 @@ class ProficiencyEstimationPipeline(Pipeline):
         return {}, forward, {}
 
     def preprocess(self, take: _Take) -> dict:
-        """Prompt + one take's views -> the processor's tensors (with clips over the take, (1, V, K, T, 3, H, W) pixels
-        and their `time_mask`), plus the take's `timing` for `answer_takes` (Python values, no tensors): its duration
+        """Prompt + one take's views -> the processor's tensors (with clips over the take, the tower's (1, V, K x N, D)
+        features, encoded clip by clip as they are decoded, and their `time_mask`), plus the take's `timing` for `answer_takes` (Python values, no tensors): its duration
         and, when the prompt states token times (N > 1 temporal tokens or clips), each token's start time (K x N)."""
         # The processor validates the views (unknown names, missing or corrupt files) and names view and file.
         views = take.views if isinstance(take, _Take) else take
+        # Clips over the take: each clip goes through the tower as it is decoded, so a long take's pixels are never
+        # held all at once (the batch then carries its features, as a feature cache's would).
+        streamed = ({"clip_encoder": self.model.model.encode_clip}
+                    if self.model.config.clip_seconds is not None and self.model.model.vision_tower is not None else {})
         batch = dict(self.processor(text=[self.processor.build_prompt()], videos=[views], return_tensors="pt",
-                                    return_metadata=True))
+                                    return_metadata=True, **streamed))
         metadata = batch.pop("video_metadata")
         times = self.processor.token_times(metadata) if self.model.config.states_token_times else [None] * len(metadata)
         batch["timing"] = [{"duration": take_duration(views), "token_times": None if t is None else t["times"]}

@@ -2,6 +2,8 @@
 import json
 import math
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -182,6 +184,7 @@ class ProfVLMProcessor(ProcessorMixin):
         return_tensors="pt",
         frame_sampler: str | None = None,
         seed: int | None = None,
+        clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **kwargs,
     ) -> BatchFeature:
         """`text`: a string or list; each `video_token` is one take. `videos`: one take or a list of takes
@@ -189,13 +192,14 @@ class ProfVLMProcessor(ProcessorMixin):
         or a single clip (the first view)).
         Returns input_ids, attention_mask, pixel_values_videos (B, V, T, 3, H, W) and view_mask (B, V); with
         `clip_seconds`, pixel_values_videos (B, V, K, T, 3, H, W) and time_mask (B, K) instead (`process_videos`).
-        `frame_sampler`/`seed` override the sampler for this call (see `process_videos`)."""
+        `frame_sampler`/`seed` override the sampler for this call; `clip_encoder` streams clips through the tower
+        (see `process_videos`)."""
         if text is None and videos is None:
             raise ValueError("ProfVLMProcessor needs `text`, `videos` or both; got neither.")
         return_metadata = kwargs.pop("return_metadata", False)
         return_offsets = kwargs.pop("return_text_replacement_offsets", False)
         token_times = kwargs.pop("token_times", None)
-        data = self.process_videos(videos, frame_sampler, seed) if videos is not None else {}
+        data = self.process_videos(videos, frame_sampler, seed, clip_encoder) if videos is not None else {}
         if videos is not None and self.states_token_times:
             token_times = self.token_times(data["video_metadata"])
         if not return_metadata:
@@ -261,7 +265,8 @@ class ProfVLMProcessor(ProcessorMixin):
                                                 self.time_decimals))
         return out
 
-    def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None) -> dict:
+    def process_videos(self, videos, frame_sampler: str | None = None, seed: int | None = None,
+                       clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
         """Video side only: {"pixel_values_videos": float32 (B, V, T, 3, S, S), "view_mask": long (B, V),
         "video_metadata": per take, per view a dict or None (a missing view)}. A view's dict: "indices" (the T
         frames read, ranks in presentation order), "num_frames", "sampler", "repeated", "fps" (a VFR file's average;
@@ -278,12 +283,20 @@ class ProfVLMProcessor(ProcessorMixin):
         K x T entries in time order, with "clips" (K), "clip_windows" ([start, end] seconds each), "clip_seconds"
         (the windows' length: the model's, or longer when "clips_capped": the take needed more than max_clips).
 
+        `clip_encoder` (clips over the take only; e.g. the model's `ProfVLMModel.encode_clip`): each clip goes
+        through it as soon as it is decoded and resized, one clip at a time, and "video_features" (B, V, K x N, D)
+        replace "pixel_values_videos": a long take's pixels never exist all at once (the model then takes the
+        features as it takes a feature cache's).
+
         A processor of a model without a tower (`video_feature_source`) refuses videos in one line."""
         if self.video_feature_source is not None:
             raise raw_video_refused(self.video_feature_source, "videos")
         takes = self._as_batch(videos)
         if self.clip_seconds is not None:
-            return self._process_clips(takes, frame_sampler, seed)
+            return self._process_clips(takes, frame_sampler, seed, clip_encoder)
+        if clip_encoder is not None:
+            raise ValueError("clip_encoder streams clips over the take; this processor has clip_seconds=None (one clip "
+                             "per view): call it without clip_encoder.")
         num_views, size = len(self.view_names), self.image_size
         pixels = torch.zeros(len(takes), num_views, self.num_frames, 3, size, size)
         view_mask = torch.zeros(len(takes), num_views, dtype=torch.long)
@@ -309,10 +322,12 @@ class ProfVLMProcessor(ProcessorMixin):
                 pixels[b, v], view_mask[b, v], metadata[b][v] = view_pixels, 1, meta
         return {"pixel_values_videos": pixels, "view_mask": view_mask, "video_metadata": metadata}
 
-    def _process_clips(self, takes: list, frame_sampler: str | None, seed: int | None) -> dict:
+    def _process_clips(self, takes: list, frame_sampler: str | None, seed: int | None,
+                       clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
         """`process_videos` with clips over the whole take (`take_clips`): every view is probed first (the take's
         windows need its length, and the output its size), then each view's clips are read a few at a time and
-        written into the output as pixels, so a long take never holds its decoded frames all at once."""
+        written into the output as pixels, so a long take never holds its decoded frames all at once; with
+        `clip_encoder`, each clip's features instead, so it never holds its pixels all at once either."""
         num_views, size, frames = len(self.view_names), self.image_size, self.num_frames
         sampler = frame_sampler or self.frame_sampler
         views = [self._views_of(take, b) for b, take in enumerate(takes)]
@@ -327,6 +342,9 @@ class ProfVLMProcessor(ProcessorMixin):
                 durations[b] = max(durations[b], view.duration)
             windows = [clip_windows(d, self.clip_seconds, self.max_clips) for d in durations]
             most = max((len(w) for w in windows), default=1)
+            if clip_encoder is not None:
+                return self._encode_clips(takes, jobs, probed, windows, durations, sampler, seed, threads, pool,
+                                          clip_encoder)
             pixels = torch.zeros(len(takes), num_views, most, frames, 3, size, size)
 
             def run(item):
@@ -348,6 +366,42 @@ class ProfVLMProcessor(ProcessorMixin):
         for b, v, meta in loaded:
             view_mask[b, v], metadata[b][v] = 1, meta
         return {"pixel_values_videos": pixels, "view_mask": view_mask, "time_mask": time_mask,
+                "video_metadata": metadata}
+
+    def _encode_clips(self, takes, jobs, probed, windows, durations, sampler, seed, threads, pool,
+                      clip_encoder) -> dict:
+        """`_process_clips` with a `clip_encoder`: the views still decode in parallel, but each clip is resized and
+        encoded as soon as it is read, one encoder call at a time (the tower uses every core; decoding goes on in
+        the other threads meanwhile); returns "video_features" (B, V, K x N, D) in place of the pixels."""
+        lock = threading.Lock()
+
+        def encode(rgb):
+            pixels = self._to_pixels(rgb)
+            with lock, torch.inference_mode():
+                return clip_encoder(pixels).to("cpu")  # (N, D)
+
+        def run(item):
+            (b, v, src), view = item
+            seed_b = None if seed is None else seed + b
+            features, meta = read_view_clips(src, self.view_names[v], view, windows[b], sampler, self.num_frames,
+                                             seed_b, self.snap_to_keyframes, threads, transform=encode)
+            meta["clips_capped"] = clips_capped(durations[b], self.clip_seconds, self.max_clips)
+            return b, v, features, meta  # features (K x N, D)
+
+        loaded = list(pool.map(run, zip(jobs, probed)))
+        most = max((len(w) for w in windows), default=1)
+        per_clip = loaded[0][2].shape[0] // len(windows[loaded[0][0]]) if loaded else self.temporal_tokens
+        dim, dtype = (loaded[0][2].shape[1], loaded[0][2].dtype) if loaded else (1, torch.float32)
+        features = torch.zeros(len(takes), len(self.view_names), most * per_clip, dim, dtype=dtype)
+        view_mask = torch.zeros(len(takes), len(self.view_names), dtype=torch.long)
+        time_mask = torch.zeros(len(takes), most, dtype=torch.long)
+        metadata = [[None] * len(self.view_names) for _ in takes]
+        for b, take_windows in enumerate(windows):
+            time_mask[b, : len(take_windows)] = 1
+        for b, v, own, meta in loaded:
+            features[b, v, : len(own)] = own
+            view_mask[b, v], metadata[b][v] = 1, meta
+        return {"video_features": features, "view_mask": view_mask, "time_mask": time_mask,
                 "video_metadata": metadata}
 
     def _as_batch(self, videos) -> list:

@@ -183,6 +183,36 @@ def test_takes_of_different_lengths_in_one_batch_answer_as_they_do_alone(tiny_to
         torch.testing.assert_close(logits[b, :length], own[:length], atol=1e-5, rtol=0)
 
 
+def test_a_clip_encoder_streams_each_clip_through_the_tower_and_answers_as_the_pixels_do(tiny_tokenizer, tmp_path,
+                                                                                          monkeypatch):
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
+    takes = _short_and_long(tmp_path)
+    prompt = processor.build_prompt()
+    pixels = processor(text=[prompt] * 2, videos=takes)
+    calls = []
+
+    def encoder(clip):  # the model's own, counted: one (T, 3, S, S) clip per call
+        calls.append(tuple(clip.shape))
+        return model.model.encode_clip(clip)
+
+    streamed = processor(text=[prompt] * 2, videos=takes, clip_encoder=encoder)
+    assert "pixel_values_videos" not in streamed
+    assert set(calls) == {(processor.num_frames, 3, processor.image_size, processor.image_size)}
+    assert len(calls) == int(pixels["time_mask"].sum()) * len(VIEWS)  # every own clip of every view, once
+    expected = model.model.encode_views(pixels["pixel_values_videos"], pixels["view_mask"], pixels["time_mask"])
+    torch.testing.assert_close(streamed["video_features"], expected, atol=1e-5, rtol=0)
+    assert torch.equal(streamed["time_mask"], pixels["time_mask"]) and torch.equal(streamed["input_ids"],
+                                                                                   pixels["input_ids"])
+    from_pixels = model(**{k: pixels[k] for k in processor.model_input_names}).logits
+    text = {k: streamed[k] for k in ("input_ids", "attention_mask", "view_mask", "time_mask")}
+    torch.testing.assert_close(model(**text, video_features=streamed["video_features"]).logits, from_pixels,
+                               atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="clip_encoder streams clips over the take"):
+        tiny_processor = _model_and_processor(tiny_tokenizer)[1]
+        tiny_processor.clip_seconds = None
+        tiny_processor.process_videos(takes[:1], clip_encoder=encoder)
+
+
 def test_nan_or_inf_in_padded_clips_changes_no_logit(tiny_tokenizer, tmp_path):
     model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
     batch = processor(text=[processor.build_prompt()] * 2, videos=_short_and_long(tmp_path))
