@@ -349,6 +349,7 @@ TABLES = {
     "learnability": ("bench_learnability.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
+    "moments_alignment_seed3": ("learnability_moments_alignment_seed3.json", render_learnability),
     "long_takes": ("bench_long_takes.json", render_long_takes),
     "released_features": ("bench_released_features.json", render_released_features),
     "tower_chunk": ("bench_tower_chunk.json", render_tower_chunk),
