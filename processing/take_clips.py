@@ -110,37 +110,28 @@ def _transformed(clips: list[np.ndarray], transform, out: torch.Tensor | None) -
     return out
 
 
-def concat_takes(parts: list[dict]) -> dict:
-    """Processor outputs of takes decoded apart as one batch: "pixel_values_videos" and "view_mask" concatenated along
-    the batch; with clips over the take (each part has a "time_mask"), every part's clips padded with zeros to the
-    most clips and "time_mask" padded with 0s, as `process_videos` pads one call's takes."""
+def concat_takes(parts: list[dict], key: str = "pixel_values_videos", per_clip: int = 1) -> dict:
+    """Processor outputs of takes decoded apart as one batch: `key` ("pixel_values_videos" (1, V, K, T, 3, H, W) or
+    "video_features" (1, V, K x `per_clip`, D)) and "view_mask" concatenated along the batch; with clips over the
+    take (each part has a "time_mask" (1, K)), every part's clips padded with zeros after its own to the most clips
+    and "time_mask" padded with 0s, as `process_videos` pads one call's takes."""
     view_mask = torch.cat([part["view_mask"] for part in parts])
     if all(part.get("time_mask") is None for part in parts):
-        return {"pixel_values_videos": torch.cat([part["pixel_values_videos"] for part in parts]), "view_mask": view_mask}
-    most = max(part["time_mask"].shape[1] for part in parts)
-    pixels, masks = [], []
+        return {key: torch.cat([part[key] for part in parts]), "view_mask": view_mask}
+    most = max(part[key].shape[2] for part in parts)
+    padded, masks = [], []
     for part in parts:
-        clips, missing = part["pixel_values_videos"], most - part["time_mask"].shape[1]
-        pad = clips.new_zeros(*clips.shape[:2], missing, *clips.shape[3:])  # [1, V, K_max - K, T, 3, H, W]
-        pixels.append(torch.cat([clips, pad], 2))
-        masks.append(torch.cat([part["time_mask"], part["time_mask"].new_zeros(len(part["time_mask"]), missing)], 1))
-    return {"pixel_values_videos": torch.cat(pixels), "view_mask": view_mask, "time_mask": torch.cat(masks)}
+        own, missing = part[key], most - part[key].shape[2]
+        padded.append(torch.cat([own, own.new_zeros(*own.shape[:2], missing, *own.shape[3:])], 2))
+        mask = part["time_mask"]
+        masks.append(torch.cat([mask, mask.new_zeros(len(mask), missing // per_clip)], 1))
+    return {key: torch.cat(padded), "view_mask": view_mask, "time_mask": torch.cat(masks)}
 
 
 def concat_feature_takes(parts: list[dict], per_clip: int) -> dict:
-    """Takes given as per-view features ("video_features" (1, V, steps, D), "view_mask" (1, V), and with clips over
-    the take "time_mask" (1, K), steps = K x `per_clip`) as one batch: each take's steps padded with zeros to the
-    most and "time_mask" with 0s, as `concat_takes` pads pixels."""
-    view_mask = torch.cat([part["view_mask"] for part in parts])
-    if all(part.get("time_mask") is None for part in parts):
-        return {"video_features": torch.cat([part["video_features"] for part in parts]), "view_mask": view_mask}
-    most = max(part["video_features"].shape[2] for part in parts)
-    features, masks = [], []
-    for part in parts:
-        own, missing = part["video_features"], most - part["video_features"].shape[2]
-        features.append(torch.cat([own, own.new_zeros(*own.shape[:2], missing, own.shape[3])], 2))
-        masks.append(torch.cat([part["time_mask"], part["time_mask"].new_zeros(1, missing // per_clip)], 1))
-    return {"video_features": torch.cat(features), "view_mask": view_mask, "time_mask": torch.cat(masks)}
+    """`concat_takes` for takes given as per-view features ("video_features" (1, V, K x `per_clip`, D)), e.g. read
+    from EgoExo4D's released feature files."""
+    return concat_takes(parts, "video_features", per_clip)
 
 
 __all__ = ["ProbedView", "concat_feature_takes", "concat_takes", "probe_view", "read_view_clips"]
