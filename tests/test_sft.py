@@ -447,6 +447,7 @@ def test_length_grouped_batches_hold_rows_of_similar_length(tiny_checkpoint, tre
 
 @pytest.mark.parametrize("option, value, message", [
     ("--projector_learning_rate", "0", "--projector_learning_rate 0.0: expected a number > 0"),
+    ("--projector_alignment_learning_rate", "0", "--projector_alignment_learning_rate 0.0: expected a number > 0"),
     ("--lora_b_learning_rate_ratio", "-1", "--lora_b_learning_rate_ratio -1.0: expected a number > 0"),
     ("--projector_alignment_steps", "-5", "--projector_alignment_steps -5: expected 0"),
 ])

@@ -46,10 +46,11 @@ def align_projector(model, features: torch.Tensor, view_mask: torch.Tensor, targ
     cached tower features of the training takes, one row per take; with clips over the take (B, V, K x N, D) and
     `time_mask` (B, K) for takes of different lengths (`FeatureCache.stack`), each take's mean over its own tokens.
 
-    With `step_targets` (B, steps) and `step_ids`, each video time step's token is also pulled towards the input
-    embedding of `step_ids[step_targets[b, s]]` (-100: not scored, e.g. padding): in moments data a step where an
-    expert names a moment towards one word and a step with none towards another, so that the tokens say where the
-    moments are in words the LM already reads (`moment_step_targets`). Returns {"loss": [first, last],
+    With `step_targets` (B, steps) and `step_ids`, each video time step's token is also pulled towards the sum of
+    the input embeddings of its take's label token and of `step_ids[step_targets[b, s]]` (-100: not scored, e.g.
+    padding), against every other (label, word) sum: in moments data a step where an expert names a moment towards
+    one word and a step with none towards another, so that the tokens say where the moments are in words the LM
+    already reads (`moment_step_targets`). Returns {"loss": [first, last],
     "accuracy": [first, last]} (the cosine classifier on the training takes; with steps also "step_accuracy").
     Deterministic for a `seed`."""
     if steps <= 0:

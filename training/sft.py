@@ -389,7 +389,9 @@ def align_on_cache(model, processor, features: FeatureCache | None, train, label
         from training.projector_alignment import moment_step_targets, moment_word_ids
 
         moments = {uid: [] for uid in takes}
-        for row in train:  # every expert's moments of the take
+        # Every expert's moments of the take, as the answers write them (floored to the checkpoint's time digits):
+        # a floored time lies at or before the step that shows the event, and a tie goes to the later step.
+        for row in train:
             moments[row["take_uid"]] += [m["time"] for m in parse_moments(row["feedback"] or "")]
         times = features.prompt_kwargs(list(takes)).get("token_times")
         if times is None or not any(moments.values()):
