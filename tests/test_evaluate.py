@@ -461,6 +461,40 @@ def test_the_feedback_word_limit_travels_with_the_checkpoint(tiny_checkpoint, tr
     assert "--max_feedback_words 5 overrides the checkpoint's 11" in caplog.text
 
 
+def test_the_moment_word_limit_travels_with_the_checkpoint(tiny_checkpoint, tree, feature_cache, tmp_path, one_thread):
+    """A checkpoint trained with --max_moment_words N (config.max_moment_words) is scored against reference moments
+    cut the same way: every remark at most N words, a prefix of the annotated one, at the annotated time."""
+    import shutil
+
+    from training.sft_data import load_split
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "max_moment_words": 2}))
+    uncut = {}  # take -> each expert's annotated moments
+    for row in load_split(str(tree), "demonstrator_moments", "validation"):
+        if row["moments"]:
+            uncut.setdefault(row["take_uid"], []).append(row["moments"])
+    assert max(len(m["text"].split()) for experts in uncut.values() for e in experts for m in e) > 2  # to cut
+    evaluate(checkpoint, tree, tmp_path / "eval", "--features", str(feature_cache), "--moments")
+    lines = [line for line in read_predictions(tmp_path / "eval" / "predictions.jsonl")
+             if any(line.get("reference_moments", []))]  # the all-views lines of takes with moments
+    assert {line["take_uid"] for line in lines} == set(uncut)
+
+    def by_times(experts):
+        return sorted((e for e in experts if e), key=lambda e: [m["time"] for m in e])
+
+    for line in lines:
+        scored, annotated = by_times(line["reference_moments"]), by_times(uncut[line["take_uid"]])
+        assert len(scored) == len(annotated)
+        for cut_expert, full_expert in zip(scored, annotated):
+            assert [m["time"] for m in cut_expert] == pytest.approx([m["time"] for m in full_expert])
+            for cut, full in zip(cut_expert, full_expert):
+                assert 0 < len(cut["text"].split()) <= 2
+                assert full["text"].split()[:len(cut["text"].split())] == cut["text"].split()
+
+
 def test_folder_dataset_evaluates_all_views_and_each_view_by_name(tiny_text_dir, tmp_path, one_thread):
     data = write_folder_dataset(tmp_path / "my_folder")
     checkpoint = folder_checkpoint(tiny_text_dir, tmp_path / "ckpt")
