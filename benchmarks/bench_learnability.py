@@ -234,8 +234,11 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
         measured["time_grounding_f1"] = overall[tolerance_key(bin_seconds)]["f1"]
         measured["time_grounding_tolerance_s"] = bin_seconds
         measured["time_grounding_f1_within_2s"] = overall[tolerance_key(2.0)]["f1"]
-        measured["time_grounding_f1_every_token"] = every_token_f1_of_run(
-            work / f"eval-{name}-seed{args.seed}" / "predictions.jsonl", cache, bin_seconds, args.time_decimals)
+        predictions = work / f"eval-{name}-seed{args.seed}" / "predictions.jsonl"
+        measured["time_grounding_f1_every_token"] = every_token_f1_of_run(predictions, cache, bin_seconds,
+                                                                          args.time_decimals)
+        measured["time_grounding_f1_every_token_within_2s"] = every_token_f1_of_run(predictions, cache, 2.0,
+                                                                                    args.time_decimals)
     if args.demonstration:
         block = metrics.get("demonstration") or {}
         measured.update({f"demonstration_map_{k}": block.get(f"mAP@{k}") for k in ("0.25", "0.5", "1.0")})

@@ -87,6 +87,27 @@ def test_learnability_renders_the_shape_bench_learnability_writes():
     assert "Some CPU, 2 cores, no native bf16 (float32), 2 torch threads" in lines[0]
 
 
+def test_long_take_learnability_shows_each_video_setting_and_the_two_second_scores():
+    def run(seed, clip_seconds, tokens, f1_2s, blind_2s):
+        return {"seed": seed, "clip_seconds": clip_seconds, "settings": {"temporal_tokens": tokens},
+                "measured": {"accuracy": 0.95, "training_seconds": 600.0, "training_steps": 112,
+                             "time_grounding_f1": 0.99, "time_grounding_tolerance_s": 15.0,  # a 15-s token's score
+                             "time_grounding_f1_within_2s": f1_2s, "time_grounding_f1_every_token": 0.9,
+                             "time_grounding_f1_every_token_within_2s": blind_2s},
+                "passed": {}, "all_passed": False, "metrics": {"num_samples": 40}}
+    runs = [run(0, 4.0, 2, 0.8, 0.5), run(0, 0.0, 4, 0.2, 0.1), run(1, 4.0, 2, 0.7, 0.4)]
+    targets = bench_learnability.LONG_TAKE_TARGETS
+    report = {"benchmark": "learnability", "settings": {"moments": True, "takes": 200}, "targets": targets,
+              "summary": bench_learnability.summarize([runs[0], runs[2]], targets), "runs": runs,
+              "machine": {"cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": True}}}
+    lines = readme_tables.render_learnability(json.loads(json.dumps(report)))
+    assert "moments F1 within 2 s >= 0.7" in lines[0]
+    assert "| 0 | 4 s clips, 2 tokens each | 95.0% (38 of 40) | 0.800 | 0.500 | 600 s (112 steps) |" in lines
+    assert "| 0 | one clip, 4 tokens | 95.0% (38 of 40) | 0.200 | 0.100 | 600 s (112 steps) |" in lines
+    assert lines[-1].startswith("Over the 2 seeds (the first video setting, 4 s clips): accuracy mean 95.0%")
+    assert "moments F1 within 2 s mean 0.750, worst 0.700 (seed 1)" in lines[-1]
+
+
 def test_sft_step_renders_every_case_bench_sft_step_writes():
     assert set(bench_sft_step.CASES) == set(readme_tables.SFT_STEP_CASES)
     report = {"cpu_kind": {"cpu": "Some CPU", "cores": 2, "native_bf16": False},
