@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
@@ -216,6 +218,7 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
     final, timings["training_s"] = timed(train, args, base, data, cache, out)
     # one temporal token's length: the finest tolerance (with clips, a clip's S seconds over its N tokens)
     bin_seconds = round((args.clip_seconds or args.seconds) / tokens, 3)
+    tolerances = tuple(dict.fromkeys((bin_seconds, 2.0, 5.0)))  # a 2-s token's tolerance is the 2-s one
     model, processor = load_checkpoint(final)
     # --demonstration is scored against the demonstration file itself: mAP (its task's metric) and time grounding.
     timed_answer = timed_events(args)
@@ -224,7 +227,7 @@ def run_seed(args: argparse.Namespace, work: Path) -> dict:
                                              features=cache, max_new_tokens=args.max_new_tokens,
                                              max_feedback_words=args.max_feedback_words, moments=timed_answer,
                                              demonstration=args.demonstration,
-                                             **({"time_tolerances": tuple(dict.fromkeys((bin_seconds, 2.0, 5.0)))} if timed_answer else {}))
+                                             **({"time_tolerances": tolerances} if timed_answer else {}))
     measured = {"accuracy": metrics["accuracy"], "rouge_l": metrics["feedback"]["rouge_l"],
                 "training_seconds": timings["training_s"], "training_steps": trained_steps(out)}
     if timed_answer:
@@ -306,10 +309,9 @@ def main(argv: list[str] | None = None) -> dict:
     machine = {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "platform": platform.platform()}
     runs = []
-    import yaml
-
     recipe_values = yaml.safe_load((REPO_ROOT / "training" / "configs" / "cpu_demo.yaml").read_text())
-    variants = [(seed, d, c) for seed in args.seeds for d in args.time_decimals_values for c in args.clip_seconds_values]
+    variants = [(seed, d, c) for seed in args.seeds for d in args.time_decimals_values
+                for c in args.clip_seconds_values]
     for seed, decimals, clip_seconds in variants:
         args.seed, args.time_decimals, args.clip_seconds = seed, decimals, clip_seconds
         runs.append(run_seed(args, work))
