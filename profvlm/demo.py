@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      (the checkpoint records no max_feedback_words: passing {words[1]} from {SFT_CONFIG.name})")
         run([sys.executable, "training/evaluate_profvlm.py", "--model", str(final), "--data_dir",
              str(paths["data"]), "--split", "validation", "--output_dir", str(paths["eval"]), "--features",
-             str(paths["features"]), *moments_flags(args, temporal_tokens), *words, *device], "evaluate")
+             str(paths["features"]), *moments_flags(args, temporal_tokens), *words, *generation_flags(args),
+             *device], "evaluate")
     metrics = json.loads(metrics_file.read_text())
     print("      " + evaluation_line(metrics))
     if (metrics.get("time_grounding") or {}).get("overall"):
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     t = stage(7, total, "Prediction on a held-out take, then the model card")
     ego, exos = held_out_take(paths["data"])
     run([sys.executable, "-m", "profvlm.cli", "predict", "--model", str(final), "--ego", ego,
-         "--exo", *exos, "--max_new_tokens", "96" if args.moments else "48", *device], "predict")
+         "--exo", *exos, "--max_new_tokens", str(args.max_new_tokens or (96 if args.moments else 48)), *device],
+        "predict")
     run([sys.executable, "-m", "profvlm.cli", "card", "--model", str(final), "--eval",
          str(paths["eval"] / "metrics.json")], "card")
     done(t, f"model card: {final / 'README.md'}")
@@ -225,6 +227,11 @@ def moments_flags(args: argparse.Namespace, temporal_tokens: int) -> list[str]:
         return []
     tolerances = sorted({round(args.seconds / temporal_tokens, 3), 2.0, 5.0})
     return ["--moments", "--time_tolerances", *map(str, tolerances)]
+
+
+def generation_flags(args: argparse.Namespace) -> list[str]:
+    """Evaluation's --max_new_tokens when the demo was given one (else evaluation's own default)."""
+    return ["--max_new_tokens", str(args.max_new_tokens)] if args.max_new_tokens else []
 
 
 def is_current_evaluation(metrics_file: Path, final: Path) -> bool:
@@ -295,6 +302,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add_device_arguments(parser)
     parser.add_argument("--max_steps", type=int, default=DEMO_DEFAULTS["max_steps"],
                         help="stop training after this many steps (-1: the epochs of cpu_demo.yaml)")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="cap on the tokens written per answer in evaluation and prediction (default: "
+                             "evaluation's own, and 96 for the prediction, 48 with --no-moments); a smoke run "
+                             "with few training steps can lower it, since an undertrained model writes to the cap")
     return parser
 
 

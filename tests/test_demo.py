@@ -16,7 +16,8 @@ from tests.training_helpers import script_env, script_python
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2"]
+# two training steps leave the model writing to its cap: 16 new tokens keep evaluation and prediction short
+SMALL = ["--takes", "16", "--size", "32", "--seconds", "1", "--max_steps", "2", "--max_new_tokens", "16"]
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -27,9 +28,10 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
 
-def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
+def test_the_label_demo_runs_every_stage(smollm2_dir, tmp_path):
     out = tmp_path / "demo"
-    first = _demo(out, "--no-moments")  # the paper's label + feedback demo
+    # the paper's label + feedback demo; one training step is enough to write and evaluate its checkpoint
+    first = _demo(out, "--no-moments", "--max_steps", "1")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for number in range(1, 8):
         assert f"[{number}/7]" in first.stdout
@@ -70,15 +72,9 @@ def test_demo_runs_every_stage_then_reuses_them(smollm2_dir, tmp_path):
     levels = re.findall(r"^Proficiency: (.+)$", first.stdout, flags=re.MULTILINE)
     assert levels and levels[-1] in PROFICIENCY_LABELS
 
-    second = _demo(out, "--no-moments")
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for reused in ("reusing the existing tree", "reusing the existing checkpoint", "reusing the trained checkpoint",
-                   "reusing the evaluation"):
-        assert reused in second.stdout
-    assert "0 to extract" in second.stdout + second.stderr  # the feature cache is complete: nothing recomputed
 
 
-def test_the_moments_demo_is_the_default_and_scores_time_grounding(smollm2_dir, tmp_path):
+def test_the_moments_demo_is_the_default_scores_time_grounding_then_reuses_every_stage(smollm2_dir, tmp_path):
     out = tmp_path / "demo"
     run = _demo(out)  # what `make demo` runs: no flag
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -97,3 +93,13 @@ def test_the_moments_demo_is_the_default_and_scores_time_grounding(smollm2_dir, 
     final_config = json.loads((out / "sft_run_moments" / "final" / "config.json").read_text())
     assert final_config["label_loss_weight"] == sft_config_value("label_loss_weight", None) > 1.0
     assert final_config["time_loss_weight"] == sft_config_value("time_loss_weight", None) > 1.0
+
+    # the demo passed its --max_new_tokens on to evaluation, whose provenance records the cap
+    assert metrics["provenance"]["max_new_tokens"] == 16
+
+    second = _demo(out)  # a second run (or a resumed one) reuses every stage the first one finished
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for reused in ("reusing the existing tree", "reusing the existing checkpoint", "reusing the trained checkpoint",
+                   "reusing the evaluation"):
+        assert reused in second.stdout
+    assert "0 to extract" in second.stdout + second.stderr  # the feature cache is complete: nothing recomputed
