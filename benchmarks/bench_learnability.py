@@ -77,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "per clip); 0 is today's single clip over the whole take with "
                              "--single_clip_temporal_tokens tokens; several values run each seed once per value, in "
                              "one JSON (`summary_by_clip_seconds`)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in OUTPUT_DIR/bench_learnability.json (made with the same "
+                             "settings) and add this command's, e.g. a second seed later; a run of the same seed, "
+                             "time_decimals and clip_seconds is replaced")
     parser.add_argument("--max_clips", type=int, default=64, help="config max_clips with --clip_seconds")
     parser.add_argument("--single_clip_temporal_tokens", type=int, default=4,
                         help="temporal tokens of the --clip_seconds 0 runs (4: the random-tiny tower's time steps)")
@@ -289,6 +293,40 @@ def summarize(runs: list[dict], targets: dict) -> dict:
     return summary
 
 
+# Settings that may differ between the runs of one report (--append): which runs, and where they ran.
+PER_RUN_SETTINGS = ("seeds", "time_decimals_values", "clip_seconds_values", "append", "output_dir", "work_dir",
+                    "seed", "time_decimals", "clip_seconds", "threads")
+
+
+def earlier_runs(path: Path, args: argparse.Namespace, recipe_values: dict,
+                 variants: list) -> tuple[list[dict], dict]:
+    """`--append`: the runs of the report at `path` that this command does not redo, and the report's settings; a
+    ValueError naming the setting when the report was made with other settings or another recipe (its runs would
+    not compare)."""
+    if not path.is_file():
+        return [], {}
+    report = json.loads(path.read_text())
+    settings = report.get("settings", {})
+    for key, value in vars(args).items():
+        if key not in PER_RUN_SETTINGS and key in settings and settings[key] != value:
+            raise ValueError(f"--append: {path} was made with {key}={settings[key]!r}, this command has {value!r}; "
+                             "write to another --output_dir.")
+    if settings.get("recipe_values") not in (None, recipe_values):
+        raise ValueError(f"--append: {path} was made with another training/configs/cpu_demo.yaml; write to another "
+                         "--output_dir.")
+    redone = {tuple(v) for v in variants}
+    return [run for run in report.get("runs", [])
+            if (run["seed"], run["time_decimals"], run["clip_seconds"]) not in redone], settings
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit (a run's code), or None outside a git checkout."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run every stage for every seed, time it, evaluate on the validation split and write the JSON."""
     import torch
@@ -308,13 +346,18 @@ def main(argv: list[str] | None = None) -> dict:
     targets = targets_for(args)
     machine = {"cpu_kind": cpu_kind(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "platform": platform.platform()}
-    runs = []
     recipe_values = yaml.safe_load((REPO_ROOT / "training" / "configs" / "cpu_demo.yaml").read_text())
     variants = [(seed, d, c) for seed in args.seeds for d in args.time_decimals_values
                 for c in args.clip_seconds_values]
+    runs, earlier = earlier_runs(Path(args.output_dir) / "bench_learnability.json", args, recipe_values, variants) \
+        if args.append else ([], {})
+    # The report's groups include the kept runs, its own values first: its summary stays the first command's setting
+    for key in ("time_decimals_values", "clip_seconds_values"):
+        setattr(args, key, list(dict.fromkeys([*earlier.get(key, []), *getattr(args, key)])))
+    commit = git_commit()
     for seed, decimals, clip_seconds in variants:
         args.seed, args.time_decimals, args.clip_seconds = seed, decimals, clip_seconds
-        runs.append(run_seed(args, work))
+        runs.append({**run_seed(args, work), "commit": commit})
         primary = [run for run in runs if run["time_decimals"] == args.time_decimals_values[0]
                    and run["clip_seconds"] == args.clip_seconds_values[0]]
         report = {  # written after every seed, so a long run that is stopped keeps what it measured

@@ -19,3 +19,33 @@ def test_negative_clip_seconds_are_refused_naming_the_value(capsys):
     with pytest.raises(SystemExit):
         bench_learnability.parse_args(["--moments", "--clip_seconds", "-4"])
     assert "--clip_seconds [-4.0]: expected seconds > 0, or 0 for one clip" in capsys.readouterr().err
+
+
+def _fake_run(args, work):
+    # what run_seed reports, without training: a score that names the run
+    score = 0.5 + args.seed / 10 + (args.clip_seconds or 0) / 100
+    return {"seed": args.seed, "time_decimals": args.time_decimals, "clip_seconds": args.clip_seconds,
+            "measured": {"accuracy": score, "time_grounding_f1_within_2s": score}, "passed": {}, "all_passed": False,
+            "timings_s": {}}
+
+
+def test_append_keeps_the_earlier_runs_and_refuses_other_settings(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(bench_learnability, "run_seed", _fake_run)
+    common = ["--moments", "--seconds", "60", "--output_dir", str(tmp_path), "--work_dir", str(tmp_path / "w")]
+    bench_learnability.main([*common, "--seeds", "0", "--clip_seconds", "4"])
+    report = bench_learnability.main([*common, "--append", "--seeds", "1", "0", "--clip_seconds", "0"])
+    # seed 0 with clips was kept, the rest added; the summary stays the first command's setting (4 s clips)
+    assert [(run["seed"], run["clip_seconds"]) for run in report["runs"]] == [(0, 4.0), (1, 0.0), (0, 0.0)]
+    assert report["summary"]["accuracy"]["per_seed"] == {0: 0.54}
+    assert set(report["summary_by_clip_seconds"]) == {"4.0", "0.0"}
+    assert json.loads((tmp_path / "bench_learnability.json").read_text())["runs"] == json.loads(
+        json.dumps(report["runs"]))
+    # a run redone replaces its earlier self
+    report = bench_learnability.main([*common, "--append", "--seeds", "0", "--clip_seconds", "4"])
+    assert [(run["seed"], run["clip_seconds"]) for run in report["runs"]] == [(1, 0.0), (0, 0.0), (0, 4.0)]
+    assert report["summary"]["accuracy"]["per_seed"] == {0: 0.54}  # still the 4-s clips
+    # another setting would make runs that do not compare: refused, naming it
+    with pytest.raises(ValueError, match="was made with takes=200, this command has 100"):
+        bench_learnability.main([*common, "--append", "--seeds", "2", "--takes", "100"])

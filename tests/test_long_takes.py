@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modeling_profvlm.answering import answer_takes
-from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS
+from modeling_profvlm.profvlm_facts import PROFICIENCY_LABELS, floor_time, parse_moments
 from processing.frame_sampling import clip_windows, clips_capped
 from tests.tiny_assets import tiny_inputs, tiny_profvlm
 from tests.video_fixtures import TIME_CODE_BITS, pattern_frames, write_pattern_video, write_timed_video
@@ -408,7 +408,9 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
     from training.feature_cache import FeatureCache
     from training.sft_data import load_split
 
-    base = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", clip_seconds=0.5, max_clips=4)
+    # tenths of a second, so that a moment's own time and its token's time differ in the answer's text
+    base = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", clip_seconds=0.5, max_clips=4,
+                                 time_decimals=1)
     cache = tmp_path / "cache"
     summary = extract_features.main(["--model", str(base), "--data_dir", str(tree), "--output_dir", str(cache),
                                      "--dtype", "float32"])
@@ -423,6 +425,14 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
     real_align = projector_alignment.align_projector
     monkeypatch.setattr(projector_alignment, "align_projector",
                         lambda *args, **kwargs: aligned.append(kwargs) or real_align(*args, **kwargs))
+    trained_on = {}
+
+    class SeenTrainer(sft.ProfVLMSFTTrainer):
+        def __init__(self, *args, **kwargs):
+            trained_on["rows"] = list(kwargs["train_dataset"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sft, "ProfVLMSFTTrainer", SeenTrainer)
     final = sft.main(["--model", str(base), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
                       str(tmp_path / "sft"), "--max_steps", "1", "--per_device_train_batch_size", "2",
                       "--dataset_config", "demonstrator_moments", "--projector_alignment_moments", "true",
@@ -441,6 +451,19 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
         named = {m["time"] for row in rows if row["take_uid"] == uid for m in row.get("moments") or []}
         assert (1 in marks) == bool(named), uid
     assert any(1 in marks for marks in steps.tolist())
+    # The answers it trained on name each moment at the time the prompt states for the token that shows it (a copy
+    # of a time in the prompt), one for one with the experts' moments, which are not all at those times.
+    def prompt_times(uid: str) -> set[float]:
+        return {floor_time(t, 1) for t in takes.times_of(uid)["times"]}
+
+    written = 0
+    for row in trained_on["rows"]:
+        times = [m["time"] for m in parse_moments(row["feedback"])]
+        assert set(times) <= prompt_times(row["take_uid"]), (row["take_uid"], times, prompt_times(row["take_uid"]))
+        written += len(times)
+    expert = [(r["take_uid"], floor_time(m["time"], 1)) for r in rows for m in r.get("moments") or []]
+    assert written == len(expert) > 0
+    assert any(t not in prompt_times(uid) for uid, t in expert)  # so the answers were moved, not written as they came
     from training.evaluate_profvlm import main as evaluate
 
     evaluate(["--model", str(final), "--data_dir", str(tree), "--features", str(cache), "--output_dir",
@@ -450,6 +473,18 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
     assert scored and len(scored) == len({line["take_uid"] for line in scored})  # every validation take, once
     assert all(line["proficiency"] in PROFICIENCY_LABELS and sum(line["probabilities"].values()) == pytest.approx(1.0)
                for line in scored)
+
+
+def test_snapped_answers_name_the_time_of_the_token_that_shows_each_moment():
+    from training.sft_data import snap_moments_to_tokens
+
+    times = [0.5, 2.5, 4.5, 6.5, 8.5, 10.5]  # 4-s clips of two tokens each; the prompt writes [0:00], [0:02], ...
+    # 5.1 s lies nearer the token at 4.5 than the one at 6.5; 10 s nearest 10.5; a tie would go to the later token
+    assert snap_moments_to_tokens("[0:05] Slip on that touch. [0:10] A clean touch.", times) == \
+        "[0:04] Slip on that touch. [0:10] A clean touch."
+    assert snap_moments_to_tokens("[0:05.1] good: A clean touch. [0:05.5] tip: Slower.", times, 1) == \
+        "[0:04.5] good: A clean touch. [0:06.5] tip: Slower."
+    assert snap_moments_to_tokens("Steady pace throughout.", times) == "Steady pace throughout."
 
 
 def test_feature_takes_of_different_lengths_are_padded_into_one_batch():

@@ -136,10 +136,15 @@ def moment_step_targets(moment_times: Sequence[Sequence[float]], token_times: Se
     for b, (moments, times) in enumerate(zip(moment_times, token_times)):
         row = [0] * len(times)
         for moment in moments:
-            # min over (distance, -index): the nearest start, the later step on a tie
-            row[min(range(len(times)), key=lambda k: (abs(times[k] - moment), -k))] = 1
+            row[nearest_step(times, moment)] = 1
         out[b, : len(times) * per_token] = torch.tensor(row).repeat_interleave(per_token)
     return out
+
+
+def nearest_step(times: Sequence[float], moment: float) -> int:
+    """The index of the video time step that shows a moment at `moment` seconds: the step whose time is nearest it,
+    the later one on a tie (`moment_step_targets` says why nearest)."""
+    return min(range(len(times)), key=lambda k: (abs(times[k] - moment), -k))
 
 
 def _padded(tokens, steps: int) -> torch.Tensor:
@@ -153,4 +158,5 @@ def _padded(tokens, steps: int) -> torch.Tensor:
     return out
 
 
-__all__ = ["MOMENT_WORDS", "align_projector", "label_token_ids", "moment_step_targets", "moment_word_ids"]
+__all__ = ["MOMENT_WORDS", "align_projector", "label_token_ids", "moment_step_targets", "moment_word_ids",
+           "nearest_step"]

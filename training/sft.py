@@ -85,6 +85,13 @@ class ProfVLMArguments:
                           "With the label weighted up, the times get a smaller share of the gradient; > 1 gives "
                           "them more."},
     )
+    snap_moments_to_tokens: bool = field(
+        default=True,
+        metadata={"help": "A checkpoint with clips over the take (clip_seconds) trained on a feature cache: each "
+                          "moment in the answers is written at the time of the video token that shows it, a time "
+                          "the prompt states, instead of its own (training/sft_data.py snap_moments_to_tokens). "
+                          "Evaluation still scores against the experts' own times. No effect on other checkpoints."},
+    )
     projector_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Learning rate of the projector, which starts from random weights while LoRA starts from a "
@@ -324,6 +331,9 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         if script_args.frame_sampler:
             logger.warning("--frame_sampler %s is ignored: cached features were made with the processor's "
                            "default sampling.", script_args.frame_sampler)
+    if features is not None and model.config.clip_seconds and script_args.snap_moments_to_tokens:
+        train, evaluation = (None if rows is None else snapped_to_tokens(rows, features, model.config.time_decimals)
+                             for rows in (train, evaluation))
     for option in ("projector_learning_rate", "projector_alignment_learning_rate", "lora_b_learning_rate_ratio"):
         value = getattr(script_args, option)
         if value is not None and value <= 0:
@@ -364,6 +374,21 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
         logger.info("Parameters: %s total, %s trainable (LoRA r=%d + projector); training from %s.", f"{total:,}",
                     f"{trainable:,}", script_args.lora_r, "cached features" if features else "pixels")
     return trainer
+
+
+def snapped_to_tokens(rows, features: FeatureCache, time_decimals: int):
+    """`--snap_moments_to_tokens`: the rows with their answers' moments at the times of the tokens that show them
+    (the cache's token times of each take)."""
+    from training.sft_data import snap_moments_to_tokens
+
+    def snap(row: dict) -> dict:
+        if not row["feedback"]:
+            return {"feedback": row["feedback"]}
+        times = (features.times_of(row["take_uid"]) or {}).get("times") or []
+        return {"feedback": snap_moments_to_tokens(row["feedback"], times, time_decimals)}
+
+    logger.info("Clips over the take: each moment in the answers is written at its video token's time.")
+    return rows.map(snap, desc="moments on the token times")
 
 
 def align_on_cache(model, processor, features: FeatureCache | None, train, labels: list[str],

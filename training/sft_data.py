@@ -3,7 +3,7 @@ from collections.abc import Sequence
 
 from datasets import Dataset
 
-from modeling_profvlm.profvlm_facts import check_time_decimals, format_moments
+from modeling_profvlm.profvlm_facts import check_time_decimals, format_moments, parse_moments
 from processing.text_format import build_messages
 
 # Columns a training row keeps; messages are built per batch in the collator (no nested Arrow structs).
@@ -68,6 +68,21 @@ def to_training_rows(dataset: Dataset, checkpoint_labels: Sequence[str], max_sam
 
     rows = dataset.map(convert, desc="SFT rows")
     return rows.select_columns(list(ROW_COLUMNS))
+
+
+def snap_moments_to_tokens(feedback: str, token_times: Sequence[float], time_decimals: int = 0) -> str:
+    """The answer with each moment's time moved to the time of the video token that shows it (the nearest token,
+    `training.projector_alignment.nearest_step`), written as the prompt writes that token's time: with clips over a
+    take a token spans several seconds, and an answer time the prompt never states ("[0:05]" between tokens marked
+    "[0:04]" and "[0:06]") asks the model for more than its tokens can tell; naming the token's own mark makes it a
+    copy of a time in the prompt. Feedback without moments is returned unchanged."""
+    from training.projector_alignment import nearest_step
+
+    moments = parse_moments(feedback)
+    if not moments or not token_times:
+        return feedback
+    snapped = [{**m, "time": token_times[nearest_step(token_times, m["time"])]} for m in moments]
+    return format_moments(snapped, check_time_decimals(time_decimals))
 
 
 def row_messages(row: dict, labels: Sequence[str]) -> list[dict]:
