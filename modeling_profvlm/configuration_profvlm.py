@@ -99,11 +99,12 @@ class ProfVLMConfig(PreTrainedConfig):
     language_model_source: str | None = None
     # Facts of the training run, written by training/sft.py into the final checkpoint so that evaluation, the card
     # and the demo need not be told again: the feedback word limit (and each moment's, None = the dataset's), the
-    # label and moment-time tokens' loss weights and the training data's provenance.
+    # label, moment-time and end tokens' loss weights and the training data's provenance.
     max_feedback_words: int | None = None
     max_moment_words: int | None = None
     label_loss_weight: float | None = None
     time_loss_weight: float | None = None
+    end_loss_weight: float | None = None
     training_data: dict | None = None
     # The dtype the training's cached tower features were made in ("bfloat16" / "float32"): inference runs the
     # tower in it unless told otherwise, so the projector sees features like those it was trained on.

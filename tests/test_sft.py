@@ -318,7 +318,7 @@ def test_cpu_training_projects_only_the_answer_positions_and_matches_the_full_lo
 def _hand_weighted_loss(trainer, batch, extra: dict) -> tuple[float, float]:
     """(weighted, plain) answer NLL by hand from the full logits: every answer token's -log p once, plus `extra`
     {mask name: additional count} more times for the tokens of that mask, over the answer tokens' count."""
-    masks = ("take_uids", "labels", "label_token_mask", "time_token_mask")
+    masks = ("take_uids", "labels", "label_token_mask", "time_token_mask", "end_token_mask")
     inputs = {k: v for k, v in batch.items() if k not in masks}
     with torch.no_grad():
         logits = trainer.model(**inputs).logits.float()
@@ -364,7 +364,31 @@ def test_time_loss_weight_counts_the_moment_markers_tokens_that_many_times(tiny_
     assert weighted > label_only + 1e-3  # the time weight changed the loss
 
 
-@pytest.mark.parametrize("option", ["label_loss_weight", "time_loss_weight"])
+def test_end_loss_weight_counts_the_end_of_each_answer_with_moments(tiny_checkpoint, tree, tmp_path):
+    weighted, batch, trainer = _first_batch_loss(tiny_checkpoint, tree, tmp_path,
+                                                 ["--dataset_config", "demonstrator_moments",
+                                                  "--time_loss_weight", "2", "--end_loss_weight", "4"])
+    tok = trainer.processing_class.tokenizer
+    for i in range(len(batch["take_uids"])):  # one token, the answer's end of turn: the token generation stops at
+        answer = batch["input_ids"][i][batch["labels"][i] != IGNORE_INDEX]
+        marked = batch["input_ids"][i][batch["end_token_mask"][i]]
+        assert marked.tolist() == [int(answer[-1])] == [tok.convert_tokens_to_ids("<|im_end|>")], tok.decode(answer)
+        assert not (batch["end_token_mask"][i] & batch["time_token_mask"][i]).any()
+    expected, _ = _hand_weighted_loss(trainer, batch, {"time_token_mask": 1, "end_token_mask": 3})
+    assert abs(weighted - expected) < 1e-4, (weighted, expected)
+    times_only, _ = _hand_weighted_loss(trainer, batch, {"time_token_mask": 1})
+    assert weighted > times_only + 1e-3  # the end's weight changed the loss
+
+
+def test_the_end_is_marked_only_in_answers_with_moments():
+    from training.collator import end_token_mask
+
+    labels = torch.tensor([[-100, 5, 6, 7, -100], [-100, -100, 8, 9, -100], [-100, 1, -100, -100, -100]])
+    assert end_token_mask(labels, [True, False, True]).tolist() == [
+        [False, False, False, True, False], [False] * 5, [False, True, False, False, False]]
+
+
+@pytest.mark.parametrize("option", ["label_loss_weight", "time_loss_weight", "end_loss_weight"])
 def test_loss_weights_must_be_positive(option, tiny_checkpoint, tree, tmp_path):
     script_args, args = parse_args(["--model", str(tiny_checkpoint), "--data_dir", str(tree),
                                     "--output_dir", str(tmp_path), f"--{option}", "0"])

@@ -44,6 +44,18 @@ def span_token_mask(attention_mask: torch.Tensor, offsets: torch.Tensor,
     return mask
 
 
+def end_token_mask(labels: torch.Tensor, has_moments: list[bool]) -> torch.Tensor:
+    """(B, L) bool: each answer's last labelled token (the chat template's end of turn), for the answers that have
+    moments. After an answer's last moment the model chooses between another marker's first token and this one; with
+    the markers weighted up and the end not, training pushes it to write moments past the last."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    for i, moments in enumerate(has_moments):
+        answer = (labels[i] != IGNORE_INDEX).nonzero()
+        if moments and len(answer):
+            mask[i, int(answer[-1])] = True
+    return mask
+
+
 class ProfVLMCollator:
     """Batches training rows for SFTTrainer. Renders each row's chat with the processor's template, tokenizes it
     (expanding `<video>`), adds `pixel_values_videos` (decoded and sampled by the processor) or, with a feature
@@ -51,17 +63,19 @@ class ProfVLMCollator:
     chat template marks with `{% generation %}` (no second tokenization of the prompts).
     Each batch also carries `take_uids` (a list, popped by the trainer before the forward); with
     `mark_label_tokens`, `label_token_mask` (B, L), the tokens of the proficiency label, and with `mark_time_tokens`,
-    `time_token_mask` (B, L), the tokens of the answer's `[m:ss]` moment markers: the trainer may weight them up
-    (`--label_loss_weight`, `--time_loss_weight`)."""
+    `time_token_mask` (B, L), the tokens of the answer's `[m:ss]` moment markers, and with `mark_end_tokens`,
+    `end_token_mask` (B, L), the answer's last token (its end) where the answer has moments: the trainer may weight
+    them up (`--label_loss_weight`, `--time_loss_weight`, `--end_loss_weight`)."""
 
     def __init__(self, processor, labels, features: FeatureCache | None = None, frame_sampler: str | None = None,
-                 mark_label_tokens: bool = False, mark_time_tokens: bool = False):
+                 mark_label_tokens: bool = False, mark_time_tokens: bool = False, mark_end_tokens: bool = False):
         self.processor = processor
         self.labels = list(labels)  # the checkpoint's config.proficiency_labels
         self.features = features
         self.frame_sampler = frame_sampler
         self.mark_label_tokens = mark_label_tokens
         self.mark_time_tokens = mark_time_tokens
+        self.mark_end_tokens = mark_end_tokens
 
     def render(self, row: dict) -> tuple[str, tuple[int, int]]:
         """(chat text, the answer's (start, end) in characters back from the text's end) for one row: the answer is
@@ -106,8 +120,11 @@ class ProfVLMCollator:
             time_spans = [[(start - a, start - b) for a, b in moment_marker_spans(text[len(text) - start:])]
                           for text, (start, _) in zip(texts, spans)]
             batch["time_token_mask"] = span_token_mask(batch["attention_mask"], offsets, time_spans)
+        if self.mark_end_tokens:
+            batch["end_token_mask"] = end_token_mask(batch["labels"], [bool(moment_marker_spans(text[len(text) - start:]))
+                                                                      for text, (start, _) in zip(texts, spans)])
         batch["take_uids"] = [row["take_uid"] for row in rows]
         return batch
 
 
-__all__ = ["ProfVLMCollator", "answer_labels", "span_token_mask", "IGNORE_INDEX"]
+__all__ = ["ProfVLMCollator", "answer_labels", "end_token_mask", "span_token_mask", "IGNORE_INDEX"]

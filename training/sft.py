@@ -85,6 +85,12 @@ class ProfVLMArguments:
                           "With the label weighted up, the times get a smaller share of the gradient; > 1 gives "
                           "them more."},
     )
+    end_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the answer's end token in the loss, in answers with moments: where to stop is "
+                          "a decision about the moments too, and with only the markers weighted up (--time_loss_weight) "
+                          "a model trained on long takes writes moments past the last one; > 1 weighs the end up."},
+    )
     snap_moments_to_tokens: bool = field(
         default=True,
         metadata={"help": "A checkpoint with clips over the take (clip_seconds) trained on a feature cache: each "
@@ -244,12 +250,14 @@ class ProfVLMSFTTrainer(SFTTrainer):
     CPU too (`trl_compat`)."""
 
     def __init__(self, *args, seen_takes_path: Path | None = None, label_loss_weight: float = 1.0,
-                 time_loss_weight: float = 1.0, projector_learning_rate: float | None = None,
+                 time_loss_weight: float = 1.0, end_loss_weight: float = 1.0,
+                 projector_learning_rate: float | None = None,
                  lora_b_learning_rate_ratio: float = 1.0, **kwargs):
         score_only_labelled_positions_on_cpu()
         super().__init__(*args, **kwargs)
         self.seen_takes_path = seen_takes_path
-        self.token_weights = {"label_token_mask": float(label_loss_weight), "time_token_mask": float(time_loss_weight)}
+        self.token_weights = {"label_token_mask": float(label_loss_weight), "time_token_mask": float(time_loss_weight),
+                              "end_token_mask": float(end_loss_weight)}
         self.projector_learning_rate = projector_learning_rate
         self.lora_b_learning_rate_ratio = float(lora_b_learning_rate_ratio)
 
@@ -295,8 +303,8 @@ class ProfVLMSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         # SFTTrainer's nll loss (-sum(log p) over the answer tokens / their count) with the label's tokens counted
-        # `label_loss_weight` times and the moment markers' `time_loss_weight` times (the two never overlap: the
-        # label line precedes the feedback). TRL's entropy / token-accuracy logs are skipped on this path.
+        # `label_loss_weight` times, the moment markers' `time_loss_weight` times and the end's `end_loss_weight` times
+        # (they never overlap: the label line precedes the feedback, whose markers precede its end). TRL's entropy / token-accuracy logs are skipped on this path.
         inputs["use_cache"] = False
         outputs = model(**inputs, fused_lm_head=True)
         weights = torch.ones_like(outputs.log_probs)
@@ -341,13 +349,14 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
     if script_args.projector_alignment_steps < 0:
         raise ValueError(f"--projector_alignment_steps {script_args.projector_alignment_steps}: expected 0 (off) or "
                          "a number of steps.")
-    for option in ("label_loss_weight", "time_loss_weight"):
+    for option in ("label_loss_weight", "time_loss_weight", "end_loss_weight"):
         if getattr(script_args, option) <= 0:
             raise ValueError(f"--{option} {getattr(script_args, option)}: expected a weight > 0 (1 = no extra "
                              "weight).")
     collator = ProfVLMCollator(processor, labels, features=features, frame_sampler=script_args.frame_sampler,
                                mark_label_tokens=script_args.label_loss_weight != 1.0,
-                               mark_time_tokens=script_args.time_loss_weight != 1.0)
+                               mark_time_tokens=script_args.time_loss_weight != 1.0,
+                               mark_end_tokens=script_args.end_loss_weight != 1.0)
     if training_args.train_sampling_strategy == "group_by_length":
         # Trainer's LengthGroupedSampler batches rows of similar length (less padding) from the `length` column: the
         # rendered chat's characters, a proxy for its tokens that needs no tokenizer pass.
@@ -366,6 +375,7 @@ def build_trainer(script_args: ProfVLMArguments, training_args: SFTConfig) -> Pr
                                 processing_class=processor, data_collator=collator, peft_config=lora,
                                 seen_takes_path=seen, label_loss_weight=script_args.label_loss_weight,
                                 time_loss_weight=script_args.time_loss_weight,
+                                end_loss_weight=script_args.end_loss_weight,
                                 projector_learning_rate=script_args.projector_learning_rate,
                                 lora_b_learning_rate_ratio=script_args.lora_b_learning_rate_ratio)
     trainer.script_args = script_args  # save_final records the training facts from them
@@ -488,6 +498,7 @@ def training_facts(script_args: ProfVLMArguments, train_rows, labels: list[str])
         "max_moment_words": script_args.max_moment_words,
         "label_loss_weight": float(script_args.label_loss_weight),
         "time_loss_weight": float(script_args.time_loss_weight),
+        "end_loss_weight": float(script_args.end_loss_weight),
         "proficiency_labels": list(labels),
         "training_data": {**data, "labels": list(labels), "views": script_args.views},
         "vision_feature_dtype": feature_dtype,
