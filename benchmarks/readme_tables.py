@@ -372,6 +372,7 @@ TABLES = {
     "long_take_learnability": ("learnability_long_takes.json", render_learnability),
     "long_take_learnability_snapped": ("learnability_long_takes_snapped.json", render_learnability),
     "long_take_learnability_4_epochs": ("learnability_long_takes_snapped_4_epochs.json", render_learnability),
+    "long_take_learnability_end": ("learnability_long_takes_end_weight.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
     "moments_alignment_seed3": ("learnability_moments_alignment_seed3.json", render_learnability),
