@@ -369,6 +369,7 @@ TABLES = {
     "avx2_recipes": ("learnability_avx2_recipes.json", render_record),
     "learnability": ("bench_learnability.json", render_learnability),
     "learnability_4_epochs": ("learnability_fp32_4_epochs.json", render_learnability),
+    "learnability_native": ("learnability_native.json", render_learnability),
     "long_take_learnability": ("learnability_long_takes.json", render_learnability),
     "long_take_learnability_snapped": ("learnability_long_takes_snapped.json", render_learnability),
     "long_take_learnability_4_epochs": ("learnability_long_takes_snapped_4_epochs.json", render_learnability),
