@@ -382,6 +382,7 @@ TABLES = {
     "tower_chunk": ("bench_tower_chunk.json", render_tower_chunk),
     "clip_reads": ("bench_clip_reads.json", render_clip_reads),
     "demonstration": ("bench_learnability_demonstration.json", render_demonstration),
+    "demonstration_fae0fdb": ("learnability_demonstration_fae0fdb.json", render_demonstration),
     "answer_path_ab": ("bench_answer_path_ab.json", render_answer_path_ab),
     "avx2_findings": ("avx2_findings.json", render_record),
     "paper_comparison": ("paper_comparison.json", render_record),
