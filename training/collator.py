@@ -121,8 +121,9 @@ class ProfVLMCollator:
                           for text, (start, _) in zip(texts, spans)]
             batch["time_token_mask"] = span_token_mask(batch["attention_mask"], offsets, time_spans)
         if self.mark_end_tokens:
-            batch["end_token_mask"] = end_token_mask(batch["labels"], [bool(moment_marker_spans(text[len(text) - start:]))
-                                                                      for text, (start, _) in zip(texts, spans)])
+            has_moments = [bool(moment_marker_spans(text[len(text) - start:]))
+                           for text, (start, _) in zip(texts, spans)]
+            batch["end_token_mask"] = end_token_mask(batch["labels"], has_moments)
         batch["take_uids"] = [row["take_uid"] for row in rows]
         return batch
 

@@ -88,8 +88,9 @@ class ProfVLMArguments:
     end_loss_weight: float = field(
         default=1.0,
         metadata={"help": "Weight of the answer's end token in the loss, in answers with moments: where to stop is "
-                          "a decision about the moments too, and with only the markers weighted up (--time_loss_weight) "
-                          "a model trained on long takes writes moments past the last one; > 1 weighs the end up."},
+                          "a decision about the moments too, and with only the markers weighted up "
+                          "(--time_loss_weight) a model trained on long takes writes moments past the last one; > 1 "
+                          "weighs the end up."},
     )
     snap_moments_to_tokens: bool = field(
         default=True,
@@ -303,8 +304,9 @@ class ProfVLMSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         # SFTTrainer's nll loss (-sum(log p) over the answer tokens / their count) with the label's tokens counted
-        # `label_loss_weight` times, the moment markers' `time_loss_weight` times and the end's `end_loss_weight` times
-        # (they never overlap: the label line precedes the feedback, whose markers precede its end). TRL's entropy / token-accuracy logs are skipped on this path.
+        # `label_loss_weight` times, the moment markers' `time_loss_weight` times and the end's `end_loss_weight`
+        # times (they never overlap: the label line precedes the feedback, whose markers precede its end). TRL's
+        # entropy / token-accuracy logs are skipped on this path.
         inputs["use_cache"] = False
         outputs = model(**inputs, fused_lm_head=True)
         weights = torch.ones_like(outputs.log_probs)
