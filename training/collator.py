@@ -116,14 +116,13 @@ class ProfVLMCollator:
             label_spans = [[(start - len(LABEL_PREFIX), start - len(LABEL_PREFIX) - len(row["label"]))]
                            for (start, _), row in zip(spans, rows)]
             batch["label_token_mask"] = span_token_mask(batch["attention_mask"], offsets, label_spans)
-        if self.mark_time_tokens:  # markers found in the answer text, moved to the from-the-end count
-            time_spans = [[(start - a, start - b) for a, b in moment_marker_spans(text[len(text) - start:])]
-                          for text, (start, _) in zip(texts, spans)]
+        if self.mark_time_tokens or self.mark_end_tokens:  # each answer's markers, found once
+            markers = [moment_marker_spans(text[len(text) - start:]) for text, (start, _) in zip(texts, spans)]
+        if self.mark_time_tokens:  # moved to the from-the-end count
+            time_spans = [[(start - a, start - b) for a, b in found] for found, (start, _) in zip(markers, spans)]
             batch["time_token_mask"] = span_token_mask(batch["attention_mask"], offsets, time_spans)
         if self.mark_end_tokens:
-            has_moments = [bool(moment_marker_spans(text[len(text) - start:]))
-                           for text, (start, _) in zip(texts, spans)]
-            batch["end_token_mask"] = end_token_mask(batch["labels"], has_moments)
+            batch["end_token_mask"] = end_token_mask(batch["labels"], [bool(found) for found in markers])
         batch["take_uids"] = [row["take_uid"] for row in rows]
         return batch
 
