@@ -262,8 +262,7 @@ def demonstration_record(plan: TakePlan, events: list[TakeEvent], num_frames: in
 def write_annotations(root: Path, plans: list[TakePlan], num_frames: int, events: bool = False) -> None:
     """Write takes.json, metadata, splits, proficiency and commentary files (no videos); deterministic. With
     `events`, the commentary names each take's events (`synthetic_events`) and the demonstration-proficiency files
-    list them too."""
-    _dump_json(root / "takes.json", [take_record(p, num_frames) for p in plans])
+    list them too. takes.json comes last: it is what marks a tree as there."""
     tasks = {str(tid): tname for _, _, ts in SCENARIO_META.values() for tid, tname in ts}
     _dump_json(root / "metadata.json", {"version": "v2", "date": "240325", "tasks": tasks})
     participants = sorted({p.participant_uid: p for p in plans}.values(), key=lambda p: p.participant_uid)
@@ -303,6 +302,7 @@ def write_annotations(root: Path, plans: list[TakePlan], num_frames: int, events
                 if (p.index + k) % 2 == 0:  # the per-expert folder exists for about half of the experts
                     _write_expert_folder(ann / "expert_commentary" / p.take_name / expert, entries, data)
         _dump_json(ann / f"expert_commentary_{split}.json", {"ds": COMMENTARY_DS, "annotations": commentary})
+    _dump_json(root / "takes.json", [take_record(p, num_frames) for p in plans])
 
 
 def _write_expert_folder(folder: Path, entries: list[dict], data: dict) -> None:
@@ -377,31 +377,32 @@ def generate_synthetic_egoexo4d(
     root.mkdir(parents=True, exist_ok=True)
     num_frames = max(1, round(seconds * FPS))
     plans = plan_takes(num_takes, seed)
-    write_annotations(root, plans, num_frames, events)
-    # Marks the tree as synthetic wherever it goes, so evaluations and model cards never mistake it for EgoExo4D.
-    marker = {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py", "takes": num_takes, "seed": seed,
-              "size": size, "seconds": seconds}
-    _dump_json(root / SYNTHETIC_MARKER, {**marker, "events": True} if events else marker)
     for source in sources:
         for p in plans:
             motion = simulate_motion(p.level, p.scenario, num_frames, p.motion_seed)
             write_released_features(root, p.take_uid, p.ego_cam, p.exo_cams, motion, source)
     jobs = [(root, p, size, num_frames, events) for p in plans] if write_videos else []
-    if not jobs:
-        return root
-    workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs)))
-    bar = _progress(len(jobs), "rendering takes", progress)
-    if workers == 1:
-        for job in jobs:
-            write_take_videos(job)
-            bar.update(1)
-    else:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(workers) as pool:
-            for _ in pool.imap_unordered(write_take_videos, jobs):
+    if jobs:
+        workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs)))
+        bar = _progress(len(jobs), "rendering takes", progress)
+        if workers == 1:
+            for job in jobs:
+                write_take_videos(job)
                 bar.update(1)
-    bar.close()
+        else:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            with context.Pool(workers) as pool:
+                for _ in pool.imap_unordered(write_take_videos, jobs):
+                    bar.update(1)
+        bar.close()
+    # The metadata last: a generation stopped part-way (a full disk, Ctrl-C) leaves no takes.json, so it is never
+    # taken for a complete tree, and running it again writes it afresh.
+    write_annotations(root, plans, num_frames, events)
+    # Marks the tree as synthetic wherever it goes, so evaluations and model cards never mistake it for EgoExo4D.
+    marker = {"synthetic": True, "generator": "dataset_scripts/synthetic_egoexo4d.py", "takes": num_takes, "seed": seed,
+              "size": size, "seconds": seconds}
+    _dump_json(root / SYNTHETIC_MARKER, {**marker, "events": True} if events else marker)
     return root
 
 

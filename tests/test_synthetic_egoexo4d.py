@@ -152,6 +152,27 @@ def test_argument_errors(tmp_path, tree):
         generate_synthetic_egoexo4d(tree, 2, write_videos=False)
 
 
+def test_a_generation_stopped_part_way_is_not_taken_for_a_tree_and_runs_again(tmp_path, monkeypatch):
+    """A full disk or Ctrl-C while rendering leaves no takes.json (what marks a tree as complete for its readers and
+    for the benchmarks that reuse one), so the same call afterwards writes the whole tree without --overwrite."""
+    import dataset_scripts.synthetic_egoexo4d as generator
+
+    render, rendered = generator.write_take_videos, []
+
+    def stop_at_the_third_take(job):
+        if len(rendered) == 2:
+            raise OSError(28, "No space left on device")
+        rendered.append(render(job))
+
+    monkeypatch.setattr(generator, "write_take_videos", stop_at_the_third_take)
+    with pytest.raises(OSError, match="No space left"):
+        generate_synthetic_egoexo4d(tmp_path / "t", 4, SEED, SIZE, SECONDS, workers=1, progress=False)
+    assert len(rendered) == 2 and not (tmp_path / "t" / "takes.json").exists()
+    monkeypatch.setattr(generator, "write_take_videos", render)
+    root = generate_synthetic_egoexo4d(tmp_path / "t", 4, SEED, SIZE, SECONDS, workers=1, progress=False)
+    assert len(json.loads((root / "takes.json").read_text())) == 4 and len(list(root.rglob("*.mp4"))) == 4 * 5
+
+
 def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generator_main(["--help"])
