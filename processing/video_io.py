@@ -20,7 +20,15 @@ DEFAULT_FPS = 30.0
 
 
 class VideoReadError(ValueError):
-    """A path that exists but is not a usable video: empty, corrupt, a directory, or without a video stream."""
+    """A path that exists but is not a usable video: empty, corrupt, a directory, or without a video stream. Its
+    `path` and `view` say which file (a caller reading many views can mask the one that failed and go on)."""
+
+    def __init__(self, path: str | Path, view: str | None, problem: str):
+        super().__init__(f"{describe_source(path, view)}: {problem}")
+        self.path, self.view, self.problem = str(path), view, problem
+
+    def __reduce__(self):  # rebuilt from its parts across processes (DataLoader workers), not from the message
+        return type(self), (self.path, self.view, self.problem)
 
 
 @dataclass(frozen=True)
@@ -76,20 +84,20 @@ def _open(path: str | Path, view: str | None):
     if not path.exists():
         raise FileNotFoundError(f"{where}: video file not found.")
     if path.is_dir():
-        raise VideoReadError(f"{where}: expected a video file, got a directory.")
+        raise VideoReadError(path, view, "expected a video file, got a directory.")
     if path.stat().st_size == 0:
-        raise VideoReadError(f"{where}: expected a video file, got an empty (0-byte) file.")
+        raise VideoReadError(path, view, "expected a video file, got an empty (0-byte) file.")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as err:
-        raise VideoReadError(f"{where}: cannot be opened as a video (corrupt or unsupported): {err}") from err
+        raise VideoReadError(path, view, f"cannot be opened as a video (corrupt or unsupported): {err}") from err
     if container.format.name in TEXT_DEMUXERS:
         container.close()
-        raise VideoReadError(f"{where}: not a video, it is a text file (FFmpeg would draw its characters as frames).")
+        raise VideoReadError(path, view, "not a video, it is a text file (FFmpeg would draw its characters as frames).")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         container.close()
-        raise VideoReadError(f"{where}: expected a video stream, found only {', '.join(kinds)} stream(s).")
+        raise VideoReadError(path, view, f"expected a video stream, found only {', '.join(kinds)} stream(s).")
     return container, container.streams.video[0]
 
 
@@ -168,7 +176,7 @@ def _timing(container, stream, path, view) -> dict:
         try:
             num_frames, pts = _demux_pts(container, stream)
         except av.FFmpegError as err:
-            raise VideoReadError(f"{describe_source(path, view)}: cannot read packets: {err}") from err
+            raise VideoReadError(path, view, f"cannot read packets: {err}") from err
         if pts and fps and not _is_constant_rate(pts, stream.time_base, fps):
             source, frame_pts = "timestamps", tuple(pts)
             seconds = (np.asarray(pts, dtype=np.float64) - pts[0]) * float(stream.time_base)
@@ -247,7 +255,7 @@ def _probe(path: str | Path, view: str | None, displayed_size: bool) -> VideoInf
         with container:
             width, height = _displayed_size(container, stream)
     if timing["num_frames"] <= 0:
-        raise VideoReadError(f"{describe_source(path, view)}: expected at least one video frame, found 0.")
+        raise VideoReadError(path, view, "expected at least one video frame, found 0.")
     return VideoInfo(width=width, height=height, **timing)
 
 
@@ -404,7 +412,7 @@ def read_frames_with_times(
     if frames and len(frames) < len(wanted):  # a seek found nothing to decode: read from the start instead
         frames, clock = _read_wanted(path, view, wanted, "pts", threads, info)
     if not frames:
-        raise VideoReadError(f"{describe_source(path, view)}: expected decodable video frames, decoded none.")
+        raise VideoReadError(path, view, "expected decodable video frames, decoded none.")
     rgb = {i: as_displayed(frame.to_ndarray(format="rgb24"), _display_matrix(frame)) for i, frame in frames.items()}
     if clock is None:  # no timestamps: the stream's stated rate (else DEFAULT_FPS, in info.fps) is all there is
         return DecodedFrames(np.stack([rgb[i] for i in indices]), [i / info.fps for i in indices], info.fps)
@@ -444,7 +452,7 @@ def _read_wanted(
         try:
             return _collect(decode_from, wanted, index_of, use_seek=mode == "seek"), None if mode == "count" else clock
         except av.FFmpegError as err:
-            raise VideoReadError(f"{describe_source(path, view)}: decoding failed (corrupt video?): {err}") from err
+            raise VideoReadError(path, view, f"decoding failed (corrupt video?): {err}") from err
 
 
 def frames_to_rgb(frames, view: str | None = None) -> np.ndarray:

@@ -203,3 +203,39 @@ def test_extraction_is_sharded_across_two_ranks(tiny_checkpoint, tree, feature_c
     sharded, single = FeatureCache(cache), FeatureCache(feature_cache)
     for uid in takes:
         torch.testing.assert_close(sharded[uid][0], single[uid][0], atol=1e-6, rtol=1e-6)
+
+
+def test_an_unreadable_video_masks_its_view_and_a_take_with_none_readable_is_named(
+        tiny_checkpoint, tree, feature_cache, tmp_path, caplog):
+    """A truncated download must not stop a long extraction: its view is masked like a missing file, the rest of the
+    take is encoded as before; a take with no readable view is named at the end, after every other take is cached."""
+    from training.extract_features import main
+
+    data = tmp_path / "tree"
+    shutil.copytree(tree, data)
+    takes = _all_takes(data)
+    first, second = sorted(takes)[:2]
+    truncated = takes[first]["exo2"]
+    with open(truncated, "r+b") as f:  # a download cut short: the container cannot be opened
+        f.truncate(300)
+    cache = tmp_path / "cache"
+    args = ["--model", str(tiny_checkpoint), "--data_dir", str(data), "--output_dir", str(cache), "--dtype", "float32"]
+    with caplog.at_level(logging.WARNING):
+        summary = main(args)
+    assert (summary["extracted"], summary["masked_views"], summary["masked_per_view"]) == (len(takes), 1, {"exo2": 1})
+    assert f"view 'exo2', file '{truncated}'" in caplog.text and "masked" in caplog.text
+    features, view_mask = FeatureCache(cache)[first]
+    reference, reference_mask = FeatureCache(feature_cache)[first]
+    exo2 = list(takes[first]).index("exo2")
+    assert view_mask[exo2] == 0 and reference_mask[exo2] == 1
+    kept = [v for v in range(len(view_mask)) if v != exo2]
+    assert view_mask[kept].tolist() == reference_mask[kept].tolist()
+    torch.testing.assert_close(features[kept], reference[kept], atol=1e-5, rtol=1e-5)
+
+    for path in takes[second].values():  # every view of a take unreadable: that take cannot be cached
+        with open(path, "r+b") as f:
+            f.truncate(300)
+    take_path(cache, second).unlink()
+    with pytest.raises(RuntimeError, match=rf"1 take\(s\) have no readable video of any view .* e\.g\. {second} "):
+        main(args)
+    assert not take_path(cache, second).exists() and take_path(cache, first).is_file()

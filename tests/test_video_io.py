@@ -1,4 +1,6 @@
 """PyAV decoding: robust frame counts, seek-based reading equal to a full decode, RGB conversion, clear errors."""
+import pickle
+
 import av
 import numpy as np
 import pytest
@@ -286,6 +288,10 @@ def test_unusable_files_raise_value_error_naming_view_and_file(bad_files, kind, 
             fn(path, view="ego")
         assert isinstance(err.value, ValueError)
         assert "view 'ego'" in str(err.value) and str(path) in str(err.value)
+        # which file failed, as data: extraction masks that view and reads the take's others
+        assert (err.value.view, err.value.path) == ("ego", str(path))
+        copy = pickle.loads(pickle.dumps(err.value))  # across DataLoader worker processes
+        assert (type(copy), str(copy), copy.view, copy.path) == (VideoReadError, str(err.value), "ego", str(path))
 
 
 def test_bad_indices_raise(videos):

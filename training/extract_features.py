@@ -9,8 +9,9 @@ its temporal tokens' spans (training/released_features.py); a missing or unreada
 
 Writes CACHE/manifest.json (tower type, config + weights hash, pooling and temporal_tokens N, frame sampling and
 normalisation, views, dtype) and one CACHE/features/<take_uid>.safetensors per take (an (N, D) tensor per present
-view, and with N > 1 the tokens' times, which the training prompt states). Interrupted runs resume:
-takes already cached are skipped. Train on it with `training/sft.py --features CACHE`.
+view, and with N > 1 the tokens' times, which the training prompt states). A video that cannot be read (corrupt,
+truncated) masks its view with a warning naming the file, like a missing one. Interrupted runs resume: takes already
+cached are skipped. Train on it with `training/sft.py --features CACHE`.
 """
 import argparse
 import logging
@@ -27,10 +28,12 @@ from accelerate import PartialState  # noqa: E402
 from accelerate.utils import parse_flag_from_env  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from dataset_scripts.dataset_export import SkipReport  # noqa: E402
 from dataset_scripts.script_errors import reject_renamed_flags  # noqa: E402
 from modeling_profvlm.configuration_profvlm import require_profvlm_checkpoint  # noqa: E402
 from modeling_profvlm.device_policy import add_device_arguments, resolve_device_policy  # noqa: E402
 from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration  # noqa: E402
+from processing.video_io import VideoReadError  # noqa: E402
 from training.feature_cache import (  # noqa: E402
     COMPATIBILITY_KEYS,
     FEATURES_DIR,
@@ -102,8 +105,10 @@ def prepare_cache(output: Path, manifest: dict, overwrite: bool, state: PartialS
 
 class TakeVideos(torch.utils.data.Dataset):
     """(take_uid, pixel_values_videos (V, T, 3, H, W), or (V, K, T, 3, H, W) with clips over the take, view_mask (V,),
-    token times or None) per take, decoded by the processor. Token times are kept where the prompt states them (N > 1
-    temporal tokens, or clips)."""
+    token times or None, unreadable [(view, path, error)]) per take, decoded by the processor. Token times are kept
+    where the prompt states them (N > 1 temporal tokens, or clips). A view whose video cannot be read (corrupt,
+    truncated, not a video) is masked like a missing one and listed in `unreadable`; when no view is readable the
+    pixels, mask and times are None."""
 
     def __init__(self, takes: list[tuple[str, dict[str, str]]], processor):
         self.takes, self.processor = takes, processor
@@ -113,10 +118,20 @@ class TakeVideos(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         take_uid, videos = self.takes[i]
-        out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
-        # The prompt states the tokens' times with N > 1 temporal tokens or clips over the take: keep them.
-        times = self.processor.token_times(out["video_metadata"])[0] if self.processor.states_token_times else None
-        return take_uid, out["pixel_values_videos"][0], out["view_mask"][0], times
+        videos, unreadable = dict(videos), []
+        while any(path is not None for path in videos.values()):
+            try:
+                out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
+            except VideoReadError as err:
+                if videos.get(err.view) is None:  # not one of this take's views: nothing to mask, so say it
+                    raise
+                unreadable.append((err.view, err.path, str(err)))
+                videos[err.view] = None  # masked, as a missing file is; the other views are read again
+                continue
+            # The prompt states the tokens' times with N > 1 temporal tokens or clips over the take: keep them.
+            times = self.processor.token_times(out["video_metadata"])[0] if self.processor.states_token_times else None
+            return take_uid, out["pixel_values_videos"][0], out["view_mask"][0], times, unreadable
+        return take_uid, None, None, None, unreadable
 
 
 def pending_takes(output: Path, takes: dict, manifest: dict) -> list[tuple[str, dict]]:
@@ -167,24 +182,41 @@ def extract(args: argparse.Namespace) -> dict:
     logger.info("rank %d: %d takes in shard, %d cached already, %d to extract (%s, dtype %s)", state.process_index,
                 len(shard), len(shard) - len(todo), len(todo), device, str(dtype).removeprefix("torch."))
     loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
-    fingerprint, start = manifest_fingerprint(manifest), time.perf_counter()
-    tower_seconds, clips_encoded = 0.0, 0
-    for take_uid, pixels, view_mask, times in tqdm(loader, total=len(todo), unit="take",
-                                                   desc=f"rank {state.process_index}",
-                                                   disable=not state.is_local_main_process):
+    fingerprint, start, report = manifest_fingerprint(manifest), time.perf_counter(), SkipReport()
+    tower_seconds, clips_encoded, unreadable_takes = 0.0, 0, {}
+    for take_uid, pixels, view_mask, times, unreadable in tqdm(loader, total=len(todo), unit="take",
+                                                               desc=f"rank {state.process_index}",
+                                                               disable=not state.is_local_main_process):
+        for view, path, error in unreadable:
+            logger.warning("%s -- view %s masked.", error, view)
+            report.missing_video(view, path)
+        if pixels is None:  # no readable view: not cached (a take needs one view); named at the end
+            report.takes_without_video += 1
+            unreadable_takes[take_uid] = unreadable[0][2]
+            continue
+        report.rows += 1
         began = time.perf_counter()
         features = encoder.encode_views(pixels[None].to(device, dtype), view_mask[None].to(device))[0]
         tower_seconds += time.perf_counter() - began
         # (V, K, T, 3, H, W) with clips over the take, (V, T, 3, H, W) with one clip per view
         clips_encoded += int(view_mask.sum()) * (pixels.shape[1] if pixels.ndim == 6 else 1)
         write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint, times)
+    if report.lost_data:
+        report.log(f"tower features of rank {state.process_index} -> {output}")
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
-    summary = {"rank": state.process_index, "extracted": len(todo), "skipped": len(shard) - len(todo),
+    summary = {"rank": state.process_index, "extracted": report.rows, "skipped": len(shard) - len(todo),
                "seconds": round(seconds, 2), "takes_per_second": round(len(todo) / seconds, 3) if todo else None,
                "clips": clips_encoded,  # present (view, clip) pairs through the tower
-               "tower_seconds_per_clip": round(tower_seconds / clips_encoded, 4) if clips_encoded else None}
+               "tower_seconds_per_clip": round(tower_seconds / clips_encoded, 4) if clips_encoded else None,
+               "masked_views": report.missing_videos, "masked_per_view": dict(report.missing_files),
+               "takes_without_video": report.takes_without_video}
     logger.info("rank %d done: %s", state.process_index, summary)
+    if unreadable_takes:  # every other take is cached (a rerun resumes); these need their files fixed or removed
+        first, error = next(iter(unreadable_takes.items()))
+        raise RuntimeError(f"{output}: {len(unreadable_takes)} take(s) have no readable video of any view and were not "
+                           f"cached, e.g. {first} ({error}); replace those files, or delete them so that the take is "
+                           "left out of the dataset, and run again.")
     if state.is_main_process:
         missing = [uid for uid in takes if not take_path(output, uid).is_file()]
         if missing:
@@ -197,7 +229,6 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     """`extract` for a checkpoint on released features: this rank's shard of the takes from their feature files. The
     summary counts the views masked because their file is missing or unreadable, and the takes with no file at all
     (not cached: a take needs one view)."""
-    from dataset_scripts.dataset_export import SkipReport
     from dataset_scripts.egoexo4d_proficiency import load_takes
     from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind
     from training.released_features import released_manifest
