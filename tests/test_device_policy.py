@@ -119,7 +119,12 @@ def test_policy_is_frozen():
 
 @pytest.fixture
 def uncapped(monkeypatch):
-    """No kernel cap in the environment (the suite may run under the AVX2 emulation)."""
+    """No kernel cap in the environment (the suite may run under the AVX2 emulation). oneDNN and MKL read their cap
+    once, at their first use in the process: that use happens here first, under the process's own caps, or a real
+    probe below would latch them uncapped and every later test in this process would run unemulated (a worker whose
+    first module this is trained with AVX-512 in-process against AVX2 in its subprocesses)."""
+    dp._mkldnn_bf16()
+    torch.ones(8, 8) @ torch.ones(8, 8)
     for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
         monkeypatch.delenv(name, raising=False)
     dp.cpu_has_native_bf16.cache_clear()
