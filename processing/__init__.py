@@ -11,6 +11,7 @@ from .frame_sampling import (
     sample_segment_indices,
     sample_uniform_indices,
     snap_to_keyframes,
+    window_frame_range,
 )
 from .processing_profvlm import ProfVLMProcessor
 from .text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, build_prompt
@@ -37,4 +38,5 @@ __all__ = [
     "sample_segment_indices",
     "sample_uniform_indices",
     "snap_to_keyframes",
+    "window_frame_range",
 ]

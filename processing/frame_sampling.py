@@ -214,11 +214,24 @@ def sample_window_indices(
         raise ValueError(f"sampling by time needs one time per frame ({num_frames}), got {len(times)} times.")
     chosen = _sample_slots(fn, end - start, num_samples, fps, seed, options)
     moments = [start + k / SLOTS_PER_SECOND + 1e-9 for k in chosen]  # the nanosecond guards float rounding
+    return SampledIndices(tuple(_frame_on_screen(t, num_frames, fps, times) for t in moments), num_frames, sampler)
+
+
+def _frame_on_screen(seconds: float, num_frames: int, fps: float, times: Sequence[float] | None) -> int:
+    # The last frame shown at or before `seconds`: from the file's frame times when given, else index / fps.
     if times is not None:
-        indices = tuple(max(bisect.bisect_right(times, t) - 1, 0) for t in moments)
-    else:
-        indices = tuple(min(int(math.floor(t * fps)), num_frames - 1) for t in moments)
-    return SampledIndices(indices, num_frames, sampler)
+        return max(bisect.bisect_right(times, seconds) - 1, 0)
+    return min(int(math.floor(seconds * fps)), num_frames - 1)
+
+
+def window_frame_range(window: tuple[float, float], *, num_frames: int, fps: float = 30.0,
+                       times: Sequence[float] | None = None) -> tuple[int, int]:
+    """The first and last index of the frames on screen during `window` (start, end) seconds, mapped as
+    `sample_window_indices` maps its slots: the frames one clip of that window may show."""
+    start, end = float(window[0]), float(window[1])
+    last_slot = max(start, end - 1 / SLOTS_PER_SECOND)
+    return (_frame_on_screen(start + 1e-9, num_frames, fps, times),
+            _frame_on_screen(last_slot + 1e-9, num_frames, fps, times))
 
 
 def _check_times(times: Sequence[float], num_frames: int, duration: float | None) -> None:
@@ -227,12 +240,15 @@ def _check_times(times: Sequence[float], num_frames: int, duration: float | None
                          f"{len(times)} times and duration {duration}.")
 
 
-def snap_to_keyframes(indices: Sequence[int], keyframes: Sequence[int]) -> tuple[int, ...]:
+def snap_to_keyframes(indices: Sequence[int], keyframes: Sequence[int],
+                      within: tuple[int, int] | None = None) -> tuple[int, ...]:
     """Move each of the sorted `indices` to its nearest keyframe (a keyframe decodes without earlier frames, so
-    reading gets much cheaper) when that keeps them strictly increasing; otherwise the index stays. Indices with
-    repeats (a clip shorter than T) and an empty keyframe list are returned unchanged."""
+    reading gets much cheaper) when that keeps them strictly increasing; otherwise the index stays. `within`
+    (first, last): only keyframes in that range count, so that a clip's frames stay in its own window
+    (`window_frame_range`). Indices with repeats (a clip shorter than T) and an empty keyframe list are returned
+    unchanged."""
     indices = tuple(int(i) for i in indices)
-    keyframes = sorted(set(keyframes))
+    keyframes = sorted(k for k in set(keyframes) if within is None or within[0] <= k <= within[1])
     if not keyframes or len(set(indices)) < len(indices):
         return indices
     snapped: list[int] = []
@@ -257,4 +273,5 @@ __all__ = [
     "clips_capped",
     "sample_window_indices",
     "snap_to_keyframes",
+    "window_frame_range",
 ]

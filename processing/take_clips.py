@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from processing.frame_sampling import sample_window_indices, snap_to_keyframes
+from processing.frame_sampling import sample_window_indices, snap_to_keyframes, window_frame_range
 from processing.video_io import (
     DEFAULT_FPS,
     VideoInfo,
@@ -81,8 +81,11 @@ def read_view_clips(src, view: str, probed: ProbedView, windows: list[tuple[floa
     for first in range(0, len(sampled), CLIPS_PER_READ):
         group = sampled[first:first + CLIPS_PER_READ]
         wanted = [i for clip in group for i in clip.indices]
-        if snap:
-            wanted = list(snap_to_keyframes(wanted, keyframes_near(src, wanted, view, probed.info)))
+        if snap:  # clip by clip, each to keyframes inside its own window: a clip shows only its own seconds
+            keyframes = keyframes_near(src, wanted, view, probed.info)
+            wanted = [i for clip, window in zip(group, windows[first:first + CLIPS_PER_READ])
+                      for i in snap_to_keyframes(clip.indices, keyframes, window_frame_range(
+                          window, num_frames=probed.num_frames, fps=probed.fps, times=probed.frame_times))]
         decoded = read_frames_with_times(src, wanted, view, threads, probed.info)
         indices += wanted
         times += decoded.times

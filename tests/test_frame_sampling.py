@@ -14,6 +14,7 @@ from processing.frame_sampling import (
     sample_segment_indices,
     sample_uniform_indices,
     snap_to_keyframes,
+    window_frame_range,
 )
 from tests.video_fixtures import phone_vfr_times
 
@@ -128,6 +129,23 @@ def test_snap_to_keyframes_moves_to_the_nearest_keyframe_and_keeps_frames_distin
     assert snap_to_keyframes((100, 110, 200), keyframes) == (100, 120, 180)
     assert snap_to_keyframes((0, 0, 1), keyframes) == (0, 0, 1)  # repeats (short clip): unchanged
     assert snap_to_keyframes((5, 9), []) == (5, 9)
+
+
+def test_snap_within_a_range_ignores_keyframes_outside_it():
+    keyframes = [0, 30, 60, 90]
+    # 52's nearest keyframe is 60, the next window's first frame: within frames 0..59 it stays where it was.
+    assert snap_to_keyframes((7, 22, 37, 52), keyframes) == (0, 30, 37, 60)
+    assert snap_to_keyframes((7, 22, 37, 52), keyframes, within=(0, 59)) == (0, 30, 37, 52)
+    assert snap_to_keyframes((67, 82, 97, 112), keyframes, within=(60, 119)) == (60, 90, 97, 112)
+
+
+def test_window_frame_range_is_the_frames_on_screen_in_the_window():
+    assert window_frame_range((0.0, 2.0), num_frames=240, fps=30) == (0, 59)
+    assert window_frame_range((2.0, 4.0), num_frames=240, fps=30) == (60, 119)
+    assert window_frame_range((6.0, 9.0), num_frames=240, fps=30) == (180, 239)  # past the end: the last frame
+    times = [0.0, 0.5, 0.55, 1.4, 2.0, 2.1]  # variable rate: a frame is on screen from its time to the next one's
+    assert window_frame_range((0.5, 2.0), num_frames=6, times=times) == (1, 3)
+    assert window_frame_range((0.52, 1.45), num_frames=6, times=times) == (1, 3)
 
 
 @settings(max_examples=200, deadline=None)

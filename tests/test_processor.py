@@ -230,6 +230,17 @@ def test_snap_to_keyframes_reads_keyframes(tiny_tokenizer, tmp_path):
     torch.testing.assert_close(out["pixel_values_videos"][0, 0], expected, atol=0, rtol=0)
 
 
+def test_snap_to_keyframes_keeps_each_clip_in_its_own_window(tiny_tokenizer, tmp_path):
+    gop30 = {"x264-params": "keyint=30:min-keyint=30:scenecut=0"}
+    path = write_pattern_video(tmp_path / "gop.mp4", 240, 32, 32, options=gop30)  # 8 s at 30 fps, keyframes 1 s apart
+    proc = ProfVLMProcessor(tiny_tokenizer, num_frames=4, image_size=S, snap_to_keyframes=True, clip_seconds=2.0)
+    meta = proc(videos=[{"ego": path}], return_metadata=True)["video_metadata"][0][0]
+    clips = [meta["indices"][k * 4:(k + 1) * 4] for k in range(4)]
+    for k, clip in enumerate(clips):  # window k holds frames 60k..60k+59: a keyframe of the next one does not count
+        assert all(60 * k <= i < 60 * (k + 1) for i in clip), (k, clip)
+        assert 60 * k in clip and 60 * k + 30 in clip, (k, clip)  # the window's own keyframes are read
+
+
 def test_save_and_load_round_trip(tiny_tokenizer, views, tmp_path):
     proc = ProfVLMProcessor(tiny_tokenizer, num_video_tokens=2, num_frames=3, image_size=24, image_mean=[0.5, 0.4, 0.3],
                             image_std=[0.2, 0.25, 0.3], view_names=["ego", "exo1", "exo2"], frame_sampler="segments")
