@@ -47,18 +47,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fps", type=int, default=10, help="frame rate of the synthetic videos (generation cost)")
     parser.add_argument("--gop_seconds", type=float, default=8.0,
                         help="seconds between keyframes (x264's default 250 frames is 8.3 s at 30 fps)")
+    parser.add_argument("--snap_to_keyframes", action="store_true",
+                        help="the processor reads each clip's frames at the keyframes of its window where it can "
+                             "(ProfVLMProcessor snap_to_keyframes) instead of the exact sampled times")
     parser.add_argument("--child", nargs=2, metavar=("CHECKPOINT", "TAKE_DIR"), help=argparse.SUPPRESS)
     return reject_renamed_flags(parser).parse_args(argv)
 
 
-def child(checkpoint: str, take_dir: str) -> dict:
-    """One measurement in this process: decode + tower (extraction's work), then the pipeline's answer."""
+def child(checkpoint: str, take_dir: str, snap: bool = False) -> dict:
+    """One measurement in this process: decode + tower (extraction's work), then the pipeline's answer; `snap`: the
+    processor snaps the sampled frames to keyframes."""
     import profvlm  # noqa: F401  (registers the model and the proficiency-estimation task)
     from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
 
     take = {p.stem: str(p) for p in sorted(Path(take_dir).glob("*.mp4"))}
     pipe = load_proficiency_pipeline(checkpoint)
     model, processor = pipe.model, pipe.processor
+    processor.snap_to_keyframes = snap
     tower_seconds = []
 
     def encode(clip):  # the pipeline's own streaming encoder, timed
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Every tower x take length in its own subprocess; the JSON has each run and the targets' ratios."""
     args = parse_args(argv)
     if args.child:
-        print(json.dumps(child(*args.child)))
+        print(json.dumps(child(*args.child, snap=args.snap_to_keyframes)))
         return {}
     from benchmarks.bench_inference import write_take
 
@@ -113,7 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         for tower in args.towers:
             checkpoint = build_checkpoint(tower, work / f"ckpt-{tower}-s{args.clip_seconds:g}-k{args.max_clips}",
                                           args.clip_seconds, args.max_clips)
-            done = subprocess.run([sys.executable, __file__, "--child", str(checkpoint), str(take_dir)],
+            snap = ["--snap_to_keyframes"] if args.snap_to_keyframes else []
+            done = subprocess.run([sys.executable, __file__, "--child", str(checkpoint), str(take_dir), *snap],
                                   check=True, capture_output=True, text=True, cwd=REPO_ROOT)
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             measured.update({"tower": tower, "seconds": seconds, "video_written_s": made,

@@ -250,8 +250,10 @@ def render_long_takes(report: dict) -> list[str]:
         settings, targets = part["settings"], part["targets"]
         caption = (f"`bench_long_takes.py`, clips of {settings['clip_seconds']:g} s, at most {settings['max_clips']} "
                    f"(all clips up to {part['full_clips_seconds']:g} s), 5 views (448x448 ego, 796x448 exo, x264 at "
-                   f"{settings['fps']} fps, a keyframe every {settings['gop_seconds']:g} s), the real SmolLM2; "
-                   f"{describe_machine(part['cpu_kind'], [part['date']])}."
+                   f"{settings['fps']} fps, a keyframe every {settings['gop_seconds']:g} s), the real SmolLM2"
+                   + (", frames snapped to the keyframes of their clip's window (snap_to_keyframes)"
+                      if settings.get("snap_to_keyframes") else "")
+                   + f"; {describe_machine(part['cpu_kind'], [part['date']])}."
                    + (f" {part['note']}" if part.get("note") else ""))
         rows = [[f"random-{run['tower']}", f"{run['seconds']:g} s", str(run["clips"]), f"{run['decode_s']:.2f}",
                  f"{run['tower_s']:.2f}", f"{run['tower_s_per_view_clip']:.4f}",

@@ -155,6 +155,9 @@ def test_long_takes_renders_the_shape_bench_long_takes_writes():
     assert ("random-tiny: extraction per minute up to 256 s within 1.076x (target <= 1.1x); the longest take's "
             "pipeline() against the 256 s take's 2.856x (target <= 1.2x); peak RSS 2.839 GB (target <= 3.0 GB).") in lines
     assert "a keyframe every 8 s" in lines[0] and "Some CPU, 2 cores, native bf16, 2026-12-07" in lines[0]
+    assert "snap" not in lines[0]
+    part["settings"]["snap_to_keyframes"] = True
+    assert "frames snapped to the keyframes of their clip's window" in readme_tables.render_long_takes(part)[0]
 
 
 def test_released_features_renders_one_row_per_way_in():
