@@ -285,6 +285,25 @@ def _first(*dtypes: torch.dtype | None) -> torch.dtype:
     return next(d for d in dtypes if d is not None)
 
 
+def _release_checkpoint_file(model: nn.Module, loaded: dict[int, int]) -> None:
+    """Let go of the memory-mapped checkpoint file once its tensors were cast. from_pretrained's tensors share the
+    file's mapping, and while any tensor does, the whole mapping stays, with every page read while casting the other
+    parts still resident (the file's size again, on top of the cast copies). `loaded`: id -> data_ptr of each
+    parameter and buffer before casting."""
+    # A buffer is loaded as a view of the whole file's tensor, and `.to()` replaces its data but not the base the view
+    # keeps, so it gets a tensor of its own (buffers are small).
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer._base is not None:
+                module._buffers[name] = buffer.detach().clone()
+    # Once anything was cast, the tensors left as loaded (e.g. the float32 projector) get memory of their own too.
+    tensors = (*model.parameters(), *model.buffers())
+    if any(loaded.get(id(t)) != t.data_ptr() for t in tensors):
+        for tensor in tensors:
+            if loaded.get(id(tensor)) == tensor.data_ptr():
+                tensor.data = tensor.data.clone()
+
+
 def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     """Move a ProfVLMForConditionalGeneration (anything with `.model.vision_tower` (None: no tower),
     `.model.multi_modal_projector`, `.model.language_model`, `.lm_head`) to `policy.device`: the tower in
@@ -293,6 +312,7 @@ def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     inner = unwrap_peft(model)
     embeddings = inner.model.language_model.get_input_embeddings()
     tied = embeddings.weight is inner.lm_head.weight
+    loaded = {id(t): t.data_ptr() for t in (*inner.parameters(), *inner.buffers())}
 
     inner.to(policy.device)
     tower = inner.model.vision_tower  # None for a checkpoint whose inputs are released features
@@ -308,6 +328,7 @@ def apply_device_policy(model: nn.Module, policy: DevicePolicy) -> nn.Module:
     for tensor in (*inner.parameters(), *inner.buffers()):
         if id(tensor) not in covered and tensor.is_floating_point() and tensor.dtype != policy.lm_dtype:
             tensor.data = tensor.data.to(policy.lm_dtype)
+    _release_checkpoint_file(inner, loaded)
 
     # Module.to() converts parameters in place, so a shared Parameter stays shared; re-tie defensively in case a
     # future torch swaps parameters on conversion (torch.__future__.set_overwrite_module_params_on_conversion).

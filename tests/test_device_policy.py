@@ -1,5 +1,6 @@
 # Device/dtype policy on mocked machines (native-bf16 CPU, AVX2-only CPU, CUDA), explicit overrides, apply().
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -268,3 +269,34 @@ def test_a_wrong_profvlm_dtype_names_the_variable(machine, monkeypatch):
     monkeypatch.setenv("PROFVLM_DTYPE", "float64")
     with pytest.raises(ValueError, match=r"PROFVLM_DTYPE='float64': expected one of"):
         resolve_device_policy()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the process's memory map (Linux)")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_a_loaded_checkpoint_lets_go_of_its_memory_mapped_file_once_cast(tiny_checkpoint, tmp_path, dtype):
+    """from_pretrained's tensors share the checkpoint file's memory map; while one does (the float32 projector, or a
+    buffer that is a view of the whole file), the whole map stays resident beside the cast copies."""
+    import gc
+    import shutil
+
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
+
+    checkpoint = tmp_path / "ckpt"  # a file of its own, which no other test maps
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    weights = str((checkpoint / "model.safetensors").resolve())
+
+    def mapped() -> bool:
+        gc.collect()
+        return any(line.rstrip().endswith(weights) for line in Path("/proc/self/maps").read_text().splitlines())
+
+    pipe = load_proficiency_pipeline(str(checkpoint), dtype=dtype)
+    model = pipe.model
+    assert all(buffer._base is None for buffer in model.buffers())  # no buffer is a view of the file's tensor
+    if dtype == "bfloat16":  # cast: nothing may keep the file's pages
+        assert not mapped()
+    expected = dict(model.named_parameters())
+    reloaded = load_proficiency_pipeline(str(tiny_checkpoint), dtype=dtype).model  # the weights are unchanged
+    for name, tensor in reloaded.named_parameters():
+        assert torch.equal(tensor, expected[name]), name
+    del pipe, model, expected
+    assert not mapped()
