@@ -2,7 +2,6 @@
 import json
 import math
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +31,7 @@ from modeling_profvlm.tower_adapter import (
     token_start_frames,
 )
 from processing.text_format import CHAT_TEMPLATE, DEFAULT_INSTRUCTION, build_messages, expand_video_placeholder
-from processing.take_clips import probe_view, read_view_clips
+from processing.take_clips import CallerThreadEncoder, probe_view, read_view_clips
 from processing.video_io import DEFAULT_FPS, frames_to_rgb, keyframes_near, probe_video, read_frames_with_times
 
 # A processor built by hand without a normalisation gets the paper's tower's (TimeSformer checkpoints use 0.45/0.225,
@@ -222,8 +221,9 @@ class ProfVLMProcessor(ProcessorMixin):
     def token_times(self, video_metadata: list) -> list[dict]:
         """Per take, {"times": the start time in seconds of each video token (N temporal tokens per clip, K clips in
         time order: K x N), "duration": seconds}, from the first present view's sampled frame times (the views of a
-        take are frame-aligned). This is what a feature cache stores so that a prompt built without the videos says
-        the same times."""
+        take are frame-aligned); with clips over the take also "clips_capped" (the take needed more than max_clips
+        windows, so its K windows are longer than clip_seconds). This is what a feature cache stores so that a prompt
+        built without the videos says the same times."""
         out = []
         for b, views in enumerate(video_metadata):
             meta = next((m for m in views if m is not None), None)
@@ -234,7 +234,10 @@ class ProfVLMProcessor(ProcessorMixin):
             per_clip = len(meta["times"]) // clips
             starts = token_start_frames(per_clip, self.frames_per_time_step, self.temporal_tokens)
             times = [float(meta["times"][k * per_clip + i]) for k in range(clips) for i in starts]
-            out.append({"times": times, "duration": meta.get("duration")})
+            entry = {"times": times, "duration": meta.get("duration")}
+            if "clips" in meta:  # clips over the take: whether the windows were stretched to stay within max_clips
+                entry["clips_capped"] = bool(meta.get("clips_capped", False))
+            out.append(entry)
         return out
 
     def _video_replacements(self, num_placeholders: int, token_times: list[dict] | None) -> list[str]:
@@ -370,15 +373,14 @@ class ProfVLMProcessor(ProcessorMixin):
 
     def _encode_clips(self, takes, jobs, probed, windows, durations, sampler, seed, threads, pool,
                       clip_encoder) -> dict:
-        """`_process_clips` with a `clip_encoder`: the views still decode in parallel, but each clip is resized and
-        encoded as soon as it is read, one encoder call at a time (the tower uses every core; decoding goes on in
-        the other threads meanwhile); returns "video_features" (B, V, K x N, D) in place of the pixels."""
-        lock = threading.Lock()
+        """`_process_clips` with a `clip_encoder`: the views still decode in parallel, and each clip is resized as
+        soon as it is read, but this thread runs every encoder call, one clip at a time (`CallerThreadEncoder`: the
+        tower uses every core; decoding goes on in the other threads meanwhile); returns "video_features"
+        (B, V, K x N, D) in place of the pixels."""
+        encoder = CallerThreadEncoder(clip_encoder)
 
         def encode(rgb):
-            pixels = self._to_pixels(rgb)
-            with lock, torch.inference_mode():
-                return clip_encoder(pixels).to("cpu")  # (N, D)
+            return encoder(self._to_pixels(rgb))  # (N, D)
 
         def run(item):
             (b, v, src), view = item
@@ -388,7 +390,9 @@ class ProfVLMProcessor(ProcessorMixin):
             meta["clips_capped"] = clips_capped(durations[b], self.clip_seconds, self.max_clips)
             return b, v, features, meta  # features (K x N, D)
 
-        loaded = list(pool.map(run, zip(jobs, probed)))
+        running = [pool.submit(run, item) for item in zip(jobs, probed)]
+        encoder.serve(running)
+        loaded = [job.result() for job in running]
         most = max((len(w) for w in windows), default=1)
         per_clip = loaded[0][2].shape[0] // len(windows[loaded[0][0]]) if loaded else self.temporal_tokens
         dim, dtype = (loaded[0][2].shape[1], loaded[0][2].dtype) if loaded else (1, torch.float32)

@@ -1,7 +1,9 @@
 # A take's views as K clips each (`ProfVLMConfig.clip_seconds`): probe a view, read its clips window by window, and
 # batch takes with different numbers of clips. The processor (`ProfVLMProcessor._process_clips`) drives these.
 import os
+import queue
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import NamedTuple
 
 import numpy as np
@@ -113,6 +115,54 @@ def _transformed(clips: list[np.ndarray], transform, out: torch.Tensor | None) -
     return out
 
 
+class CallerThreadEncoder:
+    """Runs `encoder` (a clip's pixels -> its features) on the thread that calls `serve`, for the clips that decoding
+    threads hand over by calling this object (each waits for its own clip's features). Every tower call then makes its
+    large temporary buffers on one thread: glibc's malloc gives each allocating thread a heap of its own and keeps
+    what is freed there, so a tower called from each of five decoding threads grew the process by five sets of them.
+    Tower calls are one at a time either way (the tower uses every core)."""
+
+    def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor]):
+        self.encoder, self.requests, self.stopped = encoder, queue.Queue(), False
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """On a decoding thread: hand over one clip, wait for its features (N, D) on the CPU."""
+        if self.stopped:
+            raise RuntimeError("clip encoding stopped before this clip was encoded (an error on the encoding thread)")
+        done: Future = Future()
+        self.requests.put((pixels, done))
+        return done.result()
+
+    def serve(self, running: list[Future]) -> None:
+        """On the encoding thread: encode the clips handed over until every decoding job in `running` is done; an
+        encoder error goes to the thread whose clip it was."""
+        done = None
+        try:
+            while True:
+                try:
+                    pixels, done = self.requests.get(timeout=0.02)
+                except queue.Empty:
+                    if all(job.done() for job in running):
+                        return
+                    continue
+                try:
+                    with torch.inference_mode():
+                        done.set_result(self.encoder(pixels).to("cpu"))
+                except Exception as err:  # noqa: BLE001 -- raised again on the decoding thread, then by its job
+                    done.set_exception(err)
+        finally:
+            # Interrupted here (Ctrl-C): no decoding thread may wait for ever, or the pool could never shut down.
+            self.stopped = True
+            if done is not None and not done.done():
+                done.set_exception(RuntimeError("clip encoding was interrupted"))
+            while not all(job.done() for job in running):
+                try:
+                    _, done = self.requests.get(timeout=0.02)
+                except queue.Empty:
+                    continue
+                done.set_exception(RuntimeError("clip encoding was interrupted"))
+
+
 def concat_takes(parts: list[dict], key: str = "pixel_values_videos", per_clip: int = 1) -> dict:
     """Processor outputs of takes decoded apart as one batch: `key` ("pixel_values_videos" (1, V, K, T, 3, H, W) or
     "video_features" (1, V, K x `per_clip`, D)) and "view_mask" concatenated along the batch; with clips over the
@@ -137,4 +187,4 @@ def concat_feature_takes(parts: list[dict], per_clip: int) -> dict:
     return concat_takes(parts, "video_features", per_clip)
 
 
-__all__ = ["ProbedView", "concat_feature_takes", "concat_takes", "probe_view", "read_view_clips"]
+__all__ = ["CallerThreadEncoder", "ProbedView", "concat_feature_takes", "concat_takes", "probe_view", "read_view_clips"]

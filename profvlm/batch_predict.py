@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 PREDICTIONS_FILE, ERRORS_FILE, CSV_FILE = "predictions.jsonl", "errors.jsonl", "predictions.csv"
 DEFAULT_BATCH_SIZE = 4  # takes per model batch: 20 clips through the tower for 5-view takes
-PREFETCH_PER_WORKER = 2  # decoded takes each worker may hold ahead of the model (~25 MB each at 5 x 8 x 224 px)
+# Decoded takes each worker may hold ahead of the model (~25 MB each at 5 x 8 x 224 px); takes cut into clips are
+# not prefetched: their clips stream through the tower in the main process (`predict_shard`).
+PREFETCH_PER_WORKER = 2
 DECODE_NICENESS = 10  # how much lower the decoding workers' CPU priority is than the model's
 
 
@@ -137,10 +140,14 @@ def _decode_in_the_background(worker_id: int) -> None:
 
 class DecodedTakes(Dataset):
     """Take i -> its prompt's token ids and pixel tensors from the processor, or the errors.jsonl records of the
-    views that could not be read (each view decoded alone to say which one)."""
+    views that could not be read (each view decoded alone to say which one). With `clip_encoder` (clips over the
+    take), each clip goes through it as it is decoded and the take comes as "video_features" (1, V, K x N, D): a long
+    take's pixels are never held all at once, as in `pipeline()`."""
 
-    def __init__(self, jobs: list[TakeJob], processor):
+    def __init__(self, jobs: list[TakeJob], processor,
+                 clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.jobs, self.processor, self.prompt = jobs, processor, processor.build_prompt()
+        self.streamed = {} if clip_encoder is None else {"clip_encoder": clip_encoder}
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -148,16 +155,18 @@ class DecodedTakes(Dataset):
     def __getitem__(self, index: int) -> dict:
         job = self.jobs[index]
         try:
-            batch = self.processor(text=[self.prompt], videos=[job.views], return_tensors="pt", return_metadata=True)
+            batch = self.processor(text=[self.prompt], videos=[job.views], return_tensors="pt", return_metadata=True,
+                                   **self.streamed)
         except EXPECTED_ERRORS as err:
             return {"index": index, "errors": [e.to_dict() for e in self._culprits(job, err)]}
         metadata = batch["video_metadata"]
         token_times = None
         if self.processor.states_token_times:
             token_times = self.processor.token_times(metadata)[0]["times"]
+        inputs = "video_features" if self.streamed else "pixel_values_videos"
         return {"index": index, "prompt_row": unpadded_rows(batch["input_ids"], batch.get("attention_mask"))[0],
-                "pixel_values_videos": batch["pixel_values_videos"], "view_mask": batch["view_mask"],
-                "time_mask": batch.get("time_mask"), "duration": take_duration(metadata[0]), "token_times": token_times}
+                inputs: batch[inputs], "view_mask": batch["view_mask"], "time_mask": batch.get("time_mask"),
+                "duration": take_duration(metadata[0]), "token_times": token_times}
 
     def _culprits(self, job: TakeJob, err: BaseException) -> list[TakeError]:
         from .batch_takes import TakeError
@@ -193,7 +202,7 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
 
     model, processor = pipe.model, pipe.processor
     # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K].
-    # Released features: [B, V, N, D], with clips [B, V, K x N, D] padded the same way.
+    # Released features, or clips already through the tower: [B, V, N, D], with clips [B, V, K x N, D] padded alike.
     batch = concat_takes(items) if "video_features" not in items[0] else concat_feature_takes(
         items, processor.temporal_tokens)
     view_mask = batch["view_mask"]
@@ -298,12 +307,16 @@ def predict_shard(pipe, shard: list[TakeJob], unreadable: list[TakeError], predi
                 bar.update(len(waiting))
                 waiting.clear()
 
-        reader = None
+        reader, workers = None, options.num_workers
         if options.feature_root is not None:
             from .released_takes import ReleasedFeatureTakes
 
             reader = ReleasedFeatureTakes(shard, pipe.processor, pipe.model.config, options.feature_root)
-        for item in decoded_takes(shard, pipe.processor, options.num_workers, reader):
+        elif pipe.model.config.clip_seconds is not None:
+            # Clips over the take: the tower encodes each clip as it is decoded, here, where the model is (the views
+            # still decode in parallel threads), so a batch holds features, never a long take's pixels.
+            reader, workers = DecodedTakes(shard, pipe.processor, clip_encoder=pipe.model.model.encode_clip), 0
+        for item in decoded_takes(shard, pipe.processor, workers, reader):
             if "errors" in item:
                 for record in item["errors"]:
                     append_line(errors, record)
@@ -451,7 +464,9 @@ def add_batch_arguments(parser) -> None:
     group.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                        help=f"takes per model batch (default {DEFAULT_BATCH_SIZE})")
     group.add_argument("--num_workers", type=int, default=BatchOptions.num_workers,
-                       help="processes decoding ahead of the model (default: up to 2; 0 decodes in the main process)")
+                       help="processes decoding ahead of the model (default: up to 2; 0 decodes in the main process). "
+                            "A checkpoint with clips over the take decodes in the main process, each clip "
+                            "through the tower as it is read, so a long take is never held as pixels")
 
 
 def run_batch_command(args) -> int:

@@ -4,6 +4,7 @@ with their padded clips inert; `clip_seconds` unset keeps today's outputs."""
 import json
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -124,6 +125,9 @@ def test_a_take_longer_than_max_clips_windows_gets_max_clips_equal_ones(tiny_tok
     meta = out["video_metadata"][0][0]
     assert out["pixel_values_videos"].shape[2] == 4 and meta["clips_capped"] and meta["clip_seconds"] == 5.0
     assert meta["clip_windows"] == [[5.0 * k, 5.0 * (k + 1)] for k in range(4)]
+    assert processor.token_times(out["video_metadata"])[0]["clips_capped"] is True  # what a feature cache stores
+    shorter = processor.process_videos([{"ego": frames[:300]}])  # 10 s: 3 clips of 4 s, within max_clips
+    assert processor.token_times(shorter["video_metadata"])[0]["clips_capped"] is False
     times = np.array(meta["times"]).reshape(4, -1)
     assert all((5 * k <= times[k]).all() and (times[k] < 5 * (k + 1)).all() for k in range(4))
 
@@ -183,20 +187,43 @@ def test_takes_of_different_lengths_in_one_batch_answer_as_they_do_alone(tiny_to
         torch.testing.assert_close(logits[b, :length], own[:length], atol=1e-5, rtol=0)
 
 
+def test_the_tower_runs_over_clips_x_views_in_chunks_that_bound_its_batch(tiny_tokenizer, tmp_path, monkeypatch):
+    import modeling_profvlm.modeling_profvlm as modeling
+
+    model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
+    takes = _short_and_long(tmp_path)
+    takes[1] = {"exo1": takes[1]["exo1"]}  # a missing view is not encoded
+    out = processor.process_videos(takes)
+    inputs = out["pixel_values_videos"], out["view_mask"], out["time_mask"]
+    with torch.no_grad():
+        whole = model.model.encode_views(*inputs)
+    sizes, real_tower = [], modeling.run_tower
+    monkeypatch.setattr(modeling, "run_tower",
+                        lambda tower, clips: sizes.append(len(clips)) or real_tower(tower, clips))
+    monkeypatch.setattr(modeling, "TOWER_CLIPS_PER_CHUNK", 3)
+    with torch.no_grad():
+        chunked = model.model.encode_views(*inputs)
+    present = 2 * 2 + 1 * 4  # short take: 2 views x 2 clips; long take: 1 view x 4 clips
+    assert sum(sizes) == present and max(sizes) == 3 and len(sizes) == 3
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_a_clip_encoder_streams_each_clip_through_the_tower_and_answers_as_the_pixels_do(tiny_tokenizer, tmp_path,
                                                                                           monkeypatch):
     model, processor = _model_and_processor(tiny_tokenizer, temporal_tokens=2)
     takes = _short_and_long(tmp_path)
     prompt = processor.build_prompt()
     pixels = processor(text=[prompt] * 2, videos=takes)
-    calls = []
+    calls, threads = [], set()
 
     def encoder(clip):  # the model's own, counted: one (T, 3, S, S) clip per call
         calls.append(tuple(clip.shape))
+        threads.add(threading.get_ident())
         return model.model.encode_clip(clip)
 
     streamed = processor(text=[prompt] * 2, videos=takes, clip_encoder=encoder)
     assert "pixel_values_videos" not in streamed
+    assert threads == {threading.get_ident()}  # every tower call on the caller's thread, none on a decoding thread
     assert set(calls) == {(processor.num_frames, 3, processor.image_size, processor.image_size)}
     assert len(calls) == int(pixels["time_mask"].sum()) * len(VIEWS)  # every own clip of every view, once
     expected = model.model.encode_views(pixels["pixel_values_videos"], pixels["view_mask"], pixels["time_mask"])
@@ -211,6 +238,31 @@ def test_a_clip_encoder_streams_each_clip_through_the_tower_and_answers_as_the_p
         tiny_processor = _model_and_processor(tiny_tokenizer)[1]
         tiny_processor.clip_seconds = None
         tiny_processor.process_videos(takes[:1], clip_encoder=encoder)
+
+
+def test_an_encoder_error_or_interrupt_reaches_the_caller_and_leaves_no_thread_waiting(tiny_tokenizer, tmp_path):
+    _, processor = _model_and_processor(tiny_tokenizer)
+    takes = _short_and_long(tmp_path)
+    for error in (ValueError("the tower ran out of memory"), KeyboardInterrupt()):
+        calls, raised = [], []
+
+        def encoder(clip, error=error):
+            calls.append(1)
+            if len(calls) == 3:
+                raise error
+            return torch.zeros(1, 4)
+
+        def call():  # on a thread of its own, so that a decoding thread left waiting fails the test, not hangs it
+            try:
+                processor.process_videos(takes, clip_encoder=encoder)
+            except BaseException as err:  # noqa: BLE001
+                raised.append(err)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(timeout=60)
+        assert not caller.is_alive(), f"{type(error).__name__}: a decoding thread was left waiting"
+        assert len(raised) == 1 and type(raised[0]) is type(error) and str(raised[0]) == str(error)
 
 
 def test_nan_or_inf_in_padded_clips_changes_no_logit(tiny_tokenizer, tmp_path):
@@ -391,6 +443,20 @@ def test_a_cache_with_other_clip_settings_is_refused_naming_both(tiny_tokenizer,
             FeatureCache(tmp_path / "cache", build_manifest(changed, sampling_spec(processor), torch.float32))
 
 
+def test_a_cache_made_without_clips_is_refused_by_a_clip_checkpoint_naming_both(tiny_tokenizer, tmp_path):
+    from processing.processing_profvlm import ProfVLMProcessor
+    from training.feature_cache import FeatureCache, StaleFeatureCacheError, build_manifest, sampling_spec
+
+    clipped, processor = _model_and_processor(tiny_tokenizer)
+    plain = tiny_profvlm(num_views=len(VIEWS), view_names=VIEWS)
+    plain.model.vision_tower.load_state_dict(clipped.model.vision_tower.state_dict())  # only the clips differ
+    plain_processor = ProfVLMProcessor.from_model_config(plain.config, tiny_tokenizer)
+    _clip_cache(plain, plain_processor, _short_and_long(tmp_path, 20, 20), tmp_path / "cache")
+    with pytest.raises(StaleFeatureCacheError, match=r'clips: cache has null, expected \{"clip_seconds": 4.0, '
+                                                      r'"max_clips": 64\}'):
+        FeatureCache(tmp_path / "cache", build_manifest(clipped, sampling_spec(processor), torch.float32))
+
+
 def test_a_cache_without_clips_keeps_its_manifest_and_fingerprint(tiny_tokenizer):
     from dataset_scripts.hashing import sha256_of_json
     from training.feature_cache import build_manifest, manifest_fingerprint
@@ -473,6 +539,66 @@ def test_extraction_and_sft_run_on_a_clip_cache(tiny_text_dir, tree, tmp_path, m
     assert scored and len(scored) == len({line["take_uid"] for line in scored})  # every validation take, once
     assert all(line["proficiency"] in PROFICIENCY_LABELS and sum(line["probabilities"].values()) == pytest.approx(1.0)
                for line in scored)
+
+
+def test_extraction_and_batch_prediction_stream_each_clip_through_the_tower(tiny_text_dir, tree, tmp_path,
+                                                                          monkeypatch):
+    """With clips over the take, extraction and `profvlm predict --data_dir` put each clip through the tower as it is
+    decoded, in the process that holds the model (decoding workers asked for or not): no take's pixels are batched,
+    and the cache and the predictions equal those of the pixels and of pipeline()."""
+    from modeling_profvlm.modeling_profvlm import ProfVLMForConditionalGeneration, ProfVLMModel
+    from modeling_profvlm.pipeline_profvlm import load_proficiency_pipeline
+    from processing.processing_profvlm import ProfVLMProcessor
+    from profvlm.assemble import build_base_checkpoint
+    from profvlm.cli import main
+    from training import extract_features
+    from training.feature_cache import FeatureCache
+
+    base = build_base_checkpoint("random-tiny", str(tiny_text_dir), tmp_path / "ckpt", clip_seconds=0.5, max_clips=4)
+    encoded, pixel_batches = [], []
+    real_encode, real_clips = ProfVLMModel.encode_clip, ProfVLMProcessor._process_clips
+
+    def encode_clip(self, clip):
+        encoded.append(tuple(clip.shape))
+        return real_encode(self, clip)
+
+    def process_clips(self, takes, frame_sampler, seed, clip_encoder=None):
+        if clip_encoder is None:
+            pixel_batches.append(len(takes))
+        return real_clips(self, takes, frame_sampler, seed, clip_encoder)
+
+    monkeypatch.setattr(ProfVLMModel, "encode_clip", encode_clip)
+    monkeypatch.setattr(ProfVLMProcessor, "_process_clips", process_clips)
+    cache = tmp_path / "cache"
+    summary = extract_features.main(["--model", str(base), "--data_dir", str(tree), "--output_dir", str(cache),
+                                     "--dtype", "float32", "--num_workers", "2"])
+    # Every present (view, clip) pair went through the tower alone, here (a worker's calls would not be seen).
+    assert len(encoded) == summary["clips"] > 0 and {len(shape) for shape in encoded} == {4}
+    assert pixel_batches == [] and summary["clips_capped_takes"] == 0  # 1-s takes: 2 clips of 0.5 s each
+    takes = extract_features.collect_takes(str(tree), "demonstrator", ["train", "validation"])
+    uid, views = next(iter(takes.items()))
+    model = ProfVLMForConditionalGeneration.from_pretrained(base, dtype=torch.float32).eval()
+    processor = ProfVLMProcessor.from_pretrained(base)
+    out = processor.process_videos([views])
+    with torch.no_grad():
+        expected = model.model.encode_views(out["pixel_values_videos"], out["view_mask"], out["time_mask"])[0]
+    cached, view_mask = FeatureCache(cache)[uid]
+    assert torch.equal(view_mask, out["view_mask"][0])
+    torch.testing.assert_close(cached.float(), expected, atol=1e-5, rtol=1e-5)
+
+    encoded.clear()
+    pixel_batches.clear()
+    assert main(["predict", "--model", str(base), "--data_dir", str(tree), "--split", "validation", "--output_dir",
+                 str(tmp_path / "pred"), "--num_workers", "2", "--no_feedback", "--dtype", "float32"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()]
+    assert lines and encoded and pixel_batches == []
+    pipe = load_proficiency_pipeline(str(base), dtype="float32")
+    validation = extract_features.collect_takes(str(tree), "demonstrator", ["validation"])
+    for line in lines[:2]:
+        alone = pipe(validation[line["take_uid"]], return_feedback=False)
+        assert line["proficiency"] == alone["proficiency"]
+        for label, p in alone["probabilities"].items():
+            assert line["probabilities"][label] == pytest.approx(p, abs=1e-5)
 
 
 def test_snapped_answers_name_the_time_of_the_token_that_shows_each_moment():

@@ -18,6 +18,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python training/extract_features.py` / `accelerate launch ...`
@@ -67,7 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="builder config whose takes are cached (default: demonstrator = every labelled take)")
     parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="splits whose takes are cached")
     add_device_arguments(parser)  # --device, --dtype: the shared device policy's overrides
-    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers that decode videos")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers that decode videos (a "
+                        "checkpoint with clips over the take decodes in this process, each clip through the tower as "
+                        "it is read)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a cache made by another tower/sampling/dtype instead of refusing it")
     return reject_renamed_flags(parser).parse_args(argv)
@@ -108,10 +111,13 @@ class TakeVideos(torch.utils.data.Dataset):
     token times or None, unreadable [(view, path, error)]) per take, decoded by the processor. Token times are kept
     where the prompt states them (N > 1 temporal tokens, or clips). A view whose video cannot be read (corrupt,
     truncated, not a video) is masked like a missing one and listed in `unreadable`; when no view is readable the
-    pixels, mask and times are None."""
+    pixels, mask and times are None. With `clip_encoder` (clips over the take), each clip goes through it as it is
+    decoded and the take's tower features (V, K x N, D) come in place of its pixels, which are never all held."""
 
-    def __init__(self, takes: list[tuple[str, dict[str, str]]], processor):
+    def __init__(self, takes: list[tuple[str, dict[str, str]]], processor,
+                 clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.takes, self.processor = takes, processor
+        self.streamed = {} if clip_encoder is None else {"clip_encoder": clip_encoder}
 
     def __len__(self) -> int:
         return len(self.takes)
@@ -121,7 +127,8 @@ class TakeVideos(torch.utils.data.Dataset):
         videos, unreadable = dict(videos), []
         while any(path is not None for path in videos.values()):
             try:
-                out = self.processor.process_videos([videos])  # the processor's default (deterministic) sampling
+                # The processor's default (deterministic) sampling.
+                out = self.processor.process_videos([videos], **self.streamed)
             except VideoReadError as err:
                 if videos.get(err.view) is None:  # not one of this take's views: nothing to mask, so say it
                     raise
@@ -130,7 +137,8 @@ class TakeVideos(torch.utils.data.Dataset):
                 continue
             # The prompt states the tokens' times with N > 1 temporal tokens or clips over the take: keep them.
             times = self.processor.token_times(out["video_metadata"])[0] if self.processor.states_token_times else None
-            return take_uid, out["pixel_values_videos"][0], out["view_mask"][0], times, unreadable
+            inputs = out["video_features" if self.streamed else "pixel_values_videos"][0]
+            return take_uid, inputs, out["view_mask"][0], times, unreadable
         return take_uid, None, None, None, unreadable
 
 
@@ -181,25 +189,41 @@ def extract(args: argparse.Namespace) -> dict:
     todo = pending_takes(output, shard, manifest)
     logger.info("rank %d: %d takes in shard, %d cached already, %d to extract (%s, dtype %s)", state.process_index,
                 len(shard), len(shard) - len(todo), len(todo), device, str(dtype).removeprefix("torch."))
-    loader = torch.utils.data.DataLoader(TakeVideos(todo, processor), batch_size=None, num_workers=args.num_workers)
     fingerprint, start, report = manifest_fingerprint(manifest), time.perf_counter(), SkipReport()
-    tower_seconds, clips_encoded, unreadable_takes = 0.0, 0, {}
-    for take_uid, pixels, view_mask, times, unreadable in tqdm(loader, total=len(todo), unit="take",
+    tower_seconds, clips_encoded, capped, unreadable_takes = 0.0, 0, 0, {}
+    streamed, workers = None, args.num_workers
+    if processor.clip_seconds is not None:
+        # Clips over the take: each clip through the tower as it is decoded, in this process where the tower is (the
+        # views still decode in parallel threads), so a long take's pixels never exist all at once.
+        def streamed(clip: torch.Tensor) -> torch.Tensor:
+            nonlocal tower_seconds
+            began = time.perf_counter()
+            features = encoder.encode_clip(clip)
+            tower_seconds += time.perf_counter() - began
+            return features
+
+        workers = 0
+    loader = torch.utils.data.DataLoader(TakeVideos(todo, processor, streamed), batch_size=None, num_workers=workers)
+    for take_uid, inputs, view_mask, times, unreadable in tqdm(loader, total=len(todo), unit="take",
                                                                desc=f"rank {state.process_index}",
                                                                disable=not state.is_local_main_process):
         for view, path, error in unreadable:
             logger.warning("%s -- view %s masked.", error, view)
             report.missing_video(view, path)
-        if pixels is None:  # no readable view: not cached (a take needs one view); named at the end
+        if inputs is None:  # no readable view: not cached (a take needs one view); named at the end
             report.takes_without_video += 1
             unreadable_takes[take_uid] = unreadable[0][2]
             continue
         report.rows += 1
-        began = time.perf_counter()
-        features = encoder.encode_views(pixels[None].to(device, dtype), view_mask[None].to(device))[0]
-        tower_seconds += time.perf_counter() - began
-        # (V, K, T, 3, H, W) with clips over the take, (V, T, 3, H, W) with one clip per view
-        clips_encoded += int(view_mask.sum()) * (pixels.shape[1] if pixels.ndim == 6 else 1)
+        if streamed is not None:  # (V, K x N, D): already through the tower, clip by clip
+            features = inputs
+            clips_encoded += int(view_mask.sum()) * (inputs.shape[1] // processor.temporal_tokens)
+        else:  # (V, T, 3, H, W), one clip per view
+            began = time.perf_counter()
+            features = encoder.encode_views(inputs[None].to(device, dtype), view_mask[None].to(device))[0]
+            tower_seconds += time.perf_counter() - began
+            clips_encoded += int(view_mask.sum())
+        capped += bool(times and times.get("clips_capped"))
         write_take(output, take_uid, features.cpu(), view_mask, manifest["view_names"], fingerprint, times)
     if report.lost_data:
         report.log(f"tower features of rank {state.process_index} -> {output}")
@@ -209,6 +233,7 @@ def extract(args: argparse.Namespace) -> dict:
                "seconds": round(seconds, 2), "takes_per_second": round(len(todo) / seconds, 3) if todo else None,
                "clips": clips_encoded,  # present (view, clip) pairs through the tower
                "tower_seconds_per_clip": round(tower_seconds / clips_encoded, 4) if clips_encoded else None,
+               "clips_capped_takes": capped,  # takes longer than max_clips x clip_seconds: max_clips longer windows
                "masked_views": report.missing_videos, "masked_per_view": dict(report.missing_files),
                "takes_without_video": report.takes_without_video}
     logger.info("rank %d done: %s", state.process_index, summary)
@@ -245,12 +270,13 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     metadata = load_takes(Path(args.data_dir))
     shard = dict(list(takes.items())[state.process_index :: state.num_processes])
     todo = pending_takes(output, shard, manifest)
-    fingerprint, report, start = manifest_fingerprint(manifest), SkipReport(), time.perf_counter()
+    fingerprint, report, start, capped = manifest_fingerprint(manifest), SkipReport(), time.perf_counter(), 0
     for take_uid, videos in tqdm(todo, unit="take", desc=f"rank {state.process_index}",
                                  disable=not state.is_local_main_process):
         entry = take_features(args.data_dir, config, processor, metadata[take_uid], videos, report)
         if entry is not None:
             features, view_mask, times = entry
+            capped += bool(times.get("clips_capped"))
             write_take(output, take_uid, features, view_mask, manifest["view_names"], fingerprint,
                        times if processor.states_token_times else None)
             report.rows += 1
@@ -259,7 +285,8 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     state.wait_for_everyone()
     summary = {"rank": state.process_index, "extracted": report.rows, "skipped": len(shard) - len(todo),
                "masked_views": report.missing_videos, "masked_per_view": dict(report.missing_files),
-               "takes_without_features": report.takes_without_video, "seconds": round(seconds, 2)}
+               "takes_without_features": report.takes_without_video, "clips_capped_takes": capped,
+               "seconds": round(seconds, 2)}
     logger.info("rank %d done: %s", state.process_index, summary)
     return summary
 

@@ -217,7 +217,8 @@ def take_path(cache_dir: str | Path, take_uid: str) -> Path:
 def write_take(cache_dir: str | Path, take_uid: str, features: torch.Tensor, view_mask: torch.Tensor,
                view_names: list[str], fingerprint: str, token_times: dict | None = None) -> Path:
     """Store one take: an (N, D) tensor per present view, keyed by view name (missing views are simply absent), and
-    the N tokens' times ({"times": [seconds], "duration": seconds}, `ProfVLMProcessor.token_times`) when known."""
+    the N tokens' times ({"times": [seconds], "duration": seconds}, with clips over the take also "clips_capped";
+    `ProfVLMProcessor.token_times`) when known."""
     if features.ndim != 3 or features.shape[0] != len(view_names) or tuple(view_mask.shape) != (len(view_names),):
         raise ValueError(
             f"take {take_uid}: expected features ({len(view_names)}, N, D) and view_mask ({len(view_names)},), "

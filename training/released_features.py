@@ -20,7 +20,7 @@ from dataset_scripts.egoexo4d_features import (
 )
 from modeling_profvlm.profvlm_facts import released_feature_source
 from modeling_profvlm.tower_adapter import time_bins
-from processing.frame_sampling import clip_windows, sample_frame_indices, sample_window_indices
+from processing.frame_sampling import clip_windows, clips_capped, sample_frame_indices, sample_window_indices
 from training.feature_cache import CACHE_FORMAT, CACHE_VERSION, build_manifest, clip_spec, sampling_spec
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ def token_spans(processor, duration: float, fps: float) -> tuple[list[tuple[floa
         sampled = sample_window_indices("uniform", window, processor.num_frames, num_frames=frames, fps=fps)
         frame_times += [i / fps for i in sampled.indices]
         spans += _spans_in(window, steps, bins, processor.temporal_tokens)
-    times = processor.token_times([[{"times": frame_times, "duration": duration, "clips": len(windows)}]])[0]
+    capped = clips_capped(duration, processor.clip_seconds, processor.max_clips)
+    times = processor.token_times([[{"times": frame_times, "duration": duration, "clips": len(windows),
+                                     "clips_capped": capped}]])[0]
     return spans, times
 
 
