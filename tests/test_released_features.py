@@ -317,3 +317,80 @@ def test_a_take_with_no_feature_file_is_left_out_of_training_with_a_warning(rele
     assert gone.take_uid not in uids and uids == {p.take_uid for p in plans if p.split == "train"} - {gone.take_uid}
     assert any("1 take(s) have no released feature file" in r.getMessage() and gone.take_uid in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_feature_file_is_found_in_either_layout_and_the_ego_by_any_aria_id(tmp_path):
+    from dataset_scripts.egoexo4d_features import find_feature_file
+
+    uid, folder = "take-uid", tmp_path / PART
+    aria01_video = "/data/takes/t/frame_aligned_videos/downscaled/448/aria01_214-1.mp4"
+    assert find_feature_file(tmp_path, OMNIVORE, uid, "ego", aria01_video) == (
+        None, folder / f"{uid}_aria01_rgb.pt")  # nothing there: the expected path, in the part's folder
+    flat = tmp_path / "features"
+    flat.mkdir()
+    torch.save(_windows(0.0), flat / f"{uid}_aria07_rgb.pt")  # the flat layout, an Aria id the video does not name
+    assert find_feature_file(tmp_path, OMNIVORE, uid, "ego", aria01_video)[0] == flat / f"{uid}_aria07_rgb.pt"
+    torch.save(_windows(0.0), flat / f"{uid}_aria03_rgb.pt")
+    aria07_video = aria01_video.replace("aria01", "aria07")
+    assert find_feature_file(tmp_path, OMNIVORE, uid, "ego", aria07_video)[0] == flat / f"{uid}_aria07_rgb.pt"
+    exo_video = "/data/takes/t/frame_aligned_videos/downscaled/448/cam02.mp4"
+    torch.save(_windows(10.0), flat / f"{uid}_cam02_0.pt")
+    assert find_feature_file(tmp_path, OMNIVORE, uid, "exo2", exo_video)[0] == flat / f"{uid}_cam02_0.pt"
+    folder.mkdir()
+    torch.save(_windows(10.0), folder / f"{uid}_cam02_0.pt")  # both layouts: the part's own folder wins
+    assert find_feature_file(tmp_path, OMNIVORE, uid, "exo2", exo_video)[0] == folder / f"{uid}_cam02_0.pt"
+
+
+class _RunsCode:
+    """A pickle that creates a file when unpickled by a loader that runs arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_feature_files_are_loaded_with_weights_only_so_no_pickled_code_runs(tmp_path):
+    marker, path = tmp_path / "ran", tmp_path / "take_aria01_rgb.pt"
+    torch.save(_RunsCode(marker), path)
+    with pytest.raises(UnreadableFeatureFile, match=r"weights_only=True"):
+        read_feature_file(path, WIDTH)
+    assert not marker.exists()
+
+
+def test_init_reads_the_width_from_the_files_else_takes_the_documented_one(tiny_text_dir, tmp_path):
+    from profvlm.cli import main
+
+    part = tmp_path / "root" / PART
+    part.mkdir(parents=True)
+    torch.save(torch.zeros(WINDOWS, 1, 48), part / "take_aria02_rgb.pt")
+    (tmp_path / "root" / "takes.json").write_text("[]")  # an EgoExo4D root: metadata and that one feature file
+    assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(tmp_path / "read"),
+                 "--data_dir", str(tmp_path / "root")]) == 0
+    assert ProfVLMConfig.from_pretrained(tmp_path / "read").video_feature_dim == 48
+    assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(tmp_path / "doc")]) == 0
+    assert ProfVLMConfig.from_pretrained(tmp_path / "doc").video_feature_dim == 1536  # the Omnivore Swin-L width
+
+
+def test_the_model_card_says_what_a_checkpoint_on_released_features_needs(released_checkpoint):
+    from profvlm.model_card import build_model_card
+
+    card = build_model_card(released_checkpoint).content
+    assert "no video tower" in card and SOURCE in card and "cannot take video files" in card
+    assert f"{PART}/<take_uid>_<cam_id>_<stream_id>.pt" in card and "flat `ROOT/features/`" in card
+    assert f"egoexo -o ROOT --parts metadata annotations {PART}" in card
+
+
+def test_a_take_longer_than_max_clips_windows_says_so_in_its_token_times(released_checkpoint):
+    from processing.processing_profvlm import ProfVLMProcessor
+    from training.released_features import token_spans
+
+    processor = ProfVLMProcessor.from_pretrained(released_checkpoint)  # 2 temporal tokens per clip
+    processor.clip_seconds, processor.max_clips = 1.5, 2  # a 4 s take needs 3 windows: 2 windows of 2 s instead
+    spans, times = token_spans(processor, SECONDS, 30.0)
+    assert [bound for span in spans for bound in span] == pytest.approx([0, 1, 1, 2, 2, 3, 3, 4])
+    assert times["clips_capped"] is True
+    processor.max_clips = 3
+    spans, times = token_spans(processor, SECONDS, 30.0)
+    assert len(spans) == 6 and spans[-1] == pytest.approx((3.5, 4.0)) and times["clips_capped"] is False

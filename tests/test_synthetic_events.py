@@ -148,6 +148,26 @@ def test_the_demonstration_file_has_clean_repetitions_as_good_executions_and_sli
     assert any(f > 0 for f in fractions)  # sub-second times, not whole seconds
 
 
+def test_the_generator_spreads_a_two_minute_takes_events_over_the_whole_take(tmp_path):
+    root = tmp_path / "long"
+    assert generator_main(["--output_dir", str(root), "--takes", "4", "--seed", "1", "--seconds", "120", "--no_videos",
+                           "--events", "--quiet"]) == 0
+    takes = {t["take_uid"]: t for t in json.loads((root / "takes.json").read_text())}
+    points = {}
+    for split in ("train", "val"):
+        records = json.loads((root / "annotations" / f"proficiency_demonstration_{split}.json").read_text())
+        for record in records["annotations"]:
+            points[record["take_uid"]] = sorted(e["video_time"] for key in ("good_executions", "tips_for_improvement")
+                                                for e in record[key])
+    assert sorted(points) == sorted(takes)
+    for uid, times in points.items():  # every 20 s of every take has an event, from its start to its end
+        assert all(any(20 * i <= t < 20 * (i + 1) for t in times) for i in range(6)), (uid, times)
+    rows = load_egoexo4d_proficiency(root, "demonstrator_moments", "train", cache_dir=str(tmp_path / "cache"),
+                                     verify_files=False)
+    named = [m["time"] for row in rows for m in row["moments"] or []]
+    assert named and min(named) < 20 and max(named) >= 100  # the commentary names them at their times too
+
+
 def test_without_events_the_tree_has_none(tmp_path):
     root = generate_synthetic_egoexo4d(tmp_path / "plain", 4, SEED, SIZE, SECONDS, progress=False, write_videos=False)
     assert not list((root / "annotations").glob("proficiency_demonstration_*.json"))
