@@ -7,6 +7,8 @@ through the frozen tower as soon as it is decoded (the processor's `clip_encoder
 and answers it through `pipeline()` (classification: the label scores, no generation). Reported per run: clips, decode and tower seconds, seconds per minute of video, tower seconds per
 (view, clip), the pipeline call's seconds and the subprocess's peak RSS. The lengths include a take of exactly
 K x S seconds, where the clips stop growing: up to it the cost per minute should stay flat, past it the cost per take.
+`--entry batch_predict` measures `profvlm predict --data_dir` instead (`run_batch_predict` on a folder holding the one
+take, default workers, classification only): its seconds and the peak RSS of the process and of any decoding workers.
 
     python benchmarks/bench_long_takes.py [--towers tiny base] [--seconds 60 256 300 1800] [--output_dir DIR]
 """
@@ -50,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snap_to_keyframes", action="store_true",
                         help="the processor reads each clip's frames at the keyframes of its window where it can "
                              "(ProfVLMProcessor snap_to_keyframes) instead of the exact sampled times")
+    parser.add_argument("--entry", choices=["pipeline", "batch_predict"], default="pipeline",
+                        help="what predicts the take: pipeline() after a timed extraction (default), or `profvlm "
+                             "predict --data_dir` on a folder holding the take")
     parser.add_argument("--child", nargs=2, metavar=("CHECKPOINT", "TAKE_DIR"), help=argparse.SUPPRESS)
     return reject_renamed_flags(parser).parse_args(argv)
 
@@ -89,6 +94,35 @@ def child(checkpoint: str, take_dir: str, snap: bool = False) -> dict:
             "peak_rss_gb": peak_rss_gb()}
 
 
+def batch_child(checkpoint: str, take_dir: str, snap: bool = False) -> dict:
+    """One `profvlm predict --data_dir` run in this process on a folder holding the take (a take subfolder of
+    <view>.mp4 files), with its default decoding workers; the peak RSS is the larger of this process's and its
+    workers'. `snap` is not offered there (the processor's setting comes from the checkpoint)."""
+    import resource
+    import shutil
+
+    import profvlm  # noqa: F401
+    from profvlm.batch_predict import BatchOptions, run_batch_predict
+
+    if snap:
+        raise ValueError("--entry batch_predict reads snap_to_keyframes from the checkpoint; drop --snap_to_keyframes.")
+    root = Path(tempfile.mkdtemp(prefix="bench_long_takes_batch_"))
+    try:
+        (root / "takes").mkdir()
+        (root / "takes" / Path(take_dir).name).symlink_to(Path(take_dir).resolve())
+        began = time.perf_counter()
+        summary = run_batch_predict(checkpoint, str(root / "takes"), str(root / "out"),
+                                    options=BatchOptions(feedback=False, progress=False))
+        seconds = time.perf_counter() - began
+        line = json.loads((root / "out" / "predictions.jsonl").read_text().splitlines()[0])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    return {"entry": "batch_predict", "predicted": summary.predicted, "batch_predict_s": round(seconds, 2),
+            "proficiency": line["proficiency"], "clips": len(line.get("timeline") or []) or None,
+            "peak_rss_gb": max(peak_rss_gb(), round(workers, 3)), "workers_peak_rss_gb": round(workers, 3)}
+
+
 def build_checkpoint(tower: str, out: Path, clip_seconds: float, max_clips: int) -> Path:
     """random-<tower> TimeSformer + the real SmolLM2 with clips over the take, built once in a subprocess."""
     if not (out / "config.json").is_file():
@@ -103,7 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Every tower x take length in its own subprocess; the JSON has each run and the targets' ratios."""
     args = parse_args(argv)
     if args.child:
-        print(json.dumps(child(*args.child, snap=args.snap_to_keyframes)))
+        measure = batch_child if args.entry == "batch_predict" else child
+        print(json.dumps(measure(*args.child, snap=args.snap_to_keyframes)))
         return {}
     from benchmarks.bench_inference import write_take
 
@@ -119,16 +154,20 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint = build_checkpoint(tower, work / f"ckpt-{tower}-s{args.clip_seconds:g}-k{args.max_clips}",
                                           args.clip_seconds, args.max_clips)
             snap = ["--snap_to_keyframes"] if args.snap_to_keyframes else []
-            done = subprocess.run([sys.executable, __file__, "--child", str(checkpoint), str(take_dir), *snap],
-                                  check=True, capture_output=True, text=True, cwd=REPO_ROOT)
+            done = subprocess.run([sys.executable, __file__, "--child", str(checkpoint), str(take_dir), *snap,
+                                   "--entry", args.entry], check=True, capture_output=True, text=True, cwd=REPO_ROOT)
             measured = json.loads(done.stdout.strip().splitlines()[-1])
-            measured.update({"tower": tower, "seconds": seconds, "video_written_s": made,
-                             "extraction_s_per_minute": round(measured["extraction_s"] / (seconds / 60), 3)})
+            measured.update({"tower": tower, "seconds": seconds, "video_written_s": made})
+            if "extraction_s" in measured:
+                measured["extraction_s_per_minute"] = round(measured["extraction_s"] / (seconds / 60), 3)
             runs.append(measured)
             print(json.dumps(measured), flush=True)
     summary = {}
     for tower in args.towers:
         mine = [r for r in runs if r["tower"] == tower]
+        if args.entry == "batch_predict":
+            summary[tower] = {"peak_rss_gb": max(r["peak_rss_gb"] for r in mine)}
+            continue
         within = [r["extraction_s_per_minute"] for r in mine if r["seconds"] <= full]
         at_full = next((r for r in mine if r["seconds"] == full), None)
         longest = max(mine, key=lambda r: r["seconds"])
