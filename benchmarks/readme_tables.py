@@ -255,6 +255,14 @@ def render_long_takes(report: dict) -> list[str]:
                       if settings.get("snap_to_keyframes") else "")
                    + f"; {describe_machine(part['cpu_kind'], [part['date']])}."
                    + (f" {part['note']}" if part.get("note") else ""))
+        if settings.get("entry") == "batch_predict":  # `profvlm predict --data_dir` on the same takes
+            rows = [[f"random-{run['tower']}", f"{run['seconds']:g} s", f"{run['batch_predict_s']:.2f}",
+                     f"{run['peak_rss_gb']:.2f}", f"{run['workers_peak_rss_gb']:.2f}"] for run in part["runs"]]
+            columns = ["tower", "take", "profvlm predict --data_dir s", "peak RSS GB (process or a worker)",
+                       "decoding workers' peak GB"]
+            lines += [caption.replace("the real SmolLM2", "the real SmolLM2, through `profvlm predict --data_dir` "
+                                      "(default workers, no feedback)"), "", *markdown_table(columns, rows), ""]
+            continue
         rows = [[f"random-{run['tower']}", f"{run['seconds']:g} s", str(run["clips"]), f"{run['decode_s']:.2f}",
                  f"{run['tower_s']:.2f}", f"{run['tower_s_per_view_clip']:.4f}",
                  f"{run['extraction_s_per_minute']:.2f}", f"{run['pipeline_s']:.2f}", f"{run['peak_rss_gb']:.2f}"]

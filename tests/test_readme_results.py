@@ -158,6 +158,13 @@ def test_long_takes_renders_the_shape_bench_long_takes_writes():
     assert "snap" not in lines[0]
     part["settings"]["snap_to_keyframes"] = True
     assert "frames snapped to the keyframes of their clip's window" in readme_tables.render_long_takes(part)[0]
+    batch = {**part, "settings": {**part["settings"], "entry": "batch_predict", "snap_to_keyframes": False},
+             "summary": {"base": {"peak_rss_gb": 2.1}},
+             "runs": [{"entry": "batch_predict", "predicted": 1, "batch_predict_s": 412.345, "proficiency": "Novice",
+                       "clips": 64, "peak_rss_gb": 2.104, "workers_peak_rss_gb": 0.0, "tower": "base",
+                       "seconds": 1800.0, "video_written_s": 0.0}]}
+    lines = readme_tables.render_long_takes(batch)
+    assert "| random-base | 1800 s | 412.35 | 2.10 | 0.00 |" in lines and "through `profvlm predict --data_dir`" in lines[0]
 
 
 def test_released_features_renders_one_row_per_way_in():
