@@ -115,11 +115,12 @@ def batch_child(checkpoint: str, take_dir: str, snap: bool = False) -> dict:
                                     options=BatchOptions(feedback=False, progress=False))
         seconds = time.perf_counter() - began
         line = json.loads((root / "out" / "predictions.jsonl").read_text().splitlines()[0])
+        temporal_tokens = json.loads((Path(checkpoint) / "config.json").read_text()).get("temporal_tokens", 1)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
     return {"entry": "batch_predict", "predicted": summary.predicted, "batch_predict_s": round(seconds, 2),
-            "proficiency": line["proficiency"], "clips": len(line.get("timeline") or []) or None,
+            "proficiency": line["proficiency"], "clips": len(line.get("timeline") or []) // temporal_tokens or None,
             "peak_rss_gb": max(peak_rss_gb(), round(workers, 3)), "workers_peak_rss_gb": round(workers, 3)}
 
 
