@@ -46,6 +46,45 @@ def timed_moments(generated: GeneratedText) -> list[dict]:
     return sorted(moments, key=lambda moment: moment["time"])  # stable, as parse_moments orders them
 
 
+def concat_takes(parts: list[dict], key: str = "pixel_values_videos", per_clip: int = 1) -> dict:
+    """Processor outputs of takes decoded apart as one batch: `key` ("pixel_values_videos" (1, V, K, T, 3, H, W) or
+    "video_features" (1, V, K x `per_clip`, D)) and "view_mask" concatenated along the batch; with clips over the
+    take (each part has a "time_mask" (1, K)), every part's clips padded with zeros after its own to the most clips
+    and "time_mask" padded with 0s, as `process_videos` pads one call's takes."""
+    view_mask = torch.cat([part["view_mask"] for part in parts])
+    if all(part.get("time_mask") is None for part in parts):
+        return {key: torch.cat([part[key] for part in parts]), "view_mask": view_mask}
+    most = max(part[key].shape[2] for part in parts)
+    padded, masks = [], []
+    for part in parts:
+        own, missing = part[key], most - part[key].shape[2]
+        padded.append(torch.cat([own, own.new_zeros(*own.shape[:2], missing, *own.shape[3:])], 2))
+        mask = part["time_mask"]
+        masks.append(torch.cat([mask, mask.new_zeros(len(mask), missing // per_clip)], 1))
+    return {key: torch.cat(padded), "view_mask": view_mask, "time_mask": torch.cat(masks)}
+
+
+def batch_of_takes(items: list[dict], temporal_tokens: int) -> dict:
+    """`concat_takes` for takes prepared apart (`answer_items`' items): their pixels, or their features (released
+    vectors, or clips already through the tower: `temporal_tokens` steps per clip)."""
+    if "video_features" in items[0]:
+        return concat_takes(items, "video_features", temporal_tokens)
+    return concat_takes(items)
+
+
+def answer_items(model, processor, items: list[dict], *, feedback: bool = True,
+                 generate_kwargs: dict | None = None) -> AnsweredTakes:
+    """`answer_takes` for takes prepared one by one, as `pipeline()` and `profvlm predict --data_dir` prepare them:
+    each item has "prompt_row" (its prompt's token ids, unpadded), "pixel_values_videos" or "video_features",
+    "view_mask", "time_mask" (None without clips), "duration" and "token_times" (None unless the prompt states token
+    times). Takes of different lengths are padded together (`concat_takes`) and each keeps its own answer."""
+    batch = batch_of_takes(items, processor.temporal_tokens)
+    times = [item["token_times"] for item in items]
+    return answer_takes(model, processor, batch, prompt_rows=[item["prompt_row"] for item in items],
+                        durations=[item["duration"] for item in items], token_times=None if None in times else times,
+                        feedback=feedback, generate_kwargs=generate_kwargs)
+
+
 def own_steps(scores: LabelScores, take: int) -> int:
     """How many of the batch's video time steps are take `take`'s own: all of them, or with clips over takes of
     different lengths its clips (`time_mask`) x temporal_tokens (the padded ones come after them)."""
@@ -108,4 +147,5 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
     return AnsweredTakes(answers, scores)
 
 
-__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_takes", "own_steps", "take_duration", "timed_moments"]
+__all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_items", "answer_takes", "batch_of_takes", "concat_takes",
+           "own_steps", "take_duration", "timed_moments"]

@@ -3,7 +3,8 @@ import torch
 from transformers import Pipeline, pipeline
 
 from .device_policy import DevicePolicy, apply_device_policy, policy_for_checkpoint, resolve_device_policy
-from .answering import DEFAULT_MAX_NEW_TOKENS, answer_takes, take_duration
+from .answering import DEFAULT_MAX_NEW_TOKENS, answer_items, take_duration
+from .label_scoring import unpadded_rows
 from .take_inputs import split_takes
 
 
@@ -66,9 +67,11 @@ class ProficiencyEstimationPipeline(Pipeline):
         return {}, forward, {}
 
     def preprocess(self, take: _Take) -> dict:
-        """Prompt + one take's views -> the processor's tensors (with clips over the take, the tower's (1, V, K x N, D)
-        features, encoded clip by clip as they are decoded, and their `time_mask`), plus the take's `timing` for `answer_takes` (Python values, no tensors): its duration
-        and, when the prompt states token times (N > 1 temporal tokens or clips), each token's start time (K x N)."""
+        """Prompt + one take's views -> {"take": `answer_items`' item}: the prompt's token ids, the processor's tensors
+        (with clips over the take, the tower's (1, V, K x N, D) features, encoded clip by clip as they are decoded, and
+        their `time_mask`), its duration and, when the prompt states token times (N > 1 temporal tokens or clips),
+        each token's start time (K x N). The item is not a tensor, so batching (`batch_size` > 1) hands `_forward`
+        the takes' items as they are and takes of different lengths are padded there, not by the pipeline's collate."""
         # The processor validates the views (unknown names, missing or corrupt files) and names view and file.
         views = take.views if isinstance(take, _Take) else take
         # Clips over the take: each clip goes through the tower as it is decoded, so a long take's pixels are never
@@ -78,20 +81,18 @@ class ProficiencyEstimationPipeline(Pipeline):
         batch = dict(self.processor(text=[self.processor.build_prompt()], videos=[views], return_tensors="pt",
                                     return_metadata=True, **streamed))
         metadata = batch.pop("video_metadata")
-        times = self.processor.token_times(metadata) if self.model.config.states_token_times else [None] * len(metadata)
-        batch["timing"] = [{"duration": take_duration(views), "token_times": None if t is None else t["times"]}
-                           for views, t in zip(metadata, times)]
-        return batch
+        times = self.processor.token_times(metadata)[0]["times"] if self.model.config.states_token_times else None
+        item = {"prompt_row": unpadded_rows(batch.pop("input_ids"), batch.pop("attention_mask", None))[0],
+                **batch, "time_mask": batch.get("time_mask"), "duration": take_duration(metadata[0]),
+                "token_times": times}
+        return {"take": item}
 
     def _forward(self, batch: dict, return_feedback: bool = True, generate_kwargs: dict | None = None) -> dict:
-        """`answer_takes` on the batch: the label scored once (tower once per take), the feedback after it."""
-        # One dict per take; the pipeline's batching (batch_size > 1) gathers the takes' lists into a list of lists.
-        timing = [t for part in batch.pop("timing") for t in (part if isinstance(part, list) else [part])]
-        durations, token_times = [t["duration"] for t in timing], [t["token_times"] for t in timing]
+        """`answer_items` on the takes: the label scored once (tower once per take), the feedback after it."""
+        # One take's item, or with batch_size > 1 the pipeline's list of them.
+        items = batch["take"] if isinstance(batch["take"], list) else [batch["take"]]
         kwargs = self._prepare_generate_kwargs({"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **(generate_kwargs or {})})
-        answered = answer_takes(self.model, self.processor, batch, durations=durations,
-                                token_times=None if None in token_times else token_times,
-                                feedback=return_feedback, generate_kwargs=kwargs)
+        answered = answer_items(self.model, self.processor, items, feedback=return_feedback, generate_kwargs=kwargs)
         return {"answers": answered.answers}
 
     def postprocess(self, outputs: dict) -> dict:

@@ -163,28 +163,4 @@ class CallerThreadEncoder:
                 done.set_exception(RuntimeError("clip encoding was interrupted"))
 
 
-def concat_takes(parts: list[dict], key: str = "pixel_values_videos", per_clip: int = 1) -> dict:
-    """Processor outputs of takes decoded apart as one batch: `key` ("pixel_values_videos" (1, V, K, T, 3, H, W) or
-    "video_features" (1, V, K x `per_clip`, D)) and "view_mask" concatenated along the batch; with clips over the
-    take (each part has a "time_mask" (1, K)), every part's clips padded with zeros after its own to the most clips
-    and "time_mask" padded with 0s, as `process_videos` pads one call's takes."""
-    view_mask = torch.cat([part["view_mask"] for part in parts])
-    if all(part.get("time_mask") is None for part in parts):
-        return {key: torch.cat([part[key] for part in parts]), "view_mask": view_mask}
-    most = max(part[key].shape[2] for part in parts)
-    padded, masks = [], []
-    for part in parts:
-        own, missing = part[key], most - part[key].shape[2]
-        padded.append(torch.cat([own, own.new_zeros(*own.shape[:2], missing, *own.shape[3:])], 2))
-        mask = part["time_mask"]
-        masks.append(torch.cat([mask, mask.new_zeros(len(mask), missing // per_clip)], 1))
-    return {key: torch.cat(padded), "view_mask": view_mask, "time_mask": torch.cat(masks)}
-
-
-def concat_feature_takes(parts: list[dict], per_clip: int) -> dict:
-    """`concat_takes` for takes given as per-view features ("video_features" (1, V, K x `per_clip`, D)), e.g. read
-    from EgoExo4D's released feature files."""
-    return concat_takes(parts, "video_features", per_clip)
-
-
-__all__ = ["CallerThreadEncoder", "ProbedView", "concat_feature_takes", "concat_takes", "probe_view", "read_view_clips"]
+__all__ = ["CallerThreadEncoder", "ProbedView", "probe_view", "read_view_clips"]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from dataset_scripts.script_errors import EXPECTED_ERRORS, one_line
 from modeling_profvlm.answer import ProfVLMAnswer
-from modeling_profvlm.answering import DEFAULT_MAX_NEW_TOKENS, answer_takes, take_duration
+from modeling_profvlm.answering import DEFAULT_MAX_NEW_TOKENS, answer_items, take_duration
 from modeling_profvlm.label_scoring import unpadded_rows
 
 if TYPE_CHECKING:
@@ -194,29 +194,21 @@ def decoded_takes(jobs: list[TakeJob], processor, num_workers: int, dataset: Dat
 # ------------------------------------------------------------------------------------------------------- model
 @torch.no_grad()
 def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOptions) -> list[dict]:
-    """The prediction lines of a batch of decoded takes (`answer_takes`), with the challenge entries from the same
+    """The prediction lines of a batch of decoded takes (`answer_items`), with the challenge entries from the same
     tower features."""
     from .challenge_submission import challenge_entries
 
-    from processing.take_clips import concat_feature_takes, concat_takes
-
     model, processor = pipe.model, pipe.processor
-    # [B, V, T, 3, H, W] and [B, V]; clips over the take: [B, V, K, T, 3, H, W], padded to the most clips, and [B, K].
-    # Released features, or clips already through the tower: [B, V, N, D], with clips [B, V, K x N, D] padded alike.
-    batch = concat_takes(items) if "video_features" not in items[0] else concat_feature_takes(
-        items, processor.temporal_tokens)
-    view_mask = batch["view_mask"]
     for item, job in zip(items, jobs):  # a released-feature take knows its masked views only once its files are read
         job.missing_views = item.get("missing_views", job.missing_views)
-    times = [item["token_times"] for item in items]
-    answered = answer_takes(model, processor, batch, prompt_rows=[item["prompt_row"] for item in items],
-                            durations=[item["duration"] for item in items],
-                            token_times=None if None in times else times, feedback=options.feedback,
+    # Takes of different lengths (clips over the take, or released features) are padded into one batch there.
+    answered = answer_items(model, processor, items, feedback=options.feedback,
                             generate_kwargs={"max_new_tokens": options.max_new_tokens})
     entries = None
     if options.challenge:
         entries = challenge_entries(model, processor, answered.scores.prompt_rows, answered.scores.video_features,
-                                    view_mask, answered.scores.time_mask)
+                                    torch.cat([item["view_mask"] for item in items]),
+                                    answered.scores.time_mask)
     return [prediction_line(job, answer, options, None if entries is None else entries[b])
             for b, (job, answer) in enumerate(zip(jobs, answered.answers))]
 

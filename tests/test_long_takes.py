@@ -379,6 +379,16 @@ def test_profvlm_init_clip_options_reach_the_pipelines_timeline(tiny_text_dir, t
     assert [int(t // 4) for t in times] == [0, 0, 1, 1, 2, 2]  # each token within its own clip's window
     assert all(set(step["view_weights"]) == {"ego", "exo3"} for step in result["timeline"])
 
+    # Takes of different lengths batched by the pipeline (batch_size=2) answer as they do alone.
+    short = {"ego": str(write_timed_video(tmp_path / "short_ego.mp4", [i / FPS for i in range(15)]))}  # 3 s: 1 clip
+    alone = [result, pipe(short, max_new_tokens=3)]
+    batched = pipe([take, short], batch_size=2, max_new_tokens=3)
+    assert [len(r["timeline"]) for r in batched] == [6, 2]
+    for together, single in zip(batched, alone):
+        assert together["proficiency"] == single["proficiency"] and together["feedback"] == single["feedback"]
+        assert together["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)
+        assert [s["time"] for s in together["timeline"]] == [s["time"] for s in single["timeline"]]
+
     processor_config = json.loads((base / "processor_config.json").read_text())
     (base / "processor_config.json").write_text(json.dumps({**processor_config, "clip_seconds": 2.0}))
     with pytest.raises(ValueError, match=r"clip_seconds=2.0 disagrees with the model's config.json \(clip_seconds=4.0\)"):
@@ -614,22 +624,22 @@ def test_snapped_answers_name_the_time_of_the_token_that_shows_each_moment():
 
 
 def test_feature_takes_of_different_lengths_are_padded_into_one_batch():
-    from processing.take_clips import concat_feature_takes
+    from modeling_profvlm.answering import batch_of_takes
 
     short = {"video_features": torch.ones(1, 2, 2, 3), "view_mask": torch.tensor([[1, 0]]),
              "time_mask": torch.ones(1, 1, dtype=torch.long)}  # 1 clip x 2 tokens
     long = {"video_features": torch.full((1, 2, 6, 3), 2.0), "view_mask": torch.tensor([[1, 1]]),
             "time_mask": torch.ones(1, 3, dtype=torch.long)}  # 3 clips x 2 tokens
-    batch = concat_feature_takes([short, long], per_clip=2)
+    batch = batch_of_takes([short, long], temporal_tokens=2)
     assert batch["video_features"].shape == (2, 2, 6, 3)
     assert batch["video_features"][0, :, :2].eq(1).all() and batch["video_features"][0, :, 2:].eq(0).all()
     assert batch["time_mask"].tolist() == [[1, 0, 0], [1, 1, 1]] and batch["view_mask"].tolist() == [[1, 0], [1, 1]]
-    one_clip = concat_feature_takes([{**short, "time_mask": None}, {**short, "time_mask": None}], per_clip=2)
+    one_clip = batch_of_takes([{**short, "time_mask": None}, {**short, "time_mask": None}], temporal_tokens=2)
     assert "time_mask" not in one_clip and one_clip["video_features"].shape == (2, 2, 2, 3)
 
 
 def test_takes_decoded_apart_are_padded_into_one_batch():
-    from processing.take_clips import concat_takes
+    from modeling_profvlm.answering import concat_takes
 
     parts = [{"pixel_values_videos": torch.ones(1, 2, k, 4, 3, 8, 8), "view_mask": torch.ones(1, 2, dtype=torch.long),
               "time_mask": torch.ones(1, k, dtype=torch.long)} for k in (3, 1)]
