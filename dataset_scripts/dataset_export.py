@@ -34,6 +34,7 @@ class SkipReport:
     rows: int = 0
     missing_files: dict[str, int] = field(default_factory=dict)  # view -> video files not on disk (view masked)
     first_missing: str = ""
+    first_unreadable: str = ""  # why the first file that is there but could not be used was refused
     takes_without_video: int = 0  # takes skipped because none of their (selected) views remained
     takes_without_commentary: int = 0
     experts_without_text: int = 0

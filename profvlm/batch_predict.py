@@ -352,6 +352,10 @@ def run_batch_predict(model: str, data_dir: str, output_dir: str, *, split: str 
     output.mkdir(parents=True, exist_ok=True)
 
     released = config.video_feature_source is not None  # no tower: the takes' feature files, not their videos
+    if released:
+        from training.released_features import require_egoexo4d_root
+
+        require_egoexo4d_root(data_dir, config)  # before any take is looked for
     options.feature_root = data_dir if released else None
 
     def find():  # rank 0 builds an EgoExo4D split first; the other ranks then reuse its Arrow cache

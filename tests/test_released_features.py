@@ -134,6 +134,16 @@ def test_files_of_both_shapes_are_read_and_bad_ones_refused(tmp_path):
     for name, expected in (("a.pt", "(T, 4)"), ("c.pt", "not a tensor"), ("d.pt", "cannot be read")):
         with pytest.raises(UnreadableFeatureFile, match=expected):
             read_feature_file(tmp_path / name, 4)
+    nan, inf = torch.ones(3, 8), torch.ones(3, 1, 8)
+    nan[1, 2], inf[2, 0, 5] = float("nan"), float("inf")
+    bad = {"nan": (nan, "1 non-finite"), "inf": (inf, "1 non-finite"), "empty": (torch.ones(0, 8), "T >= 1"),
+           "empty3": (torch.ones(0, 1, 8), "T >= 1"), "int": (torch.ones(3, 8, dtype=torch.int64), "torch.int64"),
+           "bool": (torch.ones(3, 1, 8, dtype=torch.bool), "torch.bool"), "rank1": (torch.ones(8), r"shape \(8,\)")}
+    for name, (tensor, expected) in bad.items():
+        torch.save(tensor, tmp_path / f"{name}.pt")
+        with pytest.raises(UnreadableFeatureFile, match=expected) as caught:
+            read_feature_file(tmp_path / f"{name}.pt", 8)
+        assert str(tmp_path / f"{name}.pt") in str(caught.value)
     # `profvlm init --data_dir` reads the width from the first readable file (flat features/ layout here)
     flat = tmp_path / "root" / "features"
     flat.mkdir(parents=True)
@@ -359,8 +369,9 @@ def test_feature_files_are_loaded_with_weights_only_so_no_pickled_code_runs(tmp_
     assert not marker.exists()
 
 
-def test_init_reads_the_width_from_the_files_else_takes_the_documented_one(tiny_text_dir, tmp_path):
+def test_init_reads_the_width_from_the_files_else_takes_the_documented_one(tiny_text_dir, released_tree, tmp_path):
     from profvlm.cli import main
+    from training.extract_features import main as extract
 
     part = tmp_path / "root" / PART
     part.mkdir(parents=True)
@@ -369,6 +380,10 @@ def test_init_reads_the_width_from_the_files_else_takes_the_documented_one(tiny_
     assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(tmp_path / "read"),
                  "--data_dir", str(tmp_path / "root")]) == 0
     assert ProfVLMConfig.from_pretrained(tmp_path / "read").video_feature_dim == 48
+    # That checkpoint on files of another width: no take can be extracted, and extraction says why, not SFT later.
+    with pytest.raises(RuntimeError, match=r"none of the \d+ take\(s\).*\(T, 48\).*--data_dir ROOT` reads it"):
+        extract(["--model", str(tmp_path / "read"), "--data_dir", str(released_tree[0]), "--output_dir",
+                 str(tmp_path / "cache")])
     assert main(["init", "--vision", SOURCE, "--text", str(tiny_text_dir), "--output_dir", str(tmp_path / "doc")]) == 0
     assert ProfVLMConfig.from_pretrained(tmp_path / "doc").video_feature_dim == 1536  # the Omnivore Swin-L width
 
@@ -394,3 +409,40 @@ def test_a_take_longer_than_max_clips_windows_says_so_in_its_token_times(release
     processor.max_clips = 3
     spans, times = token_spans(processor, SECONDS, 30.0)
     assert len(spans) == 6 and spans[-1] == pytest.approx((3.5, 4.0)) and times["clips_capped"] is False
+
+
+def test_predict_refuses_another_dataset_than_egoexo4d_in_one_line(released_checkpoint, tmp_path, capsys):
+    from profvlm.cli import main
+
+    (tmp_path / "takes").mkdir()
+    (tmp_path / "takes" / "metadata.jsonl").write_text('{"file_name": "t1/ego.mp4", "proficiency": "Novice"}\n')
+    assert main(["predict", "--model", str(released_checkpoint), "--data_dir", str(tmp_path / "takes"),
+                 "--output_dir", str(tmp_path / "out")]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "Loading weights" not in line]
+    assert len(err) == 1 and "features exist for EgoExo4D roots (takes.json) only" in err[0], err
+    assert not (tmp_path / "out" / "predictions.jsonl").exists()
+
+
+def test_maws_per_frame_vectors_are_pooled_into_each_window(tiny_text_dir, tmp_path):
+    from profvlm.cli import main
+    from training.extract_features import main as extract
+
+    root = tmp_path / "egoexo"
+    generate_synthetic_egoexo4d(root, 4, seed=1, size=32, seconds=SECONDS, progress=False, write_videos=False,
+                                released_features=("maws_clip_2b",))
+    ckpt = tmp_path / "ckpt"
+    assert main(["init", "--vision", "egoexo4d:maws_clip_2b", "--text", str(tiny_text_dir), "--output_dir", str(ckpt),
+                 "--data_dir", str(root), "--clip_seconds", "1"]) == 0
+    width = ProfVLMConfig.from_pretrained(ckpt).video_feature_dim
+    ego_file = sorted((root / "features" / "maws_clip_2b").glob("*_rgb.pt"))[0]
+    frames = torch.load(ego_file, weights_only=True).reshape(-1, width)  # one vector per frame: the width read from it
+    summary = extract(["--model", str(ckpt), "--data_dir", str(root), "--output_dir", str(tmp_path / "cache")])
+    assert summary["extracted"] == 4 and summary["masked_views"] == 0
+    take = next(t for t in json.loads((root / "takes.json").read_text()) if ego_file.name.startswith(t["take_uid"]))
+    fps = (take["timesync_end_idx"] - take["timesync_start_idx"]) / take["duration_sec"]
+    tensors, times = _cached(tmp_path / "cache", take["take_uid"])
+    assert tensors["ego"].shape == (4, width)  # 4 s in windows of 1 s, one token each
+    assert times["times"] == pytest.approx([0.5, 1.5, 2.5, 3.5])  # each token at its window's centre
+    for k in range(4):  # frame i is at i / fps: window k pools the frames of [k, k + 1)
+        inside = [i for i in range(len(frames)) if k <= i / fps < k + 1 or (k == 3 and i / fps == 4.0)]
+        torch.testing.assert_close(tensors["ego"][k], frames[inside].mean(0))

@@ -255,12 +255,9 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     summary counts the views masked because their file is missing or unreadable, and the takes with no file at all
     (not cached: a take needs one view)."""
     from dataset_scripts.egoexo4d_proficiency import load_takes
-    from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind
-    from training.released_features import released_manifest
+    from training.released_features import released_manifest, require_egoexo4d_root
 
-    if dataset_kind(args.data_dir) != EGOEXO4D:
-        raise ValueError(f"--data_dir {args.data_dir}: {config.video_feature_source} features exist for EgoExo4D roots "
-                         "(takes.json) only; this checkpoint has no video tower for another dataset.")
+    require_egoexo4d_root(args.data_dir, config)
     output = Path(args.output_dir)
     manifest = released_manifest(config, processor, source_model=str(args.model))
     prepare_cache(output, manifest, args.overwrite, state)
@@ -283,6 +280,12 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     report.log(f"{config.video_feature_source} features of rank {state.process_index} -> {output}")
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
+    if todo and not report.rows:  # nothing to train on: say why here, not later as an empty dataset
+        why = report.first_unreadable or f"no file found, e.g. {report.first_missing}"
+        raise RuntimeError(f"{output}: none of the {len(todo)} take(s) to extract had a usable "
+                           f"{config.video_feature_source} feature file ({why}). A checkpoint made without --data_dir "
+                           "takes the documented width; `profvlm init --vision "
+                           f"{config.video_feature_source} --data_dir ROOT` reads it from the files.")
     summary = {"rank": state.process_index, "extracted": report.rows, "skipped": len(shard) - len(todo),
                "masked_views": report.missing_videos, "masked_per_view": dict(report.missing_files),
                "takes_without_features": report.takes_without_video, "clips_capped_takes": capped,

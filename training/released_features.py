@@ -106,6 +106,16 @@ def pool_into_spans(vectors: torch.Tensor, times: list[float], spans: list[tuple
     return torch.stack(pooled)
 
 
+def require_egoexo4d_root(data_dir: str | Path, config) -> None:
+    """A ValueError in one line unless `data_dir` is an EgoExo4D root (takes.json): released features exist for
+    EgoExo4D's takes only, and a checkpoint on them has no video tower for another dataset's videos."""
+    from dataset_scripts.proficiency_data import EGOEXO4D, dataset_kind
+
+    if dataset_kind(data_dir) != EGOEXO4D:
+        raise ValueError(f"--data_dir {data_dir}: {config.video_feature_source} features exist for EgoExo4D roots "
+                         "(takes.json) only; this checkpoint has no video tower for another dataset.")
+
+
 def take_features(root: str | Path, config, processor, take: dict, videos: dict[str, str],
                   report: SkipReport) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
     """One take's cache entry from its feature files: features (V, N, D) (with clips over the take (V, K x N, D)),
@@ -128,6 +138,7 @@ def take_features(root: str | Path, config, processor, take: dict, videos: dict[
         except UnreadableFeatureFile as err:
             logger.warning("%s -- view %s masked.", err, view)
             report.missing_video(view, path)
+            report.first_unreadable = report.first_unreadable or str(err)
     if not loaded:
         report.takes_without_video += 1
         return None
@@ -142,4 +153,5 @@ def take_features(root: str | Path, config, processor, take: dict, videos: dict[
     return features, view_mask, times
 
 
-__all__ = ["RELEASED_POOLING", "released_manifest", "cache_manifest", "token_spans", "pool_into_spans", "take_features"]
+__all__ = ["RELEASED_POOLING", "released_manifest", "cache_manifest", "token_spans", "pool_into_spans",
+           "require_egoexo4d_root", "take_features"]
