@@ -329,7 +329,17 @@ def _body(config: ProfVLMConfig, repo_id: str, metrics: dict | None, plots: list
         source = released_feature_source(config.video_feature_source)
         view_input = f"EgoExo4D's released `{source.part}` vectors"
         encoder = (f"none: EgoExo4D's released {source.model} features (`{source.name}`, "
-                   f"{config.video_feature_dim}-d), mean-pooled into {steps} equal span(s) of the take per view")
+                   f"{config.video_feature_dim}-d), mean-pooled into {steps} equal span(s) of "
+                   f"{'each window' if config.clip_seconds is not None else 'the take'} per view")
+    tokens = f"{config.num_tokens_per_take} video token(s)"
+    if config.clip_seconds is not None:  # clips over the take: K windows, each one clip's tokens
+        seconds, most = f"{config.clip_seconds:g}", config.max_clips
+        per_window = (f"{view_input} pooled" if config.video_feature_source is not None else
+                      f"one clip of {config.num_frames} frames")
+        view_input = (f"{per_window} per {seconds}-s window, the windows laid end to end over the whole take "
+                      f"(duration / {seconds} s of them, rounded up; past {most * config.clip_seconds:g} s, {most} "
+                      "equal windows)")
+        tokens = f"{config.num_tokens_per_take} video token(s) per window (at most {most * config.num_tokens_per_take})"
     return f"""# ProfVLM
 
 ProfVLM estimates the proficiency of a performer from the camera views of one take ({views}) and writes
@@ -342,7 +352,7 @@ Proficiency Estimation* (Bianchi, Staiano, Liotta; arXiv 2509.26278) as a Huggin
 - Views: {views} ({view_input}); missing views are masked.
 - Video encoder: {encoder}.
 - Fusion: AttentiveGatedProjector (attention across the views of each time step, gated MLP, hidden
-  {config.projector_hidden_size}), {config.num_tokens_per_take} video token(s) in the language model's input; its view
+  {config.projector_hidden_size}), {tokens} in the language model's input; its view
   attention tells which cameras mattered.
 - Language model: {language_model}, adapted with LoRA.
 - Output: `Proficiency: <label>` then `Feedback: <text>`; labels, lowest to highest: {", ".join(config.proficiency_labels)}.

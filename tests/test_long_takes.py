@@ -369,6 +369,12 @@ def test_profvlm_init_clip_options_reach_the_pipelines_timeline(tiny_text_dir, t
     for name in ("config.json", "processor_config.json"):
         data = json.loads((base / name).read_text())
         assert (data["clip_seconds"], data["max_clips"]) == (4.0, 8), name
+    from profvlm.model_card import build_model_card
+
+    card = build_model_card(base).content  # the card states the clips, not one clip over the take
+    frames = json.loads((base / "config.json").read_text())["vision_config"]["num_frames"]
+    assert f"one clip of {frames} frames per 4-s window" in card and "past 32 s, 8 equal windows" in card
+    assert "2 video token(s) per window (at most 16)" in card
 
     take = {view: str(write_timed_video(tmp_path / f"{view}.mp4", [i / FPS for i in range(50)])) for view in
             ("ego", "exo3")}  # 10 s: clips [0, 4), [4, 8), [8, 10)
