@@ -387,6 +387,7 @@ TABLES = {
     "long_take_learnability_end_8": ("learnability_long_takes_end_weight_8.json", render_learnability),
     "long_take_learnability_1s_tokens": ("learnability_long_takes_1s_tokens.json", render_learnability),
     "long_take_learnability_4_epochs_end": ("learnability_long_takes_4_epochs_end_weight.json", render_learnability),
+    "long_take_learnability_avx2": ("learnability_long_takes_avx2.json", render_learnability),
     "avx2_fp32_recipes": ("learnability_fp32_recipes.json", render_learnability),
     "moments_base_rate": ("learnability_moments_base_rate.json", render_learnability),
     "moments_alignment_seed3": ("learnability_moments_alignment_seed3.json", render_learnability),
