@@ -318,6 +318,10 @@ def test_a_take_with_no_feature_file_is_left_out_of_training_with_a_warning(rele
     summary = extract(["--model", str(released_checkpoint), "--data_dir", str(copy), "--output_dir",
                        str(tmp_path / "cache")])
     assert summary["takes_without_features"] == 1
+    # A rerun resumes: only that take is left to do and it has no file, yet the cache is not empty, so no error.
+    again = extract(["--model", str(released_checkpoint), "--data_dir", str(copy), "--output_dir",
+                     str(tmp_path / "cache")])
+    assert (again["extracted"], again["takes_without_features"]) == (0, 1) and again["skipped"] > 0
     with caplog.at_level(logging.WARNING, logger="training.sft"):
         trainer = build_trainer(*parse_args(["--model", str(released_checkpoint), "--data_dir", str(copy),
                                              "--features", str(tmp_path / "cache"), "--output_dir",

@@ -280,7 +280,7 @@ def extract_released(args: argparse.Namespace, config, processor, state: Partial
     report.log(f"{config.video_feature_source} features of rank {state.process_index} -> {output}")
     seconds = time.perf_counter() - start
     state.wait_for_everyone()
-    if todo and not report.rows:  # nothing to train on: say why here, not later as an empty dataset
+    if todo and not report.rows and len(todo) == len(shard):  # an empty cache: say why here, not later in SFT
         why = report.first_unreadable or f"no file found, e.g. {report.first_missing}"
         raise RuntimeError(f"{output}: none of the {len(todo)} take(s) to extract had a usable "
                            f"{config.video_feature_source} feature file ({why}). A checkpoint made without --data_dir "
