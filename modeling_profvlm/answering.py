@@ -19,10 +19,11 @@ DEFAULT_MAX_NEW_TOKENS = 128  # feedback length bound when the caller gives none
 @dataclass
 class AnsweredTakes:
     """`answers` (one per take, in batch order) and the `scores` they came from (tower features reusable, e.g. for the
-    challenge file's per-view entries)."""
+    challenge file's per-view entries), with the batch's `view_mask` (B, V) they were scored under."""
 
     answers: list[ProfVLMAnswer]
     scores: LabelScores
+    view_mask: torch.Tensor | None = None
 
 
 def take_duration(view_metadata: Sequence[dict | None]) -> float | None:
@@ -144,7 +145,7 @@ def answer_takes(model, processor, batch: dict, *, prompt_rows: list[list[int]] 
         answer.moments = [Moment(m["time"], m["text"], answer.camera_at(m["time"]), m["probability"], m.get("category"))
                           for m in keep_within(timed[b], duration)]
         answers.append(answer)
-    return AnsweredTakes(answers, scores)
+    return AnsweredTakes(answers, scores, batch["view_mask"])
 
 
 __all__ = ["AnsweredTakes", "DEFAULT_MAX_NEW_TOKENS", "answer_items", "answer_takes", "batch_of_takes", "concat_takes",

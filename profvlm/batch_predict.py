@@ -207,8 +207,7 @@ def predict_batch(pipe, items: list[dict], jobs: list[TakeJob], options: BatchOp
     entries = None
     if options.challenge:
         entries = challenge_entries(model, processor, answered.scores.prompt_rows, answered.scores.video_features,
-                                    torch.cat([item["view_mask"] for item in items]),
-                                    answered.scores.time_mask)
+                                    answered.view_mask, answered.scores.time_mask)
     return [prediction_line(job, answer, options, None if entries is None else entries[b])
             for b, (job, answer) in enumerate(zip(jobs, answered.answers))]
 
