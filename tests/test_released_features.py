@@ -429,6 +429,7 @@ def test_predict_refuses_another_dataset_than_egoexo4d_in_one_line(released_chec
 
 def test_maws_per_frame_vectors_are_pooled_into_each_window(tiny_text_dir, tmp_path):
     from profvlm.cli import main
+    from profvlm.model_card import build_model_card
     from training.extract_features import main as extract
 
     root = tmp_path / "egoexo"
@@ -438,6 +439,8 @@ def test_maws_per_frame_vectors_are_pooled_into_each_window(tiny_text_dir, tmp_p
     assert main(["init", "--vision", "egoexo4d:maws_clip_2b", "--text", str(tiny_text_dir), "--output_dir", str(ckpt),
                  "--data_dir", str(root), "--clip_seconds", "1"]) == 0
     width = ProfVLMConfig.from_pretrained(ckpt).video_feature_dim
+    card = build_model_card(ckpt).content  # the card of released features with clips says they are pooled per window
+    assert "`features/maws_clip_2b` vectors pooled per 1-s window" in card and "span(s) of each window" in card
     ego_file = sorted((root / "features" / "maws_clip_2b").glob("*_rgb.pt"))[0]
     frames = torch.load(ego_file, weights_only=True).reshape(-1, width)  # one vector per frame: the width read from it
     summary = extract(["--model", str(ckpt), "--data_dir", str(root), "--output_dir", str(tmp_path / "cache")])
